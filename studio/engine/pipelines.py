@@ -1,0 +1,86 @@
+"""A small LRU cache of loaded pipelines, owned by the worker thread."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from studio.models import ModelRef
+from studio.recipe import Recipe
+
+
+@dataclass
+class LoadedPipeline:
+    pipe: Any
+    ref: ModelRef
+    base_scheduler_config: Any  # the model's own config; every sampler starts from it
+    projection: Any = None  # LatentProjection, made on first preview
+    projection_tried: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def cache_key(ref: ModelRef, recipe: Recipe, device: str, dtype: str) -> tuple:
+    """Everything that changes the loaded weights or their placement."""
+    return (
+        str(ref.path),
+        ref.hash,
+        device,
+        dtype,
+        recipe.vae,
+        recipe.attention_slicing,
+        recipe.vae_tiling,
+        recipe.cpu_offload,
+        recipe.allow_pickle,
+    )
+
+
+class PipelineCache:
+    """At most `size` pipelines stay loaded; the least recently used goes first."""
+
+    def __init__(self, loader: Callable[..., Any], size: int = 1) -> None:
+        if size < 1:
+            raise ValueError("the pipeline cache holds at least one pipeline")
+        self._loader = loader
+        self._size = size
+        self._entries: OrderedDict[tuple, LoadedPipeline] = OrderedDict()
+        self.loads = 0  # how many times a pipeline was loaded, for tests and benches
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._entries
+
+    def get(self, key: tuple, ref: ModelRef, recipe: Recipe, device: str, dtype: str) -> LoadedPipeline:
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        while len(self._entries) >= self._size:
+            self._evict_oldest()
+        pipe = self._loader(ref, device, dtype, recipe)
+        self.loads += 1
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)  # we report progress ourselves
+        loaded = LoadedPipeline(pipe, ref, dict(pipe.scheduler.config))
+        self._entries[key] = loaded
+        return loaded
+
+    def clear(self) -> None:
+        while self._entries:
+            self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        _, loaded = self._entries.popitem(last=False)
+        del loaded
+        _free_accelerator_memory()
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

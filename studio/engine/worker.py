@@ -1,0 +1,316 @@
+"""The engine: one long-lived worker thread that owns the pipelines and a job queue.
+
+Everything heavy (torch, diffusers, the weights) lives on this thread. Callers
+submit recipes and listen to events; they never wait on the GPU themselves.
+
+A cancelled job stops at the next step boundary and leaves no image: its
+partial latents are noise, not a picture, and skipping the VAE decode is what
+makes the cancel take effect within one step. Images a job has finished are
+written (atomically) before its Finished event, so a crash loses none.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from studio.engine import events as ev
+from studio.engine.pipelines import LoadedPipeline, PipelineCache, cache_key
+from studio.recipe import Recipe
+
+log = logging.getLogger("studio.engine")
+
+Listener = Callable[[ev.Event], None]
+
+
+@dataclass
+class Job:
+    job_id: str
+    recipe: Recipe
+    out_dir: Path
+    stem: str
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    started: bool = False  # set by the worker, under the engine's lock
+
+
+class _Cancelled(Exception):
+    """Raised from the step callback to unwind the pipeline at a step boundary."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(step)
+        self.step = step
+
+
+class Engine:
+    """Run recipes on one background thread; report through `on_event`.
+
+    `on_event` is called on the worker thread. `cache_size` bounds how many
+    pipelines stay loaded. `previews` turns on live previews, at most one per
+    `preview_interval` seconds. `reserve_core` leaves a CPU core for the UI.
+    """
+
+    def __init__(
+        self,
+        on_event: Listener,
+        *,
+        cache_size: int = 1,
+        previews: bool = False,
+        preview_interval: float = 0.2,
+        reserve_core: bool = True,
+        loader: Callable[..., Any] | None = None,
+        resolver: Callable[[str], Any] | None = None,
+        saver: Callable[[Any, Path, Recipe], None] | None = None,
+    ) -> None:
+        self._on_event = on_event
+        self._cache = PipelineCache(loader or _load_pipeline, cache_size)
+        self._resolver = resolver or _resolve_model
+        self._saver = saver or _save_png
+        self._previews = previews
+        self._preview_interval = preview_interval
+        self._reserve_core = reserve_core
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._thread = threading.Thread(target=self._run_forever, name="studio-engine", daemon=True)
+        self._thread.start()
+
+    # -- the caller's side ---------------------------------------------------
+
+    def submit(self, recipe: Recipe, out_dir: Path, stem: str | None = None, job_id: str | None = None) -> str:
+        """Queue `recipe`; images go to `out_dir` as `<stem>.png` (`<stem>-<i>.png` for batches)."""
+        job_id = job_id or f"job{next(self._ids)}"
+        job = Job(job_id, recipe, Path(out_dir), stem or job_id)
+        with self._lock:
+            if job_id in self._jobs:
+                raise ValueError(f"job id {job_id!r} is already queued")
+            self._jobs[job_id] = job
+        self._emit(ev.Queued(job_id, recipe))
+        self._queue.put(job)
+        return job_id
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop a queued job now, or a running one at its next step; False if unknown or done."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return False
+            job.cancel_requested.set()
+            dropped = not job.started
+            if dropped:
+                del self._jobs[job_id]  # the worker skips it when it comes up
+        if dropped:
+            self._emit(ev.Cancelled(job_id, 0))
+        return True
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            job_ids = list(self._jobs)
+        for job_id in job_ids:
+            self.cancel(job_id)
+
+    def pending(self) -> list[str]:
+        """Ids of jobs queued or running, oldest first."""
+        with self._lock:
+            return list(self._jobs)
+
+    @property
+    def pipeline_loads(self) -> int:
+        return self._cache.loads
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no job is queued or running (for scripts and tests)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.pending():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Cancel everything and stop the worker thread."""
+        self.cancel_all()
+        self._queue.put(None)
+        if wait:
+            self._thread.join()
+
+    # -- the worker thread ---------------------------------------------------
+
+    def _run_forever(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                self._cache.clear()
+                return
+            with self._lock:
+                job.started = not job.cancel_requested.is_set()
+            if not job.started:
+                continue  # cancelled while queued; already reported
+            try:
+                self._run(job)
+            except BaseException as exc:  # the worker outlives every job
+                log.exception("job %s failed", job.job_id)
+                self._emit(ev.Failed(job.job_id, _one_line(exc)))
+            finally:
+                with self._lock:
+                    self._jobs.pop(job.job_id, None)
+
+    def _run(self, job: Job) -> None:
+        started = time.perf_counter()
+        loaded, recipe = self._prepare(job)
+        load_seconds = time.perf_counter() - started
+        if job.cancel_requested.is_set():
+            self._emit(ev.Cancelled(job.job_id, 0))
+            return
+        self._emit(ev.Started(job.job_id, recipe))
+        try:
+            images = self._sample(job, loaded, recipe)
+        except _Cancelled as stop:
+            self._emit(ev.Cancelled(job.job_id, stop.step))
+            return
+        paths = self._save(job, images, recipe)
+        seconds = time.perf_counter() - started
+        self._emit(ev.Finished(job.job_id, recipe, tuple(paths), seconds, load_seconds))
+
+    def _prepare(self, job: Job) -> tuple[LoadedPipeline, Recipe]:
+        from studio.engine.device import reserve_ui_core, resolve_device
+
+        ref = self._resolver(job.recipe.model)
+        device, dtype = resolve_device(job.recipe.device, job.recipe.dtype)
+        if device == "cpu" and self._reserve_core:
+            reserve_ui_core()
+        key = cache_key(ref, job.recipe, device, dtype)
+        if key not in self._cache:
+            self._emit(ev.Loading(job.job_id, ref.name))
+        loaded = self._cache.get(key, ref, job.recipe, device, dtype)
+        recipe = job.recipe.replace(model=ref.name, model_hash=ref.hash, device=device, dtype=dtype)
+        return loaded, recipe
+
+    def _sample(self, job: Job, loaded: LoadedPipeline, recipe: Recipe) -> list[Any]:
+        import torch
+
+        from studio.samplers import make_scheduler
+
+        pipe = loaded.pipe
+        pipe.scheduler = make_scheduler(recipe.sampler, loaded.base_scheduler_config, recipe.seed)
+        # One CPU generator per image: image i is the same whatever the batch
+        # size or device, so any single image can be made again from seed + i.
+        generators = [torch.Generator("cpu").manual_seed(recipe.seed + i) for i in range(recipe.batch_size)]
+        callback = _StepReporter(self, job, loaded, recipe.steps)
+        with torch.inference_mode():
+            output = pipe(
+                prompt=recipe.prompt,
+                negative_prompt=recipe.negative_prompt or None,
+                num_inference_steps=recipe.steps,
+                guidance_scale=recipe.cfg_scale,
+                width=recipe.width,
+                height=recipe.height,
+                num_images_per_prompt=recipe.batch_size,
+                generator=generators,
+                callback_on_step_end=callback,
+            )
+        return list(output.images)
+
+    def _save(self, job: Job, images: list[Any], recipe: Recipe) -> list[Path]:
+        job.out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for index, image in enumerate(images):
+            name = job.stem if len(images) == 1 else f"{job.stem}-{index}"
+            path = _free_path(job.out_dir, name)
+            self._saver(image, path, recipe.for_image(index))
+            paths.append(path)
+        return paths
+
+    def _emit(self, event: ev.Event) -> None:
+        try:
+            self._on_event(event)
+        except Exception:  # a listener's bug must not take the worker down
+            log.exception("event listener failed on %r", event)
+
+
+class _StepReporter:
+    """The pipeline's step callback: progress, throttled previews, cancellation."""
+
+    def __init__(self, engine: Engine, job: Job, loaded: LoadedPipeline, steps: int) -> None:
+        self.engine = engine
+        self.job = job
+        self.loaded = loaded
+        self.total = steps
+        self.started = time.perf_counter()
+        self.last_preview = float("-inf")
+
+    def __call__(self, pipe: Any, index: int, timestep: Any, kwargs: dict) -> dict:
+        step = index + 1
+        # Second-order samplers (Heun, DPM2) call back once per model evaluation.
+        total = getattr(pipe, "_num_timesteps", None) or self.total
+        if self.job.cancel_requested.is_set():
+            raise _Cancelled(step)
+        now = time.perf_counter()
+        its = step / max(now - self.started, 1e-9)
+        self.engine._emit(ev.Progress(self.job.job_id, step, total, its, (total - step) / its))
+        if self.engine._previews and now - self.last_preview >= self.engine._preview_interval:
+            self.last_preview = now
+            self._preview(step, kwargs.get("latents"))
+        return kwargs
+
+    def _preview(self, step: int, latents: Any) -> None:
+        if latents is None or latents.ndim != 4:
+            return  # packed latents (Flux, SD3 variants) have no cheap projection here
+        loaded = self.loaded
+        if not loaded.projection_tried:
+            from studio.engine.preview import projection_for
+
+            loaded.projection_tried = True
+            model_path = loaded.ref.path if loaded.ref.format == "diffusers" else None
+            loaded.projection = projection_for(loaded.pipe, model_path)
+        if loaded.projection is not None:
+            image = loaded.projection.to_image(latents)
+            self.engine._emit(ev.Preview(self.job.job_id, step, image))
+
+
+def _free_path(folder: Path, name: str) -> Path:
+    """`name.png` in `folder`, or `name_2.png`… so nothing is ever overwritten."""
+    path = folder / f"{name}.png"
+    for n in itertools.count(2):
+        if not path.exists():
+            return path
+        path = folder / f"{name}_{n}.png"
+    raise AssertionError("unreachable")
+
+
+def _one_line(exc: BaseException) -> str:
+    """A reason fit for a status bar: the exception's first line, or its type."""
+    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+        return (
+            "out of memory: try a smaller size or batch, or turn on attention slicing, "
+            "VAE tiling or model CPU offload"
+        )
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    if isinstance(exc, (LookupError, OSError, RuntimeError, ValueError)) and message:
+        return message.strip("'\"")
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _resolve_model(name: str) -> Any:
+    from studio.models import resolve
+
+    return resolve(name)
+
+
+def _load_pipeline(ref: Any, device: str, dtype: str, recipe: Recipe) -> Any:
+    from studio.models.loading import load_pipeline
+
+    return load_pipeline(ref, device, dtype)
+
+
+def _save_png(image: Any, path: Path, recipe: Recipe) -> None:
+    from studio.store.png import save_png
+
+    save_png(image, path, recipe)

@@ -1,0 +1,177 @@
+"""The Recipe: every parameter needed to make one image (or one batch) again.
+
+A Recipe is a frozen, validated value. It travels with the image (PNG metadata),
+with the session record (TOML) and through the engine, so all of them agree on
+what was made and how. Plain Python only: importing it must not pull in torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio import __version__
+from studio.samplers import DEFAULT_SAMPLER, SAMPLERS
+
+MAX_SEED = 2**63 - 1  # TOML integers are signed 64-bit
+MAX_SIDE = 8192
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+class RecipeError(ValueError):
+    """A recipe value that cannot be made; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class LoraRef:
+    """A LoRA applied at `weight`, as in A1111's `<lora:name:weight>`."""
+
+    name: str
+    weight: float = 1.0
+    hash: str = ""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    prompt: str
+    negative_prompt: str = ""
+    model: str = "studio-tiny"
+    model_hash: str = ""
+    sampler: str = DEFAULT_SAMPLER
+    steps: int = 20
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    seed: int = 0
+    batch_size: int = 1
+    device: str = "auto"
+    dtype: str = "auto"
+    loras: tuple[LoraRef, ...] = ()
+    embeddings: tuple[str, ...] = ()
+    vae: str = ""
+    vae_hash: str = ""
+    attention_slicing: bool = False
+    vae_tiling: bool = False
+    cpu_offload: bool = False
+    allow_pickle: bool = False
+    studio_version: str = field(default=__version__)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    def replace(self, **changes: Any) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+    def for_image(self, index: int) -> Recipe:
+        """The single-image recipe for image `index` of this batch (seed + index)."""
+        return self.replace(seed=self.seed + index, batch_size=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A TOML-ready dict: no None values, LoRAs as tables."""
+        data = dataclasses.asdict(self)
+        data["loras"] = [dataclasses.asdict(lora) for lora in self.loras]
+        data["embeddings"] = list(self.embeddings)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        """Build from a dict read from TOML or JSON; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RecipeError(f"unknown recipe field(s): {', '.join(unknown)}")
+        if "prompt" not in data:
+            raise RecipeError("recipe has no prompt")
+        values = dict(data)
+        try:
+            values["loras"] = tuple(LoraRef(**lora) for lora in data.get("loras", ()))
+        except TypeError as exc:
+            raise RecipeError(f"bad lora entry: {exc}") from None
+        values["embeddings"] = tuple(data.get("embeddings", ()))
+        return cls(**values)
+
+
+def random_seed() -> int:
+    # 32 bits keeps seeds typeable and valid in every other tool (A1111, ComfyUI).
+    return random.SystemRandom().randrange(2**32)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'768x512' -> (768, 512); a bare '512' means square."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        if len(parts) == 1:
+            side = int(parts[0])
+            return side, side
+        if len(parts) == 2:
+            return int(parts[0]), int(parts[1])
+    except ValueError:
+        pass
+    raise RecipeError(f"size must look like WIDTHxHEIGHT, e.g. 512x768 (got {text!r})")
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "prompt": str,
+    "negative_prompt": str,
+    "model": str,
+    "model_hash": str,
+    "sampler": str,
+    "steps": int,
+    "cfg_scale": (int, float),
+    "width": int,
+    "height": int,
+    "seed": int,
+    "batch_size": int,
+    "device": str,
+    "dtype": str,
+    "vae": str,
+    "vae_hash": str,
+    "attention_slicing": bool,
+    "vae_tiling": bool,
+    "cpu_offload": bool,
+    "allow_pickle": bool,
+    "studio_version": str,
+}
+
+
+def _validate(r: Recipe) -> None:
+    for name, expected in _TYPES.items():
+        value = getattr(r, name)
+        # bool is an int subclass; a `true` where a number belongs is a mistake.
+        wrong_bool = isinstance(value, bool) and expected is not bool
+        if wrong_bool or not isinstance(value, expected):
+            raise RecipeError(f"{name} has the wrong type: {value!r}")
+    if not r.model:
+        raise RecipeError("model must not be empty")
+    if r.sampler not in SAMPLERS:
+        known = ", ".join(SAMPLERS)
+        raise RecipeError(f"unknown sampler {r.sampler!r}; known samplers: {known}")
+    if not 1 <= r.steps <= 1000:
+        raise RecipeError(f"steps must be between 1 and 1000 (got {r.steps})")
+    if not 0 <= r.cfg_scale <= 100 or r.cfg_scale != r.cfg_scale:
+        raise RecipeError(f"CFG scale must be between 0 and 100 (got {r.cfg_scale})")
+    for side, value in (("width", r.width), ("height", r.height)):
+        if value < 8 or value > MAX_SIDE or value % 8:
+            raise RecipeError(
+                f"{side} must be a multiple of 8 between 8 and {MAX_SIDE} (got {value})"
+            )
+    if not 0 <= r.seed <= MAX_SEED - 1024:
+        raise RecipeError(f"seed must be between 0 and {MAX_SEED - 1024} (got {r.seed})")
+    if not 1 <= r.batch_size <= 64:
+        raise RecipeError(f"batch size must be between 1 and 64 (got {r.batch_size})")
+    if r.device.split(":")[0] not in DEVICES:
+        raise RecipeError(f"unknown device {r.device!r}; use one of {', '.join(DEVICES)}")
+    if r.dtype not in DTYPES:
+        raise RecipeError(f"unknown dtype {r.dtype!r}; use one of {', '.join(DTYPES)}")
+    for lora in r.loras:
+        if not isinstance(lora, LoraRef) or not lora.name:
+            raise RecipeError(f"bad LoRA entry: {lora!r}")
+        if isinstance(lora.weight, bool) or not isinstance(lora.weight, (int, float)):
+            raise RecipeError(f"LoRA {lora.name} weight must be a number")
