@@ -76,7 +76,7 @@ def test_events_come_in_order_with_rates(engine_factory, tiny_model_dir, tmp_pat
     engine, rec = engine_factory()
     job = engine.submit(recipe_for(tiny_model_dir, steps=3), tmp_path)
     rec.until(ev.Finished, job)
-    kinds = [type(e).__name__ for e in rec.seen]
+    kinds = [type(e).__name__ for e in rec.seen if e.job_id == job]
     assert kinds[:3] == ["Queued", "Loading", "Started"]
     progress = [e for e in rec.seen if isinstance(e, ev.Progress)]
     assert [p.step for p in progress] == [1, 2, 3]
@@ -178,3 +178,15 @@ def test_cache_is_bounded(engine_factory, tiny_model_dir, tmp_path):
         job = engine.submit(recipe_for(tiny_model_dir, dtype=dtype, steps=1), tmp_path)
         rec.until(ev.Finished, job)
     assert engine.pipeline_loads == 3
+
+
+def test_ready_then_preload_then_no_second_load(engine_factory, tiny_model_dir, tmp_path):
+    engine, rec = engine_factory()
+    ready = rec.until(ev.Ready)
+    assert (ready.device, ready.dtype) == ("cpu", "float32")
+    preload = engine.preload(recipe_for(tiny_model_dir))
+    assert rec.until(ev.Loaded, preload).model == "tiny-sd"
+    job = engine.submit(recipe_for(tiny_model_dir), tmp_path)
+    rec.until(ev.Finished, job)
+    assert engine.pipeline_loads == 1
+    assert not any(isinstance(e, ev.Loading) and e.job_id == job for e in rec.seen)

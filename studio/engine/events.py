@@ -19,6 +19,22 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Ready(Event):
+    """The worker has imported torch and diffusers (job_id is "")."""
+
+    device: str  # what "auto" resolves to on this machine
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Loaded(Event):
+    """A preload finished: the model is in the cache (job_id is the preload's id)."""
+
+    model: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Queued(Event):
     recipe: Recipe
 

@@ -35,6 +35,7 @@ class Job:
     recipe: Recipe
     out_dir: Path
     stem: str
+    preload_only: bool = False  # load the model into the cache, make nothing
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     started: bool = False  # set by the worker, under the engine's lock
 
@@ -95,6 +96,15 @@ class Engine:
         self._queue.put(job)
         return job_id
 
+    def preload(self, recipe: Recipe) -> str:
+        """Load `recipe`'s model into the cache now, so the first image starts at once."""
+        job_id = f"preload{next(self._ids)}"
+        job = Job(job_id, recipe, Path("."), job_id, preload_only=True)
+        with self._lock:
+            self._jobs[job_id] = job
+        self._queue.put(job)
+        return job_id
+
     def cancel(self, job_id: str) -> bool:
         """Stop a queued job now, or a running one at its next step; False if unknown or done."""
         with self._lock:
@@ -143,6 +153,11 @@ class Engine:
     # -- the worker thread ---------------------------------------------------
 
     def _run_forever(self) -> None:
+        try:
+            self._import_libraries()
+        except BaseException as exc:
+            log.exception("torch/diffusers failed to import")
+            self._emit(ev.Failed("", f"cannot start the engine: {_one_line(exc)}"))
         while True:
             job = self._queue.get()
             if job is None:
@@ -161,10 +176,25 @@ class Engine:
                 with self._lock:
                     self._jobs.pop(job.job_id, None)
 
+    def _import_libraries(self) -> None:
+        """Pay for the heavy imports here, on the worker, and silence their bars."""
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        from studio.engine.device import resolve_device
+
+        for library in (diffusers_logging, transformers_logging):
+            library.set_verbosity_error()
+            library.disable_progress_bar()
+        self._emit(ev.Ready("", *resolve_device()))
+
     def _run(self, job: Job) -> None:
         started = time.perf_counter()
         loaded, recipe = self._prepare(job)
         load_seconds = time.perf_counter() - started
+        if job.preload_only:
+            self._emit(ev.Loaded(job.job_id, recipe.model, load_seconds))
+            return
         if job.cancel_requested.is_set():
             self._emit(ev.Cancelled(job.job_id, 0))
             return

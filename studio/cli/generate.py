@@ -1,0 +1,248 @@
+"""`studio generate`: make images headlessly, with a progress bar on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+from pathlib import Path
+from typing import Any
+
+from studio.recipe import Recipe, RecipeError, parse_size, random_seed
+from studio.samplers import SAMPLERS
+
+DEFAULT_MODEL = "studio-tiny"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from studio.config import add_sessions_dir_argument
+
+    parser.add_argument("prompt", help="what to make")
+    parser.add_argument("--model", "-m", default=DEFAULT_MODEL, help="model name or path (default: %(default)s)")
+    parser.add_argument("--negative", default="", metavar="TEXT", help="negative prompt")
+    parser.add_argument("--steps", type=int, help="sampling steps (default: the model's, else 20)")
+    parser.add_argument("--cfg", type=float, help="CFG scale (default: the model's, else 7)")
+    parser.add_argument("--seed", type=int, help="seed (default: a random one, printed and recorded)")
+    parser.add_argument("--size", metavar="WxH", help="image size (default: the model's, else 512x512)")
+    parser.add_argument("--sampler", choices=list(SAMPLERS), metavar="NAME", help="sampler: " + ", ".join(SAMPLERS))
+    parser.add_argument("-n", "--count", type=int, default=1, metavar="COUNT", help="how many jobs, seeds counting up")
+    parser.add_argument("--batch-size", type=int, default=1, help="images per job (default: 1)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="where PNGs go (default: the session folder)")
+    add_sessions_dir_argument(parser)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
+    parser.add_argument("--allow-pickle", action="store_true", help="allow pickled checkpoints (weights_only=True)")
+    parser.add_argument("--attention-slicing", action="store_true", help="lower memory use, a little slower")
+    parser.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
+    parser.add_argument("--cpu-offload", action="store_true", help="keep idle model parts in CPU memory")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        recipes = recipes_from_args(args)
+    except (RecipeError, LookupError, ValueError) as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return 2
+    session = _open_session(args)
+    if session is None:
+        return 1
+    out_dir = args.out or session.path
+    if args.seed is None:
+        print(f"seed {recipes[0].seed}", file=sys.stderr)
+    results = run_recipes(recipes, out_dir, session=session, quiet=args.quiet)
+    return 0 if results.ok else 1
+
+
+def recipes_from_args(args: argparse.Namespace) -> list[Recipe]:
+    """One recipe per job; job i starts at seed + i * batch size so no seed repeats."""
+    from studio.models import resolve
+    from studio.presets import model_defaults
+
+    ref = resolve(args.model)
+    fields: dict[str, Any] = {"width": 512, "height": 512}
+    fields.update(model_defaults(ref.path if ref.format == "diffusers" else None))
+    given = {"steps": args.steps, "cfg_scale": args.cfg, "sampler": args.sampler}
+    fields.update({key: value for key, value in given.items() if value is not None})
+    if args.size:
+        fields["width"], fields["height"] = parse_size(args.size)
+    if args.count < 1:
+        raise RecipeError(f"COUNT must be at least 1 (got {args.count})")
+    seed = random_seed() if args.seed is None else args.seed
+    base = Recipe(
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        model=args.model,
+        seed=seed,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        allow_pickle=args.allow_pickle,
+        attention_slicing=args.attention_slicing,
+        vae_tiling=args.vae_tiling,
+        cpu_offload=args.cpu_offload,
+        **fields,
+    )
+    return [base.replace(seed=seed + i * base.batch_size) for i in range(args.count)]
+
+
+class RunResult:
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+        self.failed = 0
+        self.cancelled = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.cancelled
+
+
+def run_recipes(recipes: list[Recipe], out_dir: Path, session: Any = None, quiet: bool = False) -> RunResult:
+    """Run recipes on a fresh engine, printing each image's path as it lands.
+
+    Ctrl-C cancels what is queued and stops the running job within a step;
+    images already written stay, and the session records every outcome.
+    """
+    from studio.engine import Engine
+    from studio.engine import events as ev
+
+    inbox: queue.Queue = queue.Queue()
+    engine = Engine(inbox.put, reserve_core=False)  # headless: no UI to keep a core for
+    bar = _ProgressBar(quiet)
+    entries = {}
+    result = RunResult()
+    try:
+        for recipe in recipes:
+            job_id, stem = _queue_job(session, recipe, entries)
+            engine.submit(recipe, out_dir, stem=stem, job_id=job_id)
+        open_jobs = len(recipes)
+        while open_jobs:
+            try:
+                event = inbox.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            bar.show(event)
+            _record(session, entries, event, out_dir)
+            if isinstance(event, ev.Finished):
+                for path in event.paths:
+                    print(path, flush=True)
+                result.paths.extend(event.paths)
+            elif isinstance(event, ev.Failed):
+                print(f"studio: job failed: {event.reason}", file=sys.stderr)
+                result.failed += 1
+            elif isinstance(event, ev.Cancelled):
+                result.cancelled += 1
+            open_jobs -= isinstance(event, (ev.Finished, ev.Failed, ev.Cancelled))
+    except KeyboardInterrupt:
+        print("\ncancelling…", file=sys.stderr)
+        engine.cancel_all()
+        engine.shutdown(wait=True)
+        _drain(inbox, session, entries, out_dir, result)
+        raise
+    finally:
+        bar.close()
+        engine.shutdown(wait=True)
+    return result
+
+
+def _queue_job(session: Any, recipe: Recipe, entries: dict) -> tuple[str | None, str | None]:
+    if session is None:
+        return None, None
+    entry = session.queue(recipe)
+    job_id = str(entry.id)
+    entries[job_id] = entry
+    return job_id, entry.stem
+
+
+def _drain(inbox: queue.Queue, session: Any, entries: dict, out_dir: Path, result: RunResult) -> None:
+    """Record what the worker reported while it wound down."""
+    from studio.engine import events as ev
+
+    while not inbox.empty():
+        event = inbox.get_nowait()
+        _record(session, entries, event, out_dir)
+        if isinstance(event, ev.Finished):
+            for path in event.paths:
+                print(path, flush=True)
+            result.paths.extend(event.paths)
+
+
+def _record(session: Any, entries: dict, event: Any, out_dir: Path) -> None:
+    """Mirror an engine event into the session file."""
+    from studio.engine import events as ev
+
+    entry = entries.get(event.job_id)
+    if session is None or entry is None:
+        return
+    if isinstance(event, ev.Started):
+        session.start(entry.id)
+    elif isinstance(event, ev.Finished):
+        images = [_image_name(path, session.path) for path in event.paths]
+        session.finish(entry.id, event.recipe, images, round(event.seconds, 3))
+    elif isinstance(event, ev.Failed):
+        session.fail(entry.id, event.reason)
+    elif isinstance(event, ev.Cancelled):
+        session.cancel(entry.id, f"cancelled at step {event.step}" if event.step else "cancelled while queued")
+
+
+def _image_name(path: Path, session_dir: Path) -> str:
+    """Names relative to the session folder when inside it, else absolute paths."""
+    try:
+        return str(path.resolve().relative_to(session_dir.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _open_session(args: argparse.Namespace) -> Any:
+    from studio.config import sessions_dir_from
+    from studio.store.session import SessionError, SessionStore
+
+    try:
+        return SessionStore(sessions_dir_from(args)).create()
+    except (SessionError, OSError) as exc:
+        print(f"studio: cannot create a session: {exc}", file=sys.stderr)
+        return None
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr: step k/n, it/s and ETA for the running job."""
+
+    def __init__(self, quiet: bool) -> None:
+        self._progress = None
+        self._task = None
+        if quiet:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._progress.start()
+
+    def show(self, event: Any) -> None:
+        from studio.engine import events as ev
+
+        if self._progress is None:
+            return
+        if isinstance(event, ev.Loading):
+            self._new_task(f"loading {event.model}", None)
+        elif isinstance(event, ev.Started):
+            self._new_task(f"job {event.job_id}", event.recipe.steps)
+        elif isinstance(event, ev.Progress) and self._task is not None:
+            self._progress.update(self._task, completed=event.step, total=event.total, rate=f"{event.its:.1f} it/s")
+
+    def _new_task(self, description: str, total: int | None) -> None:
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+        self._task = self._progress.add_task(description, total=total, rate="")
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

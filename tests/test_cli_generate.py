@@ -1,0 +1,104 @@
+"""`studio generate` end to end on the tiny model, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.cli import main
+from studio.store.session import SessionStore
+
+
+def run_studio(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "studio", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_same_seed_twice_gives_identical_pixels(tiny_model_dir, tmp_path):
+    common = ["generate", "a red circle", "--model", str(tiny_model_dir), "--steps", "4",
+              "--size", "64x64", "--seed", "42", "--quiet"]
+    first = run_studio(*common, "--out", "one", "--sessions-dir", "s1", cwd=tmp_path)
+    second = run_studio(*common, "--out", "two", "--sessions-dir", "s2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    (path_a,), (path_b,) = first.stdout.split(), second.stdout.split()
+    a = np.asarray(Image.open(tmp_path / path_a))
+    b = np.asarray(Image.open(tmp_path / path_b))
+    assert a.shape == (64, 64, 3) and np.array_equal(a, b)
+
+
+def test_count_random_seed_and_session_record(tiny_model_dir, tmp_path, capsys):
+    code = main(["generate", "a blue square", "--model", str(tiny_model_dir), "--steps", "2", "--size", "64x64",
+                 "-n", "2", "--sessions-dir", str(tmp_path / "sessions"), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    paths = [Path(line) for line in captured.out.split()]
+    assert len(paths) == 2 and all(p.is_file() for p in paths)
+    seed = int(captured.err.split("seed ")[1].split()[0])
+    (summary,) = SessionStore(tmp_path / "sessions").list()
+    entries = SessionStore(tmp_path / "sessions").open(summary.name).entries()
+    assert [e.status for e in entries] == ["done", "done"]
+    assert [e.recipe.seed for e in entries] == [seed, seed + 1]
+    assert {e.recipe.device for e in entries} == {"cpu"}
+    assert all(e.recipe.model_hash for e in entries)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--size", "65x64"], "multiple of 8"),
+        (["--steps", "0"], "steps must be between 1"),
+        (["--model", "no-such-model"], "not found"),
+        (["--cfg", "-2"], "CFG scale"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, tiny_model_dir, tmp_path, capsys):
+    argv = ["generate", "x", "--model", str(tiny_model_dir), "--sessions-dir", str(tmp_path), *args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not list(tmp_path.iterdir())  # nothing written for a refused request
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("generate", "tui"):
+        assert command in out
+
+
+def test_ctrl_c_cancels_cleanly_and_keeps_finished_images(tiny_model_dir, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "studio", "generate", "a dot", "--model", str(tiny_model_dir), "--steps", "150",
+         "--size", "64x64", "--seed", "1", "-n", "4", "--sessions-dir", "s", "--quiet"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    session_file = None
+    while time.monotonic() < deadline:  # wait until the first image is finished
+        files = list((tmp_path / "s").glob("*/session.toml"))
+        if files and 'kind = "done"' in files[0].read_text():
+            session_file = files[0]
+            break
+        time.sleep(0.05)
+    assert session_file is not None, "no image was finished"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    entries = SessionStore(tmp_path / "s").open(session_file.parent.name).entries()
+    statuses = [e.status for e in entries]
+    assert statuses[0] == "done" and "cancelled" in statuses
+    assert set(statuses) <= {"done", "cancelled"}  # every job has a final record
+    kept = sorted(session_file.parent.glob("*.png"))
+    assert kept and len(kept) == statuses.count("done")
+    assert [str(p.relative_to(tmp_path)) for p in kept] == out.split()
