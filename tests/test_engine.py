@@ -190,3 +190,15 @@ def test_ready_then_preload_then_no_second_load(engine_factory, tiny_model_dir, 
     rec.until(ev.Finished, job)
     assert engine.pipeline_loads == 1
     assert not any(isinstance(e, ev.Loading) and e.job_id == job for e in rec.seen)
+
+
+def test_out_of_memory_suggests_the_memory_options(engine_factory, tiny_model_dir, tmp_path):
+    import torch
+
+    def oom_saver(image, path, recipe):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    engine, rec = engine_factory(saver=oom_saver)
+    job = engine.submit(recipe_for(tiny_model_dir), tmp_path)
+    reason = rec.until(ev.Failed, job).reason
+    assert "attention slicing" in reason and "VAE tiling" in reason and "offload" in reason

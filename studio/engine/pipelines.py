@@ -70,10 +70,10 @@ class PipelineCache:
     def _evict_oldest(self) -> None:
         _, loaded = self._entries.popitem(last=False)
         del loaded
-        _free_accelerator_memory()
+        free_accelerator_memory()
 
 
-def _free_accelerator_memory() -> None:
+def free_accelerator_memory() -> None:
     import gc
 
     gc.collect()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from studio.engine import events as ev
-from studio.engine.pipelines import LoadedPipeline, PipelineCache, cache_key
+from studio.engine.pipelines import LoadedPipeline, PipelineCache, cache_key, free_accelerator_memory
 from studio.recipe import Recipe
 
 log = logging.getLogger("studio.engine")
@@ -171,6 +171,8 @@ class Engine:
                 self._run(job)
             except BaseException as exc:  # the worker outlives every job
                 log.exception("job %s failed", job.job_id)
+                if _is_out_of_memory(exc):
+                    free_accelerator_memory()  # so the next, smaller job can fit
                 self._emit(ev.Failed(job.job_id, _one_line(exc)))
             finally:
                 with self._lock:
@@ -316,7 +318,7 @@ def _free_path(folder: Path, name: str) -> Path:
 
 def _one_line(exc: BaseException) -> str:
     """A reason fit for a status bar: the exception's first line, or its type."""
-    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+    if _is_out_of_memory(exc):
         return (
             "out of memory: try a smaller size or batch, or turn on attention slicing, "
             "VAE tiling or model CPU offload"
@@ -326,6 +328,10 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, (LookupError, OSError, RuntimeError, ValueError)) and message:
         return message.strip("'\"")
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
 
 
 def _resolve_model(name: str) -> Any:
