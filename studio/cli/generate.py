@@ -104,93 +104,59 @@ def run_recipes(recipes: list[Recipe], out_dir: Path, session: Any = None, quiet
     images already written stay, and the session records every outcome.
     """
     from studio.engine import Engine
-    from studio.engine import events as ev
+    from studio.recording import SessionRecorder
 
     inbox: queue.Queue = queue.Queue()
     engine = Engine(inbox.put, reserve_core=False)  # headless: no UI to keep a core for
-    bar = _ProgressBar(quiet)
-    entries = {}
-    result = RunResult()
+    run = _Run(_ProgressBar(quiet), SessionRecorder(session) if session is not None else None)
     try:
         for recipe in recipes:
-            job_id, stem = _queue_job(session, recipe, entries)
+            job_id, stem = run.recorder.queue(recipe) if run.recorder else (None, None)
             engine.submit(recipe, out_dir, stem=stem, job_id=job_id)
-        open_jobs = len(recipes)
-        while open_jobs:
+        while run.closed < len(recipes) and not run.engine_broken:
             try:
-                event = inbox.get(timeout=0.1)
+                run.handle(inbox.get(timeout=0.1))
             except queue.Empty:
                 continue
-            bar.show(event)
-            _record(session, entries, event, out_dir)
-            if isinstance(event, ev.Finished):
-                for path in event.paths:
-                    print(path, flush=True)
-                result.paths.extend(event.paths)
-            elif isinstance(event, ev.Failed):
-                print(f"studio: job failed: {event.reason}", file=sys.stderr)
-                result.failed += 1
-            elif isinstance(event, ev.Cancelled):
-                result.cancelled += 1
-            open_jobs -= isinstance(event, (ev.Finished, ev.Failed, ev.Cancelled))
     except KeyboardInterrupt:
         print("\ncancelling…", file=sys.stderr)
-        engine.cancel_all()
-        engine.shutdown(wait=True)
-        _drain(inbox, session, entries, out_dir, result)
+        engine.shutdown(wait=True)  # cancels everything; the running job stops within a step
+        while not inbox.empty():
+            run.handle(inbox.get_nowait())
         raise
     finally:
-        bar.close()
+        run.bar.close()
         engine.shutdown(wait=True)
-    return result
+    return run.result
 
 
-def _queue_job(session: Any, recipe: Recipe, entries: dict) -> tuple[str | None, str | None]:
-    if session is None:
-        return None, None
-    entry = session.queue(recipe)
-    job_id = str(entry.id)
-    entries[job_id] = entry
-    return job_id, entry.stem
+class _Run:
+    """What one `run_recipes` call has seen: progress, the record, the outcome."""
 
+    def __init__(self, bar: Any, recorder: Any) -> None:
+        self.bar = bar
+        self.recorder = recorder
+        self.result = RunResult()
+        self.closed = 0  # jobs that reached a final event
+        self.engine_broken = False  # torch or diffusers would not even import
 
-def _drain(inbox: queue.Queue, session: Any, entries: dict, out_dir: Path, result: RunResult) -> None:
-    """Record what the worker reported while it wound down."""
-    from studio.engine import events as ev
+    def handle(self, event: Any) -> None:
+        from studio.engine import events as ev
 
-    while not inbox.empty():
-        event = inbox.get_nowait()
-        _record(session, entries, event, out_dir)
+        self.bar.show(event)
+        if self.recorder is not None:
+            self.recorder.record(event)
         if isinstance(event, ev.Finished):
             for path in event.paths:
                 print(path, flush=True)
-            result.paths.extend(event.paths)
-
-
-def _record(session: Any, entries: dict, event: Any, out_dir: Path) -> None:
-    """Mirror an engine event into the session file."""
-    from studio.engine import events as ev
-
-    entry = entries.get(event.job_id)
-    if session is None or entry is None:
-        return
-    if isinstance(event, ev.Started):
-        session.start(entry.id)
-    elif isinstance(event, ev.Finished):
-        images = [_image_name(path, session.path) for path in event.paths]
-        session.finish(entry.id, event.recipe, images, round(event.seconds, 3))
-    elif isinstance(event, ev.Failed):
-        session.fail(entry.id, event.reason)
-    elif isinstance(event, ev.Cancelled):
-        session.cancel(entry.id, f"cancelled at step {event.step}" if event.step else "cancelled while queued")
-
-
-def _image_name(path: Path, session_dir: Path) -> str:
-    """Names relative to the session folder when inside it, else absolute paths."""
-    try:
-        return str(path.resolve().relative_to(session_dir.resolve()))
-    except ValueError:
-        return str(path.resolve())
+            self.result.paths.extend(event.paths)
+        elif isinstance(event, ev.Failed):
+            print(f"studio: {'job failed: ' if event.job_id else ''}{event.reason}", file=sys.stderr)
+            self.result.failed += 1
+            self.engine_broken = not event.job_id
+        elif isinstance(event, ev.Cancelled):
+            self.result.cancelled += 1
+        self.closed += isinstance(event, (ev.Finished, ev.Failed, ev.Cancelled)) and bool(event.job_id)
 
 
 def _open_session(args: argparse.Namespace) -> Any:
