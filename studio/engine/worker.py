@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from studio.engine import events as ev
 from studio.engine.pipelines import LoadedPipeline, PipelineCache, cache_key, free_accelerator_memory
+from studio.models.loading import explain_oom, is_oom
 from studio.recipe import Recipe
 
 log = logging.getLogger("studio.engine")
@@ -171,7 +172,7 @@ class Engine:
                 self._run(job)
             except BaseException as exc:  # the worker outlives every job
                 log.exception("job %s failed", job.job_id)
-                if _is_out_of_memory(exc):
+                if is_oom(exc):
                     free_accelerator_memory()  # so the next, smaller job can fit
                 self._emit(ev.Failed(job.job_id, _one_line(exc)))
             finally:
@@ -192,7 +193,7 @@ class Engine:
 
     def _run(self, job: Job) -> None:
         started = time.perf_counter()
-        loaded, recipe = self._prepare(job)
+        loaded, recipe, prompts = self._prepare(job)
         load_seconds = time.perf_counter() - started
         if job.preload_only:
             self._emit(ev.Loaded(job.job_id, recipe.model, load_seconds))
@@ -202,7 +203,7 @@ class Engine:
             return
         self._emit(ev.Started(job.job_id, recipe))
         try:
-            images = self._sample(job, loaded, recipe)
+            images = self._sample(job, loaded, recipe, prompts)
         except _Cancelled as stop:
             self._emit(ev.Cancelled(job.job_id, stop.step))
             return
@@ -210,10 +211,18 @@ class Engine:
         seconds = time.perf_counter() - started
         self._emit(ev.Finished(job.job_id, recipe, tuple(paths), seconds, load_seconds))
 
-    def _prepare(self, job: Job) -> tuple[LoadedPipeline, Recipe]:
+    def _prepare(self, job: Job) -> tuple[LoadedPipeline, Recipe, tuple[str, str]]:
+        """Load (or reuse) the pipeline and dress it with the recipe's LoRAs and embeddings.
+
+        Returns the recipe as it will be recorded (model hash, LoRA hashes,
+        device and dtype filled in) and the prompts the pipeline sees, with
+        A1111's `<lora:name:weight>` tags taken out.
+        """
         from studio.engine.device import reserve_ui_core, resolve_device
+        from studio.models.extras import prepare_extras
 
         ref = self._resolver(job.recipe.model)
+        extras = prepare_extras(job.recipe)
         device, dtype = resolve_device(job.recipe.device, job.recipe.dtype)
         if device == "cpu" and self._reserve_core:
             reserve_ui_core()
@@ -221,10 +230,11 @@ class Engine:
         if key not in self._cache:
             self._emit(ev.Loading(job.job_id, ref.name))
         loaded = self._cache.get(key, ref, job.recipe, device, dtype)
-        recipe = job.recipe.replace(model=ref.name, model_hash=ref.hash, device=device, dtype=dtype)
-        return loaded, recipe
+        _dress(loaded, extras, job.recipe.allow_pickle)
+        recipe = extras.recipe.replace(model=ref.name, model_hash=ref.hash, device=device, dtype=dtype)
+        return loaded, recipe, (extras.prompt, extras.negative_prompt)
 
-    def _sample(self, job: Job, loaded: LoadedPipeline, recipe: Recipe) -> list[Any]:
+    def _sample(self, job: Job, loaded: LoadedPipeline, recipe: Recipe, prompts: tuple[str, str]) -> list[Any]:
         import torch
 
         from studio.samplers import make_scheduler
@@ -235,10 +245,11 @@ class Engine:
         # size or device, so any single image can be made again from seed + i.
         generators = [torch.Generator("cpu").manual_seed(recipe.seed + i) for i in range(recipe.batch_size)]
         callback = _StepReporter(self, job, loaded, recipe.steps)
+        prompt, negative = prompts
         with torch.inference_mode():
             output = pipe(
-                prompt=recipe.prompt,
-                negative_prompt=recipe.negative_prompt or None,
+                prompt=prompt,
+                negative_prompt=negative or None,
                 num_inference_steps=recipe.steps,
                 guidance_scale=recipe.cfg_scale,
                 width=recipe.width,
@@ -318,20 +329,13 @@ def _free_path(folder: Path, name: str) -> Path:
 
 def _one_line(exc: BaseException) -> str:
     """A reason fit for a status bar: the exception's first line, or its type."""
-    if _is_out_of_memory(exc):
-        return (
-            "out of memory: try a smaller size or batch, or turn on attention slicing, "
-            "VAE tiling or model CPU offload"
-        )
+    if is_oom(exc):
+        return explain_oom(exc)
     text = str(exc).strip().splitlines()
     message = text[0] if text else ""
     if isinstance(exc, (LookupError, OSError, RuntimeError, ValueError)) and message:
         return message.strip("'\"")
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
 
 
 def _resolve_model(name: str) -> Any:
@@ -341,9 +345,21 @@ def _resolve_model(name: str) -> Any:
 
 
 def _load_pipeline(ref: Any, device: str, dtype: str, recipe: Recipe) -> Any:
-    from studio.models.loading import load_pipeline
+    from studio.models.loading import load_pipeline_for_recipe
 
-    return load_pipeline(ref, device, dtype)
+    return load_pipeline_for_recipe(ref, device, dtype, recipe)
+
+
+def _dress(loaded: LoadedPipeline, extras: Any, allow_pickle: bool) -> None:
+    """Swap LoRAs only when the set changes; embeddings stay once loaded."""
+    from studio.models.loading import apply_loras, load_embeddings
+
+    wanted = [(str(ref.path), weight) for ref, weight in extras.loras]
+    if wanted != loaded.extras.get("loras", []):
+        apply_loras(loaded.pipe, extras.loras, allow_pickle=allow_pickle)
+        loaded.extras["loras"] = wanted
+    if extras.embeddings:
+        load_embeddings(loaded.pipe, extras.embeddings, allow_pickle=allow_pickle)
 
 
 def _save_png(image: Any, path: Path, recipe: Recipe) -> None:

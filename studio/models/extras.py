@@ -1,0 +1,68 @@
+"""What a recipe adds to its model: LoRAs, textual-inversion embeddings, a VAE.
+
+`prepare_extras` resolves them all to files, fills in the hashes A1111 writes
+(`Lora hashes`, `TI hashes`, `VAE hash`), and hands back the prompt with the
+`<lora:...>` tags taken out for the pipeline. The recipe keeps the prompt as
+typed, so the image's metadata reads as it would in A1111.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.models.lora_syntax import extract_loras, merge_loras
+from studio.models.resolve import ModelRef, resolve
+from studio.recipe import LoraRef, Recipe
+
+
+@dataclass(frozen=True)
+class Extras:
+    recipe: Recipe  # with every LoRA listed and hashed, the VAE hash and the embeddings used
+    prompt: str  # the prompt for the pipeline: no <lora:...> tags
+    negative_prompt: str
+    loras: list[tuple[ModelRef, float]] = field(default_factory=list)
+    embeddings: list[ModelRef] = field(default_factory=list)
+    vae: ModelRef | None = None
+
+    @property
+    def embedding_hashes(self) -> dict[str, str]:
+        """name -> hash, for A1111's `TI hashes`."""
+        return {ref.name: ref.hash for ref in self.embeddings}
+
+
+def prepare_extras(recipe: Recipe, search_dirs: tuple[Path, ...] = ()) -> Extras:
+    """Resolve a recipe's LoRAs (list and prompt tags), embeddings and VAE; ModelNotFound if one is missing."""
+    prompt, prompt_loras = extract_loras(recipe.prompt)
+    negative, negative_loras = extract_loras(recipe.negative_prompt)
+    loras: list[tuple[ModelRef, float]] = []
+    recorded: list[LoraRef] = []
+    for lora in merge_loras(prompt_loras + negative_loras, recipe.loras):
+        ref = resolve(lora.name, search_dirs, kind="LoRA")
+        loras.append((ref, lora.weight))
+        recorded.append(LoraRef(lora.name, lora.weight, ref.hash))
+
+    names = list(recipe.embeddings)
+    for name in embeddings_named_in(f"{prompt}\n{negative}", search_dirs):
+        if name not in names:
+            names.append(name)
+    embeddings = [resolve(name, search_dirs, kind="embedding") for name in names]
+
+    vae = resolve(recipe.vae, search_dirs, kind="VAE") if recipe.vae else None
+    updated = recipe.replace(
+        loras=tuple(recorded), embeddings=tuple(names), vae_hash=vae.hash if vae else recipe.vae_hash
+    )
+    return Extras(updated, prompt, negative, loras, embeddings, vae)
+
+
+def embeddings_named_in(text: str, search_dirs: tuple[Path, ...] = ()) -> list[str]:
+    """Names of known embeddings that appear as words in `text`, as A1111 picks them up."""
+    from studio.models.discovery import default_dirs, scan
+
+    dirs = [Path(d) for d in search_dirs] + default_dirs()
+    found = []
+    for entry in scan(dirs, hf_cache=False):
+        if entry.kind == "embedding" and re.search(rf"(?<![\w-]){re.escape(entry.name)}(?![\w-])", text):
+            found.append(entry.name)
+    return found

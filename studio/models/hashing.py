@@ -1,0 +1,134 @@
+"""Civitai's AutoV2 hash (the first 10 hex digits of the file's SHA-256), hashed once.
+
+Hashing a 6 GB checkpoint takes a while, so results are cached by resolved
+path, size and modification time: a file that changes is hashed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+CACHE_VERSION = 1
+CHUNK = 1 << 20
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+def cache_dir() -> Path:
+    override = os.environ.get("STUDIO_CACHE_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("studio"))
+
+
+def sha256_file(path: Path, progress: Progress | None = None, skip: int = 0) -> str:
+    """SHA-256 of the file from byte `skip` on."""
+    digest = hashlib.sha256()
+    total = path.stat().st_size
+    done = skip
+    with path.open("rb") as handle:
+        handle.seek(skip)
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    return digest.hexdigest()
+
+
+class HashCache:
+    """Full SHA-256 digests keyed by (resolved path, size, mtime_ns), in one JSON file."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_dir() / "hashes.json"
+        self._entries: dict[str, dict[str, object]] | None = None
+
+    def _load(self) -> dict[str, dict[str, object]]:
+        if self._entries is None:
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                ok = isinstance(data, dict) and data.get("version") == CACHE_VERSION
+                self._entries = data["files"] if ok and isinstance(data.get("files"), dict) else {}
+            except (OSError, ValueError, UnicodeDecodeError):
+                self._entries = {}  # a missing or damaged cache only costs a rehash
+        return self._entries
+
+    def sha256(self, path: str | Path, progress: Progress | None = None) -> str:
+        """SHA-256 of the whole file."""
+        return self._digest(path, "sha256", 0, progress)
+
+    def addnet(self, path: str | Path, progress: Progress | None = None) -> str:
+        """SHA-256 of a safetensors file's data after its header (Civitai's AutoV3)."""
+        path = Path(path)
+        with path.open("rb") as handle:
+            skip = 8 + int.from_bytes(handle.read(8), "little")
+        return self._digest(path, "addnet", skip, progress)
+
+    def cached(self, path: str | Path, field: str = "sha256") -> str | None:
+        """The cached digest if the file is unchanged, without hashing."""
+        try:
+            path = Path(path).resolve()
+            stat = path.stat()
+        except OSError:
+            return None
+        entry = self._load().get(str(path))
+        if isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
+            value = entry.get(field)
+            return value if isinstance(value, str) else None
+        return None
+
+    def _digest(self, path: str | Path, field: str, skip: int, progress: Progress | None) -> str:
+        cached = self.cached(path, field)
+        if cached:
+            return cached
+        path = Path(path).resolve()
+        stat = path.stat()
+        digest = sha256_file(path, progress, skip)
+        entry = self._load().get(str(path))
+        if not (isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns):
+            entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        entry[field] = digest
+        self._load()[str(path)] = entry
+        self._save()
+        return digest
+
+    def _save(self) -> None:
+        # Another studio process may have hashed other files meanwhile: keep theirs too.
+        mine, self._entries = self._entries or {}, None
+        merged = {**self._load(), **mine}
+        self._entries = merged
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps({"version": CACHE_VERSION, "files": merged}, indent=1)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".hashes-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def autov2(path: str | Path, progress: Progress | None = None, cache: HashCache | None = None) -> str:
+    """A1111/Civitai 'AutoV2': the first 10 hex digits of the file's SHA-256."""
+    return (cache or HashCache()).sha256(path, progress)[:10]
+
+
+def lora_hash(path: str | Path, progress: Progress | None = None, cache: HashCache | None = None) -> str:
+    """The hash A1111 writes in `Lora hashes`: AutoV3 (data after the header), 12 digits.
+
+    A pickled LoRA has no header to skip, so A1111 (and studio) uses the whole-file hash.
+    """
+    cache = cache or HashCache()
+    if Path(path).suffix.lower() == ".safetensors":
+        return cache.addnet(path, progress)[:12]
+    return cache.sha256(path, progress)[:12]

@@ -1,0 +1,139 @@
+"""The CLIP BPE tokenizer files that single-file checkpoints do not contain.
+
+A .safetensors checkpoint holds weights only; diffusers would fetch the
+tokenizer from the hub. Every SD1.x, SD2.x and SDXL text encoder uses the same
+49,408-token CLIP vocabulary (`vocab.json` + `merges.txt`), so studio looks for
+one copy on disk: a folder the user names, studio's own data folder, any model
+in the Hugging Face cache, a ComfyUI install (it ships them), or the
+`bpe_simple_vocab_16e6.txt.gz` inside an installed `open_clip` or `clip`
+package (A1111 installs both), from which the same two files are derived.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+CLIP_VOCAB_SIZE = 49408
+
+
+class TokenizerMissing(FileNotFoundError):
+    """No CLIP tokenizer files were found; the message says where to put them."""
+
+
+def studio_tokenizer_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("studio")) / "tokenizers" / "clip"
+
+
+def missing_message(arch: str) -> str:
+    return (
+        f"single-file {arch} checkpoints need the CLIP tokenizer files vocab.json and merges.txt"
+        f" (the same for every SD1, SD2 and SDXL model): put them in {studio_tokenizer_dir()}"
+        " or pass --tokenizer DIR; the tokenizer/ folder of any diffusers Stable Diffusion model"
+        " or of openai/clip-vit-large-patch14 has them"
+    )
+
+
+def _pair(folder: Path) -> tuple[Path, Path] | None:
+    vocab, merges = folder / "vocab.json", folder / "merges.txt"
+    return (vocab, merges) if vocab.is_file() and merges.is_file() else None
+
+
+def _candidate_folders(extra: Iterable[Path]) -> Iterator[Path]:
+    for folder in extra:
+        yield Path(folder).expanduser()
+        yield Path(folder).expanduser() / "tokenizer"
+    if os.environ.get("STUDIO_TOKENIZER_DIR"):
+        yield Path(os.environ["STUDIO_TOKENIZER_DIR"])
+    yield studio_tokenizer_dir()
+    from studio.models.discovery import hf_hub_cache
+
+    hub = hf_hub_cache()
+    if hub.is_dir():
+        for snapshot in sorted(hub.glob("models--*/snapshots/*")):
+            yield snapshot
+            yield snapshot / "tokenizer"
+            yield snapshot / "tokenizer_2"
+
+
+def _comfyui_folders(model_dirs: Iterable[Path]) -> Iterator[Path]:
+    for folder in model_dirs:
+        folder = Path(folder).expanduser().resolve()
+        for root in (folder, *folder.parents[:3]):
+            yield root / "comfy" / "sd1_tokenizer"
+
+
+def find_clip_bpe(extra: Iterable[Path] = (), model_dirs: Iterable[Path] = ()) -> tuple[dict[str, int], list[str]]:
+    """(vocab, merges) of the CLIP BPE, or TokenizerMissing."""
+    for folder in [*_candidate_folders(extra), *_comfyui_folders(model_dirs)]:
+        pair = _pair(folder)
+        if pair:
+            vocab = json.loads(pair[0].read_text(encoding="utf-8"))
+            if len(vocab) == CLIP_VOCAB_SIZE or any(Path(e).expanduser() in (folder, folder.parent) for e in extra):
+                return vocab, _read_merges(pair[1].read_text(encoding="utf-8"))
+    packaged = _packaged_bpe()
+    if packaged:
+        return bpe_from_simple_vocab(packaged)
+    raise TokenizerMissing(missing_message("SD"))
+
+
+def _read_merges(text: str) -> list[str]:
+    lines = text.strip("\n").split("\n")
+    return [line for line in lines if line and not line.startswith("#version")]
+
+
+def _packaged_bpe() -> Path | None:
+    for package in ("open_clip", "clip"):
+        try:
+            spec = importlib.util.find_spec(package)  # locates without importing torch-heavy code
+        except (ImportError, ValueError):
+            continue
+        if spec and spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                candidate = Path(location) / "bpe_simple_vocab_16e6.txt.gz"
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """CLIP/GPT-2's reversible map of bytes to printable characters.
+
+    Its order matters: the first 256 vocabulary ids follow it (printable bytes first).
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    mapping = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+def bpe_from_simple_vocab(path: Path) -> tuple[dict[str, int], list[str]]:
+    """The vocab and merges CLIP builds from its gzipped merge list."""
+    lines = gzip.decompress(path.read_bytes()).decode("utf-8").split("\n")
+    # The first line is a version header; CLIP uses the next 48,894 merges.
+    merges = [line for line in lines[1 : CLIP_VOCAB_SIZE - 256 * 2 - 2 + 1] if line]
+    symbols = list(bytes_to_unicode().values())
+    tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    return {token: i for i, token in enumerate(tokens)}, merges
+
+
+def clip_tokenizer(
+    config_folder: Path, vocab: dict[str, int], merges: list[str]
+) -> object:
+    """A CLIPTokenizer with the special tokens of `config_folder/tokenizer_config.json`."""
+    from transformers import CLIPTokenizer
+
+    settings = json.loads((config_folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    keep = ("model_max_length", "bos_token", "eos_token", "unk_token", "pad_token")
+    return CLIPTokenizer(vocab=vocab, merges=merges, **{k: settings[k] for k in keep if k in settings})
