@@ -102,3 +102,21 @@ def test_ctrl_c_cancels_cleanly_and_keeps_finished_images(tiny_model_dir, tmp_pa
     kept = sorted(session_file.parent.glob("*.png"))
     assert kept and len(kept) == statuses.count("done")
     assert [str(p.relative_to(tmp_path)) for p in kept] == out.split()
+
+
+def test_lora_flag_parsing():
+    from studio.cli.generate import parse_lora
+    from studio.recipe import LoraRef, RecipeError
+
+    assert parse_lora("ink") == LoraRef("ink", 1.0)
+    assert parse_lora("ink:0.6") == LoraRef("ink", 0.6)
+    with pytest.raises(RecipeError):
+        parse_lora("ink:lots")
+
+
+def test_missing_lora_fails_the_job_with_one_line(tiny_model_dir, tmp_path, capsys):
+    code = main(["generate", "x <lora:nowhere:0.5>", "--model", str(tiny_model_dir), "--steps", "1",
+                 "--size", "64x64", "--sessions-dir", str(tmp_path), "--quiet"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "not found" in err

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import queue
 import sys
 from pathlib import Path
 from typing import Any
 
-from studio.recipe import Recipe, RecipeError, parse_size, random_seed
+from studio.recipe import LoraRef, Recipe, RecipeError, parse_size, random_seed
 from studio.samplers import SAMPLERS
 
 DEFAULT_MODEL = "studio-tiny"
@@ -31,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sessions_dir_argument(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
+    parser.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
+                        help="apply a LoRA (repeatable); <lora:name:weight> in the prompt works too")
+    parser.add_argument("--embedding", action="append", default=[], metavar="NAME",
+                        help="load a textual-inversion embedding (repeatable)")
+    parser.add_argument("--vae", default="", metavar="NAME", help="use this VAE instead of the model's")
+    parser.add_argument("--tokenizer", type=Path, metavar="DIR",
+                        help="CLIP tokenizer files for single-file checkpoints (vocab.json, merges.txt)")
     parser.add_argument("--allow-pickle", action="store_true", help="allow pickled checkpoints (weights_only=True)")
     parser.add_argument("--attention-slicing", action="store_true", help="lower memory use, a little slower")
     parser.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
@@ -56,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
 
 def recipes_from_args(args: argparse.Namespace) -> list[Recipe]:
     """One recipe per job; job i starts at seed + i * batch size so no seed repeats."""
+    from studio.config import load_config
     from studio.models import resolve
     from studio.presets import model_defaults
+
+    if args.tokenizer:  # the loader looks here for single-file checkpoints
+        os.environ["STUDIO_TOKENIZER_DIR"] = str(args.tokenizer)
+    config = load_config()
 
     ref = resolve(args.model)
     fields: dict[str, Any] = {"width": 512, "height": 512}
@@ -77,13 +90,25 @@ def recipes_from_args(args: argparse.Namespace) -> list[Recipe]:
         batch_size=args.batch_size,
         device=args.device,
         dtype=args.dtype,
+        loras=tuple(parse_lora(text) for text in args.lora),
+        embeddings=tuple(args.embedding),
+        vae=args.vae,
         allow_pickle=args.allow_pickle,
-        attention_slicing=args.attention_slicing,
-        vae_tiling=args.vae_tiling,
-        cpu_offload=args.cpu_offload,
+        attention_slicing=args.attention_slicing or config.attention_slicing,
+        vae_tiling=args.vae_tiling or config.vae_tiling,
+        cpu_offload=args.cpu_offload or config.cpu_offload,
         **fields,
     )
     return [base.replace(seed=seed + i * base.batch_size) for i in range(args.count)]
+
+
+def parse_lora(text: str) -> LoraRef:
+    """'name' or 'name:0.7' -> LoraRef."""
+    name, _, weight = text.rpartition(":") if ":" in text else (text, "", "1")
+    try:
+        return LoraRef(name, float(weight))
+    except ValueError:
+        raise RecipeError(f"--lora takes NAME or NAME:WEIGHT (got {text!r})") from None
 
 
 class RunResult:
