@@ -14,6 +14,7 @@ from typing import Iterable, Iterator
 
 from studio.models.inspect import CHECKPOINT, EMBEDDING, LORA, UNKNOWN, VAE, inspect_file
 from studio.models.pickles import is_pickle
+from studio.models.resolve import BUILTIN_DIR
 from studio.models.safetensors_header import HeaderError
 
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -52,7 +53,7 @@ def hf_hub_cache() -> Path:
 
 
 def default_dirs() -> list[Path]:
-    """The configured model folders, then a `models/` folder beside the sessions folder."""
+    """The built-in models, the configured folders, then `models/` beside the sessions folder."""
     try:
         from studio.config import load_config
     except ImportError:
@@ -62,7 +63,7 @@ def default_dirs() -> list[Path]:
 
         return [Path(user_data_dir("studio")) / "models"]
     config = load_config()  # a bad file yields defaults; whoever starts studio reports it
-    dirs = [Path(d).expanduser() for d in config.model_dirs]
+    dirs = [BUILTIN_DIR] + [Path(d).expanduser() for d in config.model_dirs]
     dirs.append(Path(config.sessions_dir).expanduser().parent / "models")
     unique: list[Path] = []
     for folder in dirs:
@@ -190,10 +191,11 @@ def _size(path: Path) -> int:
 
 
 def with_hashes(entries: list[ModelEntry], progress=None, cache=None) -> list[ModelEntry]:
-    """The same entries with AutoV2 hashes of their files (diffusers folders keep "")."""
+    """The same entries with AutoV2 hashes of their files, and studio's folder hash for diffusers folders."""
     from dataclasses import replace
 
     from studio.models.hashing import HashCache
+    from studio.models.resolve import folder_hash
 
     cache = cache or HashCache()
     hashed = []
@@ -201,6 +203,8 @@ def with_hashes(entries: list[ModelEntry], progress=None, cache=None) -> list[Mo
         if entry.path.is_file():
             report = (lambda done, total, e=entry: progress(e, done, total)) if progress else None
             entry = replace(entry, hash=cache.sha256(entry.path, report)[:10])
+        elif (entry.path / "model_index.json").is_file():
+            entry = replace(entry, hash=folder_hash(entry.path))
         hashed.append(entry)
     return hashed
 
