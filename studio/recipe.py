@@ -83,8 +83,7 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
         """Build from a dict read from TOML or JSON; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - _FIELD_NAMES)
         if unknown:
             raise RecipeError(f"unknown recipe field(s): {', '.join(unknown)}")
         if "prompt" not in data:
@@ -96,6 +95,9 @@ class Recipe:
             raise RecipeError(f"bad lora entry: {exc}") from None
         values["embeddings"] = tuple(data.get("embeddings", ()))
         return cls(**values)
+
+
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Recipe))
 
 
 def random_seed() -> int:

@@ -69,7 +69,7 @@ def test_same_recipe_gives_same_pixels_and_model_loads_once(engine_factory, tiny
     assert np.array_equal(pixels_a, pixels_b)
     assert engine.pipeline_loads == 1
     assert done_a.recipe.device == "cpu" and done_a.recipe.dtype == "float32"
-    assert done_a.recipe.model_hash and done_a.recipe.model == "tiny-sd"
+    assert done_a.recipe.model_hash and done_a.recipe.model == str(tiny_model_dir)
 
 
 def test_events_come_in_order_with_rates(engine_factory, tiny_model_dir, tmp_path):

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue  # a command whose module has not landed yet
         command = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(command)
-        command.set_defaults(run=module.run)
+        command.set_defaults(_run=module.run)
     return parser
 
 
@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["tui", *argv]
     args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
+    if not hasattr(args, "_run"):
         parser.print_help()
         return 2
     try:
-        return int(args.run(args) or 0)
+        return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -196,7 +196,7 @@ class Engine:
         loaded, recipe, prompts = self._prepare(job)
         load_seconds = time.perf_counter() - started
         if job.preload_only:
-            self._emit(ev.Loaded(job.job_id, recipe.model, load_seconds))
+            self._emit(ev.Loaded(job.job_id, loaded.ref.name, load_seconds))
             return
         if job.cancel_requested.is_set():
             self._emit(ev.Cancelled(job.job_id, 0))
@@ -214,8 +214,8 @@ class Engine:
     def _prepare(self, job: Job) -> tuple[LoadedPipeline, Recipe, tuple[str, str]]:
         """Load (or reuse) the pipeline and dress it with the recipe's LoRAs and embeddings.
 
-        Returns the recipe as it will be recorded (model hash, LoRA hashes,
-        device and dtype filled in) and the prompts the pipeline sees, with
+        Returns the recipe as it will be recorded (model as the user named it,
+        so it resolves again; model hash, LoRA hashes, device and dtype filled in) and the prompts the pipeline sees, with
         A1111's `<lora:name:weight>` tags taken out.
         """
         from studio.engine.device import reserve_ui_core, resolve_device
@@ -231,7 +231,7 @@ class Engine:
             self._emit(ev.Loading(job.job_id, ref.name))
         loaded = self._cache.get(key, ref, job.recipe, device, dtype)
         _dress(loaded, extras, job.recipe.allow_pickle)
-        recipe = extras.recipe.replace(model=ref.name, model_hash=ref.hash, device=device, dtype=dtype)
+        recipe = extras.recipe.replace(model_hash=ref.hash, device=device, dtype=dtype)
         return loaded, recipe, (extras.prompt, extras.negative_prompt)
 
     def _sample(self, job: Job, loaded: LoadedPipeline, recipe: Recipe, prompts: tuple[str, str]) -> list[Any]:

@@ -1,0 +1,102 @@
+"""How long a big session takes to open, and whether appending stays O(1).
+
+Builds sessions of 100 and 10,000 entries (each queued, started and done, so
+30,000 records at the large size), then times opening each and appending one
+record to each, side by side in this run. Goals: open 10,000 entries in ≤ 1 s;
+append at 10,000 entries within 2× of append at 100.
+
+    python bench/sessions.py [--entries 10000] [--dir DIR]
+
+The last line ends with the seconds taken to open the 10,000-entry session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from studio.recipe import Recipe  # noqa: E402
+from studio.store.session import SessionStore, now_iso, record_bytes  # noqa: E402
+
+
+def build(store: SessionStore, name: str, entries: int) -> None:
+    """Write `entries` finished entries with the store's own record format.
+
+    Written in one go (not one fsync per record) so building is quick; the
+    bytes are exactly what `Session.queue/start/finish` append.
+    """
+    session = store.create(name)
+    base = Recipe(prompt="a lighthouse on a cliff at dusk, oil painting, detailed")
+    chunks = []
+    for entry_id in range(1, entries + 1):
+        recipe = base.replace(seed=entry_id).to_dict()
+        when = now_iso()
+        chunks.append(record_bytes({"id": entry_id, "kind": "queued", "time": when, "recipe": recipe}))
+        chunks.append(record_bytes({"id": entry_id, "kind": "started", "time": when}))
+        done = {
+            "id": entry_id, "kind": "done", "time": when, "images": [f"{entry_id:04d}.png"],
+            "duration": 1.5, "device": "cpu", "recipe": {"device": "cpu", "dtype": "float32"},
+        }
+        chunks.append(record_bytes(done))
+    with open(session.file, "ab") as handle:
+        handle.write(b"".join(chunks))
+
+
+def time_open(store: SessionStore, name: str, repeats: int) -> tuple[float, int]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session = store.open(name)
+        times.append(time.perf_counter() - start)
+    return min(times), len(session.entries())
+
+
+def time_append(store: SessionStore, name: str, repeats: int) -> float:
+    """Median seconds for one `mark` append (lock, catch-up check, write, fsync)."""
+    session = store.open(name)
+    entry_id = session.entries()[0].id
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        session.mark(entry_id, rating=i % 6)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--dir", type=Path, default=None, help="where to build (default: a temp dir)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        store = SessionStore(Path(tmp))
+        start = time.perf_counter()
+        build(store, "small", 100)
+        build(store, "large", args.entries)
+        size = (Path(tmp) / "large" / "session.toml").stat().st_size
+        print(f"built 100 and {args.entries} entries in {time.perf_counter() - start:.2f} s "
+              f"(large file: {size / 1e6:.1f} MB)")
+        small_append = time_append(store, "small", 50)
+        large_append = time_append(store, "large", 50)
+        ratio = large_append / small_append
+        print(f"append at 100 entries: {small_append * 1000:.2f} ms (median of 50)")
+        print(f"append at {args.entries} entries: {large_append * 1000:.2f} ms (median of 50)")
+        verdict = "ok" if ratio <= 2 else "OVER GOAL"
+        print(f"append ratio large/small: {ratio:.2f}x (goal ≤ 2x: {verdict})")
+        small_open, _ = time_open(store, "small", 5)
+        print(f"open 100 entries: {small_open:.3f} s")
+        large_open, count = time_open(store, "large", 3)
+        verdict = "ok" if large_open <= 1 else "OVER GOAL"
+        print(f"(goal ≤ 1 s: {verdict}; {count} entries read)")
+        print(f"open {args.entries} entries: {large_open:.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""`studio import IMAGE`: print the recipe inside an image as TOML; --run makes it again."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from studio.config import add_sessions_dir_argument
+
+    parser.add_argument("image", type=Path, help="a PNG, JPEG or WebP made by studio, A1111, ComfyUI, InvokeAI or Fooocus")
+    parser.add_argument("--run", dest="run_it", action="store_true", help="also make the image again (recorded in a session)")
+    parser.add_argument("--session", metavar="NAME", help="with --run: add to this session (default: a new one)")
+    parser.add_argument("--device", help="with --run: use this device instead of the recorded one")
+    parser.add_argument("--quiet", "-q", action="store_true", help="with --run: no progress bar")
+    add_sessions_dir_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.recipe import RecipeError
+    from studio.store.importer import ImportFailed, import_recipe
+
+    try:
+        result = import_recipe(args.image)
+    except ImportFailed as exc:
+        print(f"studio import: {exc}", file=sys.stderr)
+        return 1
+    # With --run, stdout is for the new images' paths (like `studio generate`).
+    print(render(result, args.image), end="", file=sys.stderr if args.run_it else sys.stdout)
+    if not args.run_it:
+        return 0
+    recipe = result.recipe
+    try:
+        if args.device:
+            recipe = recipe.replace(device=args.device)
+    except RecipeError as exc:
+        print(f"studio import: {exc}", file=sys.stderr)
+        return 2
+    return run_in_session([recipe], args)
+
+
+def render(result, image: Path) -> str:
+    """The recipe as TOML, with what could not be mapped as notes (and comments)."""
+    import tomli_w
+
+    lines = [f"# recipe recovered from {image} ({result.source})"]
+    for note in result.notes:
+        lines.append(f"# could not map: {note}")
+    body = tomli_w.dumps({"source": result.source, "notes": result.notes, "recipe": result.recipe.to_dict()})
+    return "\n".join(lines) + "\n" + body
+
+
+def run_in_session(recipes, args: argparse.Namespace) -> int:
+    """Run recipes with the headless runner, recording them in a session."""
+    from studio.cli.generate import run_recipes
+    from studio.config import sessions_dir_from
+    from studio.store.session import SessionError, SessionStore
+
+    store = SessionStore(sessions_dir_from(args))
+    try:
+        session = store.open(args.session) if getattr(args, "session", None) else store.create()
+    except SessionError as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return 1
+    print(f"session {session.name}", file=sys.stderr)
+    result = run_recipes(recipes, session.path, session=session, quiet=getattr(args, "quiet", False))
+    ok = getattr(result, "ok", bool(result))
+    return 0 if ok else 1
