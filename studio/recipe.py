@@ -51,6 +51,7 @@ class Recipe:
     dtype: str = "auto"
     loras: tuple[LoraRef, ...] = ()
     embeddings: tuple[str, ...] = ()
+    embedding_hashes: tuple[str, ...] = ()  # parallel to `embeddings`, for A1111's "TI hashes"
     vae: str = ""
     vae_hash: str = ""
     attention_slicing: bool = False
@@ -78,6 +79,7 @@ class Recipe:
         data = dataclasses.asdict(self)
         data["loras"] = [dataclasses.asdict(lora) for lora in self.loras]
         data["embeddings"] = list(self.embeddings)
+        data["embedding_hashes"] = list(self.embedding_hashes)
         return data
 
     @classmethod
@@ -94,6 +96,7 @@ class Recipe:
         except TypeError as exc:
             raise RecipeError(f"bad lora entry: {exc}") from None
         values["embeddings"] = tuple(data.get("embeddings", ()))
+        values["embedding_hashes"] = tuple(data.get("embedding_hashes", ()))
         return cls(**values)
 
 

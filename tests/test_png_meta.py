@@ -140,3 +140,17 @@ def test_parse_a1111_real_world_text():
     assert parsed["Version"] == "v1.6.0"
     with pytest.raises(ValueError):
         parse_a1111("just a prompt, no settings")
+
+
+def test_lora_and_ti_hashes_are_written_once():
+    from studio.recipe import LoraRef, Recipe
+    from studio.store.png import a1111_parameters, parse_a1111
+
+    recipe = Recipe(prompt="ink <lora:wash:0.5>", loras=(LoraRef("wash", 0.5, "aaa111"), LoraRef("grain", 1.0, "bbb222")),
+                    embeddings=("easyneg",), embedding_hashes=("ccc333",), vae="ft-mse", vae_hash="ddd444")
+    text = a1111_parameters(recipe)
+    assert text.count("<lora:wash:") == 1 and "<lora:grain:1>" in text
+    fields = parse_a1111(text)
+    assert fields["Lora hashes"] == "wash: aaa111, grain: bbb222"
+    assert fields["TI hashes"] == "easyneg: ccc333"
+    assert fields["VAE hash"] == "ddd444" and fields["VAE"] == "ft-mse"

@@ -51,7 +51,10 @@ def prepare_extras(recipe: Recipe, search_dirs: tuple[Path, ...] = ()) -> Extras
 
     vae = resolve(recipe.vae, search_dirs, kind="VAE") if recipe.vae else None
     updated = recipe.replace(
-        loras=tuple(recorded), embeddings=tuple(names), vae_hash=vae.hash if vae else recipe.vae_hash
+        loras=tuple(recorded),
+        embeddings=tuple(names),
+        embedding_hashes=tuple(ref.hash for ref in embeddings),
+        vae_hash=vae.hash if vae else recipe.vae_hash,
     )
     return Extras(updated, prompt, negative, loras, embeddings, vae)
 

@@ -112,7 +112,11 @@ def _number(value: float) -> str:
 
 def a1111_prompt(recipe: Recipe) -> str:
     """The prompt as A1111 writes it: LoRAs appear as `<lora:name:weight>` tags."""
-    tags = [f"<lora:{lora.name}:{_number(lora.weight)}>" for lora in recipe.loras]
+    tags = [
+        f"<lora:{lora.name}:{_number(lora.weight)}>"
+        for lora in recipe.loras
+        if f"<lora:{lora.name}:" not in recipe.prompt  # typed in the prompt already
+    ]
     return " ".join([recipe.prompt, *tags]) if tags else recipe.prompt
 
 
@@ -137,6 +141,9 @@ def a1111_parameters(recipe: Recipe) -> str:
     lora_hashes = [f"{lora.name}: {lora.hash}" for lora in recipe.loras if lora.hash]
     if lora_hashes:
         fields.append(("Lora hashes", ", ".join(lora_hashes)))
+    ti_hashes = [f"{name}: {digest}" for name, digest in zip(recipe.embeddings, recipe.embedding_hashes) if digest]
+    if ti_hashes:
+        fields.append(("TI hashes", ", ".join(ti_hashes)))
     fields.append(("Version", SOFTWARE))
     line = ", ".join(f"{key}: {a1111_quote(value)}" for key, value in fields)
     text = a1111_prompt(recipe)
