@@ -120,3 +120,10 @@ def test_missing_lora_fails_the_job_with_one_line(tiny_model_dir, tmp_path, caps
     assert code == 1
     err = capsys.readouterr().err
     assert "nowhere" in err and "not found" in err
+
+
+def test_session_flag_appends_to_one_session(tiny_model_dir, tmp_path, capsys):
+    for _ in range(2):
+        assert main(["generate", "x", "--model", str(tiny_model_dir), "--steps", "1", "--size", "64x64",
+                     "--session", "series", "--sessions-dir", str(tmp_path), "--quiet"]) == 0
+    assert [e.status for e in SessionStore(tmp_path).open("series").entries()] == ["done", "done"]

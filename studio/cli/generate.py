@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=1, help="images per job (default: 1)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="where PNGs go (default: the session folder)")
     add_sessions_dir_argument(parser)
+    parser.add_argument("--session", metavar="NAME", help="add to this session (made if new; default: a new one)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
     parser.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
@@ -188,8 +189,11 @@ def _open_session(args: argparse.Namespace) -> Any:
     from studio.config import sessions_dir_from
     from studio.store.session import SessionError, SessionStore
 
+    store = SessionStore(sessions_dir_from(args))
     try:
-        return SessionStore(sessions_dir_from(args)).create()
+        if args.session and (store.root / args.session).is_dir():
+            return store.open(args.session)
+        return store.create(args.session)
     except (SessionError, OSError) as exc:
         print(f"studio: cannot create a session: {exc}", file=sys.stderr)
         return None
