@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from studio.atomic import write_text_atomically
 
 ENV_CONFIG = "STUDIO_CONFIG"
 ENV_SESSIONS_DIR = "STUDIO_SESSIONS_DIR"
@@ -142,20 +143,7 @@ def save_config(config: Config, path: Path | None = None) -> Path:
 
     path = Path(path or config.path or default_path())
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = "# studio settings\n" + tomli_w.dumps(config.to_dict())
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_text_atomically(path, "# studio settings\n" + tomli_w.dumps(config.to_dict()))
     config.path = path
     return path
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+
 from pathlib import Path
 from typing import Callable
+
+from studio.atomic import write_text_atomically
 
 CACHE_VERSION = 1
 CHUNK = 1 << 20
@@ -106,16 +108,7 @@ class HashCache:
         self._entries = merged
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps({"version": CACHE_VERSION, "files": merged}, indent=1)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".hashes-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomically(self.path, data)
 
 
 def autov2(path: str | Path, progress: Progress | None = None, cache: HashCache | None = None) -> str:

@@ -10,13 +10,13 @@ the exact Recipe as TOML in a `studio-recipe` chunk (what `studio import` and
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
+
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio import __version__
+from studio.atomic import atomic_writer
 from studio.samplers import SAMPLERS
 
 if TYPE_CHECKING:
@@ -67,33 +67,8 @@ def save_png(image: Image.Image, path: Path, recipe: Recipe) -> None:
     info.add_itxt(RECIPE_KEY, recipe_toml(recipe))
     info.add_itxt(XMP_KEY, xmp_packet())
     info.add_text("Software", SOFTWARE)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG", pnginfo=info)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a directory
-    finally:
-        os.close(fd)
+    with atomic_writer(path) as handle:
+        image.save(handle, format="PNG", pnginfo=info)
 
 
 # --- AUTOMATIC1111 `parameters` text ---------------------------------------

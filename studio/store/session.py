@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from studio import __version__
+from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
 from studio.store.tomlio import dump_table, fast_parse, fast_parse_records
 
@@ -728,12 +729,7 @@ class SessionStore:
         except OSError as exc:
             raise SessionError(f"cannot create session in {self.root}: {exc.strerror}") from None
         header = _HEADER.format(schema=SCHEMA, created=now_iso(), version=__version__)
-        tmp = folder / f".{FILE_NAME}.tmp"
-        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(header)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, folder / FILE_NAME)
+        write_text_atomically(folder / FILE_NAME, header)
         return Session(folder)
 
     def find(self, name: str) -> Path:
