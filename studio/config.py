@@ -20,7 +20,7 @@ from studio.atomic import write_text_atomically
 
 ENV_CONFIG = "STUDIO_CONFIG"
 ENV_SESSIONS_DIR = "STUDIO_SESSIONS_DIR"
-GRAPHICS = ("auto", "kitty", "sixel", "halfblock", "unicode", "none")
+GRAPHICS = ("auto", "kitty", "sixel", "halfcell", "halfblock", "unicode", "none")
 
 
 class ConfigError(ValueError):

@@ -1,0 +1,606 @@
+"""StudioApp: the panes, the keys, and the bridge to the engine.
+
+Import cost matters here: the window must paint before torch loads, so this
+module imports Textual and studio's plain-Python core only. The engine starts
+after the first paint and imports torch on its own thread; textual-image loads
+then too, unless the CLI already loaded it to ask the terminal what it can do.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.lazy import Lazy
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from studio.recipe import Recipe, RecipeError, random_seed
+from studio.tui import graphics
+from studio.tui.jobs import JobBridge, JobView
+from studio.tui.messages import EngineEvent, GraphicsReady, ThumbnailsReady
+from studio.tui.widgets.history import LIMIT, HistoryPane
+from studio.tui.widgets.params import ParamsPane
+from studio.tui.widgets.preview import PreviewPane, file_link
+from studio.tui.widgets.prompt import PromptPane
+from studio.tui.widgets.queue import QueuePane
+from studio.tui.widgets.status_bar import StatusBar
+
+DEFAULT_MODEL = "studio-tiny"
+DEFAULT_THEME = "darkroom"
+EngineFactory = Callable[[Callable[[Any], None]], Any]
+
+
+def default_engine_factory(cache_size: int = 1) -> EngineFactory:
+    def make(on_event: Callable[[Any], None]) -> Any:
+        from studio.engine import Engine
+
+        return Engine(on_event, cache_size=max(cache_size, 1), previews=True)
+
+    return make
+
+
+class StudioApp(App):
+    CSS_PATH = "studio.tcss"
+    TITLE = "studio"
+
+    BINDINGS = [
+        Binding("ctrl+g,ctrl+enter", "generate", "Generate", priority=True),
+        Binding("ctrl+n", "queue_more", "N more", priority=True, tooltip="queue COUNT more with new seeds"),
+        Binding("ctrl+r", "reroll", "Re-roll", priority=True, tooltip="new random seed, then generate"),
+        Binding("ctrl+t", "cancel", "Cancel", priority=True, tooltip="stop the running job"),
+        Binding("ctrl+o", "pick_model", "Model", priority=True),
+        Binding("ctrl+f", "fullscreen", "Full screen", priority=True),
+        Binding("ctrl+up", "history_move(-1)", "Newer", show=False, priority=True),
+        Binding("ctrl+down", "history_move(1)", "Older", show=False, priority=True),
+        *[Binding(f"alt+{n}", f"focus_pane({n})", show=False, priority=True) for n in range(1, 7)],
+        *[Binding(str(n), f"focus_pane({n})", show=False) for n in range(1, 7)],
+    ]
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        engine_factory: EngineFactory | None = None,
+        graphics_mode: str = "auto",
+        model: str = DEFAULT_MODEL,
+        device: str = "auto",
+        dtype: str = "auto",
+        config: Any = None,
+        model_dirs: list[Path] | None = None,
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self.config = config
+        self.engine_factory = engine_factory or default_engine_factory(getattr(config, "cache_models", 1))
+        self.graphics_mode = graphics.normalise(graphics_mode)
+        self.model_dirs = model_dirs
+        self.base = Recipe(prompt="", model=model, device=device, dtype=dtype)
+        self.bridge = JobBridge(session, self.post_message)
+        self.engine: Any = None
+        self.jobs: dict[str, JobView] = {}
+        self.running: str | None = None
+        self.last_recipe: Recipe | None = None
+        self.undo_stack: list[int] = []
+        self.thumbs: dict[str, Any] = {}
+        self.image_class: Any = None
+        self.first_paint_at: float | None = None
+        self.torch_at_first_paint: bool | None = None
+        self._queue_painted = 0.0
+        self._theme_ready = False
+        self._theme_warnings = self._register_themes()  # before the first paint: a later switch re-styles everything
+
+    # -- layout and start-up --------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="top"):
+            with Vertical(id="left"):
+                yield PromptPane(id="prompt-pane")
+                yield ParamsPane(id="params")
+            yield PreviewPane(id="preview")
+        with Horizontal(id="bottom"):
+            yield HistoryPane(id="history")
+            yield QueuePane(id="queue")
+        yield StatusBar(id="status")
+        yield Lazy(Footer())
+
+    def on_mount(self) -> None:
+        # Kept, not queried: while a dialog is on top, queries see only the dialog.
+        self.prompt_pane = self.query_one(PromptPane)
+        self.params = self.query_one(ParamsPane)
+        self.preview = self.query_one(PreviewPane)
+        self.history = self.query_one(HistoryPane)
+        self.queue_pane = self.query_one(QueuePane)
+        self.status_bar = self.query_one(StatusBar)
+        for warning in self._theme_warnings:
+            self.notify(warning, severity="warning")
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self._theme_ready = True
+        self.sub_title = f"session {self.session.name}"
+        self.prompt_pane.focus_prompt()
+        self.refresh_history()
+        for warning in getattr(self.session, "warnings", [])[:3]:
+            self.notify(warning, severity="warning", timeout=8)
+        if self.config is not None and getattr(self.config, "warning", ""):
+            self.notify(self.config.warning, severity="warning", timeout=8)
+        self.call_after_refresh(self._after_first_paint)
+
+    @on(ParamsPane.Ready)
+    def _fill_form(self) -> None:
+        self.params.set_model(self.base.model)
+        self.params.apply_defaults(_model_defaults(self.base.model))
+        self.params.set_seed(random_seed())
+
+    def _after_first_paint(self) -> None:
+        self.first_paint_at = time.perf_counter()
+        self.torch_at_first_paint = "torch" in sys.modules
+        self.start_engine()
+        self._load_graphics()
+        unfinished = self.session.unfinished() if not self.session.read_only else []
+        if unfinished:
+            from studio.tui.widgets.resume import ResumeDialog
+
+            self.push_screen(ResumeDialog(unfinished), lambda yes: self._resume(unfinished, bool(yes)))
+
+    def start_engine(self) -> None:
+        if self.engine is not None:
+            return
+        self.status_bar.state = "starting engine…"
+        self.engine = self.bridge.start(self.engine_factory)
+        try:  # the form may not be mounted yet: the model's own defaults are what it will show
+            self.engine.preload(self.base.replace(**_model_defaults(self.base.model)))
+        except (RecipeError, TypeError):
+            pass  # odd defaults: the first generate loads the model instead
+
+    def _load_graphics(self) -> None:
+        if self.graphics_mode == "none" or "textual_image.widget" in sys.modules:
+            self.post_message(GraphicsReady())
+        else:
+            self._import_graphics()
+
+    @work(thread=True, group="graphics")
+    def _import_graphics(self) -> None:
+        # Only reached without a terminal (tests, benches): the import asks nothing.
+        self.graphics_mode = graphics.prepare(self.graphics_mode)
+        self.post_message(GraphicsReady())
+
+    def on_graphics_ready(self, _: GraphicsReady) -> None:
+        self.image_class = graphics.image_widget_class(self.graphics_mode)
+        self.status_bar.renderer = graphics.describe(self.graphics_mode)
+        self.preview.set_renderer(self.image_class)
+
+    def on_unmount(self) -> None:
+        self.stop_engine(wait=False)
+
+    def stop_engine(self, wait: bool = True) -> None:
+        """Cancel every job and stop the worker; `wait` blocks until the running step ends.
+
+        The CLI waits after the window closes, so a running job records its
+        cancel and torch is never torn down mid-step by the interpreter exiting.
+        """
+        if self.engine is not None:
+            self.engine.shutdown(wait=wait)
+
+    # -- themes -----------------------------------------------------------------
+
+    def _register_themes(self) -> list[str]:
+        from studio.tui.themes import load_themes
+
+        themes, warnings = load_themes()
+        for theme in themes:
+            self.register_theme(theme)
+        wanted = getattr(self.config, "theme", "") or DEFAULT_THEME
+        if wanted in self.available_themes:
+            self.theme = wanted
+        elif wanted != DEFAULT_THEME:
+            warnings.append(f"theme {wanted!r} not found; using {self.theme}")
+        return warnings
+
+    def _theme_changed(self, theme: Any) -> None:
+        if self._theme_ready and self.config is not None and self.config.theme != theme.name:
+            self.config.theme = theme.name
+            self._save_config()
+
+    @work(thread=True, group="config")
+    def _save_config(self) -> None:
+        from studio.config import save_config
+
+        try:
+            save_config(self.config)
+        except OSError as exc:
+            self.call_from_thread(self.notify, f"cannot save settings: {exc}", severity="error")
+
+    # -- engine events (posted from the worker thread) -------------------------
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event, kind = message.event, message.kind
+        status = self.status_bar
+        job = self.jobs.get(event.job_id)
+        if not self.is_running:
+            return  # closing: the session file has the record already
+        if kind == "Ready":
+            status.device = f"{event.device} {event.dtype}"
+            if status.state == "starting engine…":
+                status.state = "ready"
+        elif kind == "Loading":
+            status.state = f"loading {event.model}…"
+            if job:
+                job.status = "loading"
+        elif kind == "Loaded":
+            status.state = "ready"
+        elif kind == "Queued":
+            self.jobs[event.job_id] = JobView(event.job_id, event.recipe)
+            if self.running is None:
+                status.state = "queued"
+            self._jobs_changed()
+        elif kind == "Started":
+            self.running = event.job_id
+            if job:
+                job.status, job.total = "running", event.recipe.steps
+            status.state = f"rendering #{event.job_id}"
+            status.progress(0, event.recipe.steps, 0.0, 0.0)
+            self._jobs_changed()
+        elif kind == "Progress":
+            if job:
+                job.step, job.total = event.step, event.total
+            status.progress(event.step, event.total, event.its, event.eta)
+            if time.monotonic() - self._queue_painted > 0.5:
+                self._paint_queue()
+        elif kind == "Preview":
+            if not self.history.has_focus_within:
+                self.preview.show_live(event.image)
+        elif kind == "Finished":
+            self._job_over(event.job_id)
+            status.state = "ready"
+            status.idle(f"#{event.job_id} done in {event.seconds:.1f}s")
+            if event.paths:
+                self.preview.show_file(event.paths[0], f"#{event.job_id} · seed {event.recipe.seed}")
+        elif kind == "Failed":
+            self._job_over(event.job_id)
+            status.state = "failed" if event.job_id else "engine failed"
+            status.idle(event.reason)
+            self.notify(event.reason, title="generation failed", severity="error", timeout=10)
+        elif kind == "Cancelled":
+            self._job_over(event.job_id)
+            if self.running is None:
+                status.state = "ready"
+            status.idle(f"#{event.job_id} cancelled")
+        elif kind == "RecordFailed":
+            self.notify(f"session not saved: {event.reason}", severity="error", timeout=10)
+
+    def _job_over(self, job_id: str) -> None:
+        self.jobs.pop(job_id, None)
+        if self.running == job_id:
+            self.running = None
+        self._jobs_changed()
+
+    def _jobs_changed(self) -> None:
+        self._paint_queue()
+        self.refresh_history()
+
+    def _paint_queue(self) -> None:
+        self._queue_painted = time.monotonic()
+        self.queue_pane.set_jobs(list(self.jobs.values()))
+
+    # -- history ----------------------------------------------------------------
+
+    def refresh_history(self) -> None:
+        entries = self.session.entries()
+        self.history.set_entries(entries, self.thumbs)
+        newest = [e for e in entries[-LIMIT:] if e.images]
+        missing = [e.images[0] for e in newest if e.images[0] not in self.thumbs]
+        if missing:
+            for name in missing:
+                self.thumbs[name] = None  # claimed: a second refresh does not load it again
+            self._load_thumbnails(missing)
+
+    @work(thread=True, group="thumbnails")
+    def _load_thumbnails(self, names: list[str]) -> None:
+        from studio.tui.thumbnail import load_thumbnail
+
+        for name in names:
+            self.thumbs[name] = load_thumbnail(self.session.image_path(name))
+        self.post_message(ThumbnailsReady())
+
+    def on_thumbnails_ready(self, _: ThumbnailsReady) -> None:
+        self.history.set_entries(self.session.entries(), self.thumbs)
+
+    @on(HistoryPane.Highlighted)
+    def _history_highlighted(self, message: HistoryPane.Highlighted) -> None:
+        entry = self._entry(message.entry_id)
+        if entry is not None and entry.images:
+            self.preview.show_file(
+                self.session.image_path(entry.images[0]), f"#{entry.id} · seed {entry.recipe.seed}"
+            )
+
+    def _entry(self, entry_id: int | None) -> Any:
+        if entry_id is None:
+            return None
+        try:
+            return self.session.get(entry_id)
+        except Exception:
+            return None
+
+    def highlighted_entry(self) -> Any:
+        entry = self._entry(self.history.highlighted_id)
+        if entry is None:
+            self.notify("no history entry selected", severity="warning")
+        return entry
+
+    # -- actions: making images -------------------------------------------------
+
+    def read_form(self) -> Recipe | None:
+        if not self.params.ready:
+            return None  # the first frame is still being built (a few milliseconds)
+        prompt = self.prompt_pane
+        try:
+            recipe = self.params.read(self.base)
+            return recipe.replace(prompt=prompt.prompt, negative_prompt=prompt.negative)
+        except RecipeError as exc:
+            self.notify(str(exc), title="cannot generate", severity="error")
+            return None
+
+    def submit(self, recipes: Iterable[Recipe]) -> list[str]:
+        self.start_engine()
+        ids = []
+        for recipe in recipes:
+            try:
+                ids.append(self.bridge.submit(recipe))
+            except Exception as exc:  # SessionError: read-only or unwritable session
+                self.notify(str(exc), title="cannot queue", severity="error")
+                break
+            self.last_recipe = recipe
+        return ids
+
+    def action_generate(self) -> None:
+        recipe = self.read_form()
+        if recipe is None:
+            return
+        count = self._count()
+        self.submit(recipe.replace(seed=recipe.seed + i * recipe.batch_size) for i in range(count))
+
+    def action_queue_more(self) -> None:
+        base = self.last_recipe or self.read_form()
+        if base is not None:
+            self.submit(base.replace(seed=random_seed()) for _ in range(self._count()))
+
+    def action_reroll(self) -> None:
+        if not self.params.ready:
+            return
+        self.params.set_seed(random_seed(), lock=True)
+        self.action_generate()
+
+    def _count(self) -> int:
+        try:
+            return self.params.count
+        except RecipeError as exc:
+            self.notify(str(exc), severity="warning")
+            return 1
+
+    def cancel_job(self, job_id: str) -> None:
+        if self.engine is not None and self.engine.cancel(job_id):
+            self.status_bar.state = f"cancelling #{job_id}…"
+
+    def action_cancel(self) -> None:
+        target = self.running or next(iter(self.jobs), None)
+        if target is None:
+            self.notify("nothing to cancel")
+        else:
+            self.cancel_job(target)
+
+    def action_cancel_all(self) -> None:
+        if self.engine is not None:
+            self.engine.cancel_all()
+
+    # -- actions: history -------------------------------------------------------
+
+    def action_load_entry(self) -> None:
+        entry = self.highlighted_entry()
+        if entry is None or not self.params.ready:
+            return
+        self.prompt_pane.set_texts(entry.recipe.prompt, entry.recipe.negative_prompt)
+        self.params.load(entry.recipe, lock_seed=True)
+        self.prompt_pane.focus_prompt()
+        self.notify(f"recipe of #{entry.id} loaded; seed locked")
+
+    def action_rerun(self) -> None:
+        entry = self.highlighted_entry()
+        if entry is not None:
+            self.submit([entry.recipe])
+
+    def action_favourite(self) -> None:
+        entry = self.highlighted_entry()
+        if entry is not None:
+            self.session.mark(entry.id, favourite=not entry.favourite)
+            self.refresh_history()
+
+    def action_delete_entry(self) -> None:
+        entry = self.highlighted_entry()
+        if entry is None:
+            return
+        if not entry.final:
+            self.notify("cancel the job before deleting it", severity="warning")
+            return
+        self.session.delete(entry.id)
+        self.undo_stack.append(entry.id)
+        self.refresh_history()
+        self.notify(f"deleted #{entry.id} — u to undo")
+
+    def action_undo_delete(self) -> None:
+        if not self.undo_stack:
+            self.notify("nothing to undo")
+            return
+        entry_id = self.undo_stack.pop()
+        self.session.restore(entry_id)
+        self.refresh_history()
+        self.notify(f"restored #{entry_id}")
+
+    def action_compare(self) -> None:
+        history = self.history
+        entry = self.highlighted_entry()
+        if entry is None:
+            return
+        if history.marked is None or history.marked == entry.id:
+            history.marked = entry.id
+            self.notify(f"#{entry.id} marked; highlight another entry and press c")
+            return
+        left = self._entry(history.marked)
+        history.marked = None
+        if left is not None:
+            self.open_compare(left, entry)
+
+    def open_compare(self, left: Any, right: Any) -> None:
+        from studio.tui.widgets.compare import CompareScreen
+
+        def image(entry: Any) -> Any:
+            return self.session.image_path(entry.images[0]) if entry.images else None
+
+        self.push_screen(CompareScreen(left, right, image(left), image(right), self.image_class))
+
+    def action_history_move(self, delta: int) -> None:
+        self.history.move(delta)
+
+    # -- actions: views ---------------------------------------------------------
+
+    def action_fullscreen(self) -> None:
+        from studio.tui.widgets.fullscreen import FullscreenPreview
+
+        if isinstance(self.screen, FullscreenPreview):
+            self.pop_screen()
+            return
+        preview = self.preview
+        if preview.current is None:
+            self.notify("no image to show")
+            return
+        caption = file_link(preview.path) if preview.path else "live preview"
+        self.push_screen(FullscreenPreview(preview.current, self.image_class, caption))
+
+    def action_focus_pane(self, number: int) -> None:
+        if number == 4:
+            self.action_pick_model()
+            return
+        target = {
+            1: "#prompt",
+            2: "#model",
+            3: "#preview",
+            5: "#history-list",
+            6: "#queue-list",
+        }[number]
+        self.screen_stack[0].query_one(target).focus()
+
+    def action_pick_model(self) -> None:
+        from studio.tui.widgets.model_picker import ModelPicker
+
+        if isinstance(self.screen, ModelPicker):
+            return
+        dirs = self.model_dirs or (list(self.config.model_dirs) if self.config and self.config.model_dirs else None)
+        self.push_screen(ModelPicker(self.base.model, dirs), self._model_chosen)
+
+    def _model_chosen(self, model: str | None) -> None:
+        if not model:
+            return
+        params = self.params
+        params.set_model(model)
+        params.apply_defaults(_model_defaults(model))
+        if self.engine is not None:
+            recipe = self.read_form()
+            if recipe is not None:
+                self.engine.preload(recipe)
+
+    @on(ParamsPane.PickModel)
+    def _pick_model_clicked(self) -> None:
+        self.action_pick_model()
+
+    # -- resume after a crash -------------------------------------------------
+
+    def _resume(self, entries: list[Any], resume: bool) -> None:
+        for entry in entries:
+            try:
+                if resume:
+                    self.start_engine()
+                    self.bridge.resubmit(entry)
+                else:
+                    self.session.cancel(entry.id, "left unfinished by an earlier run; not resumed")
+            except Exception as exc:
+                self.notify(f"#{entry.id}: {exc}", severity="error")
+        self.refresh_history()
+
+    # -- command palette --------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        commands = [
+            ("Generate", "make images from the form (ctrl+g)", self.action_generate),
+            ("Queue more", "queue COUNT more with new random seeds (ctrl+n)", self.action_queue_more),
+            ("Re-roll seed", "new random seed, then generate (ctrl+r)", self.action_reroll),
+            ("Cancel job", "stop the running job (ctrl+t)", self.action_cancel),
+            ("Cancel all jobs", "stop the running job and empty the queue", self.action_cancel_all),
+            ("Branch from entry", "load the highlighted entry's recipe into the form (enter)", self.action_load_entry),
+            ("Re-run entry", "make the highlighted entry again (r)", self.action_rerun),
+            ("Favourite entry", "toggle the highlighted entry's star (f)", self.action_favourite),
+            ("Delete entry", "hide the highlighted entry; u undoes (d)", self.action_delete_entry),
+            ("Undo delete", "bring back the last deleted entry (u)", self.action_undo_delete),
+            ("Compare entries", "mark one entry, then compare with another (c)", self.action_compare),
+            ("Full-screen preview", "show the current image full screen (ctrl+f)", self.action_fullscreen),
+            ("Pick model", "choose a local model (ctrl+o)", self.action_pick_model),
+        ]
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+        for number, pane in enumerate(("prompt", "parameters", "preview", "model", "history", "queue"), 1):
+            yield SystemCommand(
+                f"Focus {pane}", f"alt+{number}", lambda n=number: self.action_focus_pane(n)
+            )
+
+
+def _model_defaults(model: str) -> dict:
+    """The recommended settings of a model folder, found without hashing anything."""
+    from studio.models import BUILTIN_DIR
+    from studio.presets import model_defaults
+
+    for path in (Path(model).expanduser(), BUILTIN_DIR / model):
+        if path.is_dir():
+            return model_defaults(path)
+    return {}
+
+
+def make_app(
+    sessions_dir: Path,
+    session_name: str | None = None,
+    *,
+    engine_factory: EngineFactory | None = None,
+    graphics: str | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    config: Any = None,
+    model_dirs: list[Path] | None = None,
+) -> StudioApp:
+    """Build the app on a new session in `sessions_dir`, or reopen `session_name`.
+
+    Tests pass a temporary folder, a tiny model and an engine factory; the
+    graphics mode defaults to the config's (then "auto").
+    """
+    from studio.config import load_config
+    from studio.store.session import SessionStore
+
+    if config is None:
+        config = load_config()
+    store = SessionStore(Path(sessions_dir))
+    session = store.open(session_name) if session_name else store.create()
+    return StudioApp(
+        session,
+        engine_factory=engine_factory,
+        graphics_mode=graphics or config.graphics or "auto",
+        model=model or DEFAULT_MODEL,
+        device=device,
+        dtype=dtype,
+        config=config,
+        model_dirs=model_dirs,
+    )

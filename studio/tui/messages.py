@@ -1,0 +1,44 @@
+"""Messages that cross from the engine's worker thread into the app.
+
+The engine calls its listener on the worker thread; the listener wraps each
+event in an `EngineEvent` and posts it, which is thread-safe. Progress and
+preview events arrive many times a second, so consecutive ones for the same job
+merge in the message queue (`can_replace`) and the screen only paints the newest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+_MERGEABLE = ("Progress", "Preview")
+
+
+class EngineEvent(Message):
+    """One engine event (studio.engine.events), delivered on the app's thread."""
+
+    def __init__(self, event: Any) -> None:
+        super().__init__()
+        self.event = event
+
+    @property
+    def kind(self) -> str:
+        return type(self.event).__name__
+
+    def can_replace(self, message: Message) -> bool:
+        # Called on the older message with the newer one pending behind it.
+        return (
+            isinstance(message, EngineEvent)
+            and self.kind in _MERGEABLE
+            and message.kind == self.kind
+            and message.event.job_id == self.event.job_id
+        )
+
+
+class ThumbnailsReady(Message):
+    """Thumbnails for history entries were loaded off the event loop."""
+
+
+class GraphicsReady(Message):
+    """The image renderer (textual-image) is imported and ready to use."""

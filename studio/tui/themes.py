@@ -1,0 +1,46 @@
+"""Theme files: `themes/*.toml` in the project, plus the user's own folder.
+
+Each file holds a Textual theme's colours (name, primary, background, ...).
+A bad file is skipped with a warning, never a crash.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+PROJECT_THEMES = Path(__file__).resolve().parents[2] / "themes"
+_FIELDS = (
+    "name", "primary", "secondary", "warning", "error", "success", "accent",
+    "foreground", "background", "surface", "panel", "boost", "dark",
+)
+
+
+def theme_dirs() -> list[Path]:
+    from platformdirs import user_config_dir
+
+    return [PROJECT_THEMES, Path(user_config_dir("studio")) / "themes"]
+
+
+def load_themes(dirs: list[Path] | None = None) -> tuple[list[Any], list[str]]:
+    """(themes, warnings) from every `*.toml` in `dirs`."""
+    from textual.theme import Theme
+
+    themes, warnings = [], []
+    for folder in dirs if dirs is not None else theme_dirs():
+        try:
+            files = sorted(folder.glob("*.toml"))
+        except OSError:
+            continue
+        for path in files:
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+                unknown = sorted(set(data) - set(_FIELDS))
+                if unknown:
+                    raise ValueError(f"unknown key {unknown[0]!r}")
+                data.setdefault("name", path.stem)
+                themes.append(Theme(**data))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
+                warnings.append(f"theme {path.name}: {exc}")
+    return themes, warnings

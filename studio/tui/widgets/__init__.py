@@ -1,0 +1,1 @@
+"""One widget (or screen) per module; each defines the messages it posts."""

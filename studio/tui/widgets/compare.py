@@ -1,0 +1,68 @@
+"""Compare two entries side by side, with a diff of their recipes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+# Bookkeeping that differs between any two runs and says nothing about the image.
+_IGNORED = {"studio_version"}
+
+
+def recipe_diff(a: Any, b: Any) -> list[tuple[str, str, str]]:
+    """(field, value in a, value in b) for every recipe field that differs."""
+    left, right = a.to_dict(), b.to_dict()
+    return [
+        (key, _show(left.get(key)), _show(right.get(key)))
+        for key in left
+        if key not in _IGNORED and left.get(key) != right.get(key)
+    ]
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return value if value else '""'
+    return str(value)
+
+
+class CompareScreen(Screen):
+    BINDINGS = [Binding("escape,q,c", "app.pop_screen", "Close")]
+
+    def __init__(self, left: Any, right: Any, left_image: Any, right_image: Any, image_class: Any) -> None:
+        super().__init__()
+        self.left, self.right = left, right
+        self.images = (left_image, right_image)
+        self.image_class = image_class
+        self.diff = recipe_diff(left.recipe, right.recipe)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="compare-images"):
+            for entry, image in zip((self.left, self.right), self.images, strict=True):
+                with Vertical(classes="compare-side"):
+                    if self.image_class is not None and image is not None:
+                        yield self.image_class(image, classes="compare-image")
+                    else:
+                        yield Static("(no image)", classes="compare-image")
+                    yield Static(f"#{entry.id} · seed {entry.recipe.seed}", classes="compare-caption")
+        with VerticalScroll(id="compare-diff"):
+            yield Static(self._diff_table())
+        yield Footer()
+
+    def _diff_table(self) -> Any:
+        diff = self.diff
+        if not diff:
+            return "the two recipes are the same"
+        table = Table(expand=True, show_edge=False)
+        table.add_column("field", style="bold")
+        table.add_column(f"#{self.left.id}", style="red")
+        table.add_column(f"#{self.right.id}", style="green")
+        for key, a, b in diff:
+            table.add_row(key, escape(a), escape(b))
+        return table

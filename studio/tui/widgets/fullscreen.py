@@ -1,0 +1,30 @@
+"""A full-screen view of one image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Center
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+
+class FullscreenPreview(Screen):
+    BINDINGS = [Binding("escape,q,v,ctrl+f", "app.pop_screen", "Close")]
+
+    def __init__(self, image: Any, image_class: Any, caption: str) -> None:
+        super().__init__()
+        self.image = image
+        self.image_class = image_class
+        self.caption = caption
+
+    def compose(self) -> ComposeResult:
+        with Center(id="full-canvas"):
+            if self.image_class is not None and self.image is not None:
+                yield self.image_class(self.image, id="full-image")
+            else:
+                yield Static("nothing to show")
+        yield Static(self.caption, id="full-caption")
+        yield Footer()

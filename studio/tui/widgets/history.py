@@ -1,0 +1,213 @@
+"""The history pane: this session's entries, newest first, with thumbnails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.lazy import Lazy
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Input, OptionList
+from textual.widgets.option_list import Option
+
+from studio.tui.thumbnail import THUMB_COLS
+
+# Rows built per refresh: a 10,000-entry session stays quick; the filter still searches everything.
+LIMIT = 300
+
+STATUS_STYLE = {
+    "done": "green",
+    "running": "yellow",
+    "queued": "cyan",
+    "failed": "red",
+    "cancelled": "dim",
+}
+
+
+def excerpt(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def matches(entry: Any, needle: str) -> bool:
+    r = entry.recipe
+    haystack = f"{r.prompt}\n{r.negative_prompt}\n{r.model}\n{r.seed}\n{r.sampler}\n{entry.note}\n#{entry.id}"
+    return needle.lower() in haystack.lower()
+
+
+class HistoryPane(Vertical):
+    """Pane 5. Keys act on the highlighted entry; the app does the work."""
+
+    BORDER_TITLE = "5 History"
+
+    BINDINGS = [
+        Binding("enter,l", "app.load_entry", "Branch", tooltip="load this entry's recipe into the form"),
+        Binding("r", "app.rerun", "Re-run"),
+        Binding("f", "app.favourite", "Fav"),
+        Binding("d,delete", "app.delete_entry", "Delete"),
+        Binding("u", "app.undo_delete", "Undo"),
+        Binding("c", "app.compare", "Compare"),
+        Binding("v", "app.fullscreen", "View"),
+        Binding("asterisk", "toggle_favourites", "★ only", show=False),
+        Binding("slash", "focus_filter", "Filter", show=False),
+        Binding("j", "cursor_down", show=False),
+        Binding("k", "cursor_up", show=False),
+    ]
+
+    favourites_only: reactive[bool] = reactive(False)
+    """Show only entries marked as favourites."""
+    marked: reactive[int | None] = reactive(None)
+    """The entry picked as the first side of a comparison."""
+
+    class Highlighted(Message):
+        def __init__(self, entry_id: int | None) -> None:
+            super().__init__()
+            self.entry_id = entry_id
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._entries: list[Any] = []
+        self._thumbs: dict[str, Any] = {}
+        self._shown: list[tuple[str, Text]] = []  # what the list holds now, as (id, row)
+
+    def compose(self) -> ComposeResult:
+        # Mounted just after the first frame; `_rebuild` waits for the list.
+        yield Lazy(Input(placeholder="filter (/)", id="history-filter"))
+        yield Lazy(HistoryList(id="history-list"))
+
+    @property
+    def option_list(self) -> OptionList:
+        return self.query_one("#history-list", OptionList)
+
+    @property
+    def highlighted_id(self) -> int | None:
+        if not self.query("#history-list"):
+            return None
+        ol = self.option_list
+        if ol.highlighted is None or ol.option_count == 0:
+            return None
+        return int(ol.get_option_at_index(ol.highlighted).id)
+
+    def set_entries(self, entries: list[Any], thumbs: dict[str, Any]) -> None:
+        self._entries = entries
+        self._thumbs = thumbs
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        if not self.query("#history-list"):
+            return  # not mounted yet; HistoryList.on_mount calls back
+        ol = self.option_list
+        # At the top, follow new entries; elsewhere, stay on the entry the artist chose.
+        keep = None if ol.highlighted in (None, 0) else self.highlighted_id
+        needle = "".join(f.value for f in self.query("#history-filter").results(Input)).strip()
+        shown, more = [], False
+        for entry in reversed(self._entries):  # newest first; stop at the limit, not at the end
+            if (self.favourites_only and not entry.favourite) or (needle and not matches(entry, needle)):
+                continue
+            if len(shown) == LIMIT:
+                more = True
+                break
+            shown.append(entry)
+        rows = [(str(e.id), self._row(e)) for e in shown]
+        if [row_id for row_id, _ in rows] == [row_id for row_id, _ in self._shown]:
+            # Same entries, some changed (started, finished, starred): touch only those rows.
+            for (row_id, row), (_, old) in zip(rows, self._shown, strict=True):
+                if row != old:
+                    ol.replace_option_prompt(row_id, row)
+        else:
+            ol.clear_options()
+            ol.add_options([Option(row, id=row_id) for row_id, row in rows])
+            if shown:
+                ids = [e.id for e in shown]
+                ol.highlighted = ids.index(keep) if keep in ids else 0
+        self._shown = rows
+        count = f"{len(shown)}{'+' if more else ''}/{len(self._entries)}"
+        self.border_subtitle = count + (" ★" if self.favourites_only else "")
+
+    def _row(self, entry: Any) -> Text:
+        """Four lines: a thumbnail on the left (when there is an image), the entry beside it.
+
+        Plain Text, not a Table: a session can have hundreds of rows and Text is cheap.
+        """
+        r = entry.recipe
+        head = Text(f"#{entry.id} ", style="bold")
+        head.append(entry.status, style=STATUS_STYLE.get(entry.status, ""))
+        if entry.favourite:
+            head.append(" ★", style="yellow")
+        if self.marked == entry.id:
+            head.append(" [compare]", style="magenta")
+        if entry.duration is not None:
+            head.append(f" {entry.duration:.1f}s", style="dim")
+        lines = [
+            head,
+            Text(excerpt(r.prompt)),
+            Text(f"{r.model} · {r.steps} steps · {r.sampler} · seed {r.seed}", style="dim"),
+            Text(excerpt(entry.reason), style="red dim") if entry.reason else Text(""),
+        ]
+        if entry.images:
+            thumb = self._thumbs.get(entry.images[0])
+            left = thumb.lines() if thumb is not None else [Text(" " * THUMB_COLS)] * 4
+            lines = [Text.assemble(pic, " ", line) for pic, line in zip(left, lines, strict=True)]
+        row = Text("\n").join(lines)
+        row.no_wrap = True
+        row.overflow = "ellipsis"
+        return row
+
+    @on(Input.Changed, "#history-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._rebuild()
+
+    @on(Input.Submitted, "#history-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.option_list.focus()
+
+    @on(OptionList.OptionHighlighted, "#history-list")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        self.post_message(self.Highlighted(int(event.option.id) if event.option.id else None))
+
+    @on(OptionList.OptionSelected, "#history-list")
+    async def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        await self.run_action("app.load_entry")
+
+    def watch_favourites_only(self) -> None:
+        if self.is_mounted:
+            self._rebuild()
+
+    def watch_marked(self) -> None:
+        if self.is_mounted:
+            self._rebuild()
+
+    def action_toggle_favourites(self) -> None:
+        self.favourites_only = not self.favourites_only
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#history-filter", Input).focus()
+
+    def action_cursor_down(self) -> None:
+        self.option_list.action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.option_list.action_cursor_up()
+
+    def move(self, delta: int) -> None:
+        if not self.query("#history-list"):
+            return
+        ol = self.option_list
+        if ol.option_count:
+            current = ol.highlighted if ol.highlighted is not None else -delta
+            ol.highlighted = max(0, min(ol.option_count - 1, current + delta))
+
+
+class HistoryList(OptionList):
+    def on_mount(self) -> None:
+        if isinstance(self.parent, HistoryPane):
+            self.parent._rebuild()

@@ -1,0 +1,139 @@
+"""The parameters pane: steps, CFG, size, seed (locked or random), sampler, count, model."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Grid, Horizontal, Vertical
+from textual.lazy import Lazy
+from textual.message import Message
+from textual.widgets import Button, Checkbox, Input, Label, Select
+
+from studio.recipe import Recipe, RecipeError, parse_size, random_seed
+from studio.samplers import SAMPLERS
+
+
+class ParamsPane(Vertical):
+    """Pane 2. `read()` turns the fields into a Recipe or a one-line RecipeError.
+
+    The fields mount just after the first paint (the pane's frame is there at
+    once): they are the costliest part of the window to build, and the prompt,
+    which has focus, is what the artist needs first.
+    """
+
+    BORDER_TITLE = "2 Parameters"
+
+    class PickModel(Message):
+        """The artist asked for the model picker."""
+
+    class Ready(Message):
+        """The fields are mounted and can be read and filled."""
+
+    def compose(self) -> ComposeResult:
+        yield Lazy(ParamsFields())
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.query(ParamsFields))
+
+    def _value(self, field: str) -> str:
+        return self.query_one(f"#{field}", Input).value.strip()
+
+    @property
+    def seed_locked(self) -> bool:
+        return self.query_one("#seed-lock", Checkbox).value
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "pick-model":
+            event.stop()
+            self.post_message(self.PickModel())
+
+    @property
+    def count(self) -> int:
+        try:
+            count = int(self._value("count") or 1)
+        except ValueError:
+            raise RecipeError("count must be a whole number") from None
+        if not 1 <= count <= 100:
+            raise RecipeError(f"count must be between 1 and 100 (got {count})")
+        return count
+
+    def read(self, base: Recipe, reroll: bool = True) -> Recipe:
+        """The form as a recipe on top of `base` (device, dtype...).
+
+        With `reroll`, an unlocked seed is replaced by a new random one, shown in the form.
+        """
+        numbers: dict[str, object] = {}
+        for field, name, kind in (("steps", "steps", int), ("cfg", "cfg_scale", float), ("seed", "seed", int)):
+            text = self._value(field)
+            try:
+                numbers[name] = kind(text)
+            except ValueError:
+                raise RecipeError(f"{field} must be a number (got {text!r})") from None
+        if reroll and not self.seed_locked:
+            numbers["seed"] = random_seed()
+            self.query_one("#seed", Input).value = str(numbers["seed"])
+        width, height = parse_size(self._value("size"))
+        model = self._value("model") or base.model
+        sampler = self.query_one("#sampler", Select).value
+        return base.replace(
+            model=model, sampler=str(sampler), width=width, height=height, **numbers
+        )
+
+    def load(self, recipe: Recipe, lock_seed: bool = True) -> None:
+        """Fill the form from a recipe (branching from a history entry locks its seed)."""
+        self.query_one("#model", Input).value = recipe.model
+        self.query_one("#steps", Input).value = str(recipe.steps)
+        self.query_one("#cfg", Input).value = f"{recipe.cfg_scale:g}"
+        self.query_one("#size", Input).value = recipe.size
+        self.query_one("#seed", Input).value = str(recipe.seed)
+        self.query_one("#seed-lock", Checkbox).value = lock_seed
+        if recipe.sampler in SAMPLERS:
+            self.query_one("#sampler", Select).value = recipe.sampler
+
+    def apply_defaults(self, defaults: dict) -> None:
+        """A model's recommended settings (studio.toml beside it)."""
+        if "steps" in defaults:
+            self.query_one("#steps", Input).value = str(defaults["steps"])
+        if "cfg_scale" in defaults:
+            self.query_one("#cfg", Input).value = f"{defaults['cfg_scale']:g}"
+        if "width" in defaults and "height" in defaults:
+            self.query_one("#size", Input).value = f"{defaults['width']}x{defaults['height']}"
+        if defaults.get("sampler") in SAMPLERS:
+            self.query_one("#sampler", Select).value = defaults["sampler"]
+
+    def set_model(self, model: str) -> None:
+        self.query_one("#model", Input).value = model
+
+    def set_seed(self, seed: int, lock: bool | None = None) -> None:
+        self.query_one("#seed", Input).value = str(seed)
+        if lock is not None:
+            self.query_one("#seed-lock", Checkbox).value = lock
+
+
+class ParamsFields(Grid):
+    """The fields themselves, in a grid: label, field, label, field."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("model")
+        with Horizontal(classes="model-row"):
+            yield Input(id="model", placeholder="name or path", compact=True)
+            yield Button("…", id="pick-model", tooltip="choose a local model (ctrl+o)", compact=True)
+        yield Label("steps")
+        yield Input("20", id="steps", type="integer", compact=True)
+        yield Label("sampler")
+        yield Select(
+            [(name, name) for name in SAMPLERS], id="sampler", allow_blank=False, compact=True
+        )
+        yield Label("size")
+        yield Input("512x512", id="size", placeholder="WxH", compact=True)
+        yield Label("seed")
+        with Horizontal(classes="seed-row"):
+            yield Input("0", id="seed", type="integer", compact=True)
+            yield Checkbox("lock", id="seed-lock", tooltip="off: a new random seed each generate", compact=True)
+        yield Label("CFG")
+        yield Input("7.0", id="cfg", type="number", compact=True)
+        yield Label("count")
+        yield Input("1", id="count", type="integer", tooltip="jobs per generate, seeds counting up", compact=True)
+
+    def on_mount(self) -> None:
+        self.post_message(ParamsPane.Ready())

@@ -1,0 +1,80 @@
+"""The preview pane: the current image, live step previews while a job renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.containers import Center, Vertical
+from textual.widgets import Static
+
+from studio.tui.widgets.live_preview import LivePreview
+
+
+def file_link(path: Path, text: str | None = None) -> str:
+    """Content markup for a path as an OSC 8 hyperlink (plain text where unsupported)."""
+    path = Path(path).resolve()
+    return f"[link={escape(path.as_uri())!r}]{escape(text or str(path))}[/link]"
+
+
+class PreviewPane(Vertical, can_focus=True):
+    """Pane 3. Finished images with the renderer the app picked; live previews as half-cells."""
+
+    BORDER_TITLE = "3 Preview"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._image_class: Any = None
+        self._image_widget: Any = None
+        self.current: Any = None  # a Path or a PIL image
+        self.path: Path | None = None  # the file shown, if any (for full screen)
+
+    def compose(self) -> ComposeResult:
+        with Center(id="canvas"):
+            yield Static("no image yet — ctrl+g to generate", id="placeholder")
+            yield LivePreview(id="live")
+        yield Static("", id="caption")
+
+    def on_mount(self) -> None:
+        self.query_one(LivePreview).display = False
+
+    def set_renderer(self, image_class: Any) -> None:
+        """Called once textual-image is loaded (None: graphics off)."""
+        self._image_class = image_class
+        if self.path is not None:
+            self._show_file(self.path)
+
+    def show_file(self, path: Path, caption: str = "") -> None:
+        self.path = Path(path)
+        self.current = self.path
+        self._show_file(self.path)
+        link = file_link(self.path, f"{self.path.parent.name}/{self.path.name}")
+        self.query_one("#caption", Static).update(f"{escape(caption)}  {link}" if caption else link)
+
+    def show_live(self, image: Any) -> None:
+        """A step preview; the status bar shows which step, so nothing here re-lays out."""
+        if self._image_class is None:
+            return  # graphics off (or not loaded yet)
+        self.current = image
+        self.path = None
+        live = self.query_one(LivePreview)
+        if not live.display:
+            self._only(live)
+            self.query_one("#caption", Static).update("live preview")
+        live.set_image(image)
+
+    def _show_file(self, path: Path) -> None:
+        if self._image_class is None:
+            return  # the caption names the file; textual-image is not loaded yet, or graphics are off
+        if self._image_widget is None:
+            self._image_widget = self._image_class(path, id="image")
+            self.query_one("#canvas").mount(self._image_widget)
+        else:
+            self._image_widget.image = path
+        self._only(self._image_widget)
+
+    def _only(self, shown: Any) -> None:
+        for child in self.query_one("#canvas").children:
+            child.display = child is shown
