@@ -133,7 +133,9 @@ def run_recipes(recipes: list[Recipe], out_dir: Path, session: Any = None, quiet
     from studio.recording import SessionRecorder
 
     inbox: queue.Queue = queue.Queue()
-    engine = Engine(inbox.put, reserve_core=False)  # headless: no UI to keep a core for
+    # Keep a core free even headless: torch's OpenMP threads spin-wait, and on a
+    # CPU shared with anything else two threads were 100x slower than one here.
+    engine = Engine(inbox.put)
     run = _Run(_ProgressBar(quiet), SessionRecorder(session) if session is not None else None)
     try:
         for recipe in recipes:

@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -189,6 +190,8 @@ class Engine:
         for library in (diffusers_logging, transformers_logging):
             library.set_verbosity_error()
             library.disable_progress_bar()
+        # diffusers 0.42 renamed torch_dtype to dtype; older releases know only the former.
+        warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
         self._emit(ev.Ready("", *resolve_device()))
 
     def _run(self, job: Job) -> None:
