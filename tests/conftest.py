@@ -23,6 +23,7 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("STUDIO_CONFIG", str(home / "config.toml"))
     monkeypatch.setenv("STUDIO_CACHE_DIR", str(home / "cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf-hub"))  # the user's hub models must not leak in
     monkeypatch.delenv("STUDIO_SESSIONS_DIR", raising=False)
 
 
