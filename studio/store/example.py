@@ -14,10 +14,12 @@ from pathlib import Path
 
 from studio.recipe import Recipe
 
+# Prompts in the built-in model's own vocabulary (see its model card).
 PROMPTS = [
-    ("a lighthouse on a cliff at dusk, oil painting", 1),
-    ("a red fox in fresh snow, morning light", 2),
-    ("a bowl of lemons on a blue table, still life", 3),
+    ("a red circle on a blue background", 1),
+    ("a large yellow triangle on a purple background", 2),
+    ("a small white square at the top left on a black background", 3),
+    ("a orange circle at the bottom right on a green background", 4),  # the trained caption form
 ]
 
 
@@ -27,8 +29,8 @@ def make_example(root: Path, name: str = "example", model: str = "studio-tiny") 
 
     session = SessionStore(root).create(name)
     recipes = [
-        Recipe(prompt=prompt, negative_prompt="blurry", model=model, seed=seed, steps=8,
-               width=128, height=128, device="cpu", sampler="Euler a")
+        Recipe(prompt=prompt, model=model, seed=seed, steps=20, cfg_scale=7.0, width=64, height=64,
+               device="cpu", sampler="DPM++ 2M Karras" if seed % 2 else "Euler")
         for prompt, seed in PROMPTS
     ]
     run_recipes(recipes, session.path, session=session, quiet=True)
