@@ -9,6 +9,16 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import (single-threaded): os.umask can only be read by setting it.
+_UMASK = _read_umask()
+
+
 @contextmanager
 def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     """Yield a binary handle on a temp file beside `path`; on success it replaces `path`.
@@ -22,6 +32,7 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
+            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)  # mkstemp's 0600 is for the temp only
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
