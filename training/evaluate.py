@@ -125,21 +125,12 @@ SAMPLERS = ["DPM++ 2M Karras", "Euler", "Euler a", "DDIM"]
 
 
 def make_sampler(name: str, config):
-    """A diffusers scheduler for a sampler name, from the pipeline's own scheduler config."""
-    from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
-                           EulerDiscreteScheduler)
+    """The scheduler studio itself builds for `name`, so the figures measure what users get."""
+    from studio.samplers import SAMPLERS as KNOWN, make_scheduler
 
-    if name == "DPM++ 2M Karras":
-        return DPMSolverMultistepScheduler.from_config(config, use_karras_sigmas=True)
-    if name == "DPM++ 2M":
-        return DPMSolverMultistepScheduler.from_config(config)
-    if name == "Euler":
-        return EulerDiscreteScheduler.from_config(config)
-    if name == "Euler a":
-        return EulerAncestralDiscreteScheduler.from_config(config)
-    if name == "DDIM":
-        return DDIMScheduler.from_config(config, clip_sample=False, set_alpha_to_one=False)
-    raise ValueError(f"unknown sampler {name!r}; choose from {SAMPLERS}")
+    if name not in KNOWN:
+        raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(KNOWN)}")
+    return make_scheduler(name, config)
 
 
 def load_pipeline(model: str):
