@@ -217,9 +217,10 @@ class Engine:
     def _prepare(self, job: Job) -> tuple[LoadedPipeline, Recipe, tuple[str, str]]:
         """Load (or reuse) the pipeline and dress it with the recipe's LoRAs and embeddings.
 
-        Returns the recipe as it will be recorded (model as the user named it,
-        so it resolves again; model hash, LoRA hashes, device and dtype filled in) and the prompts the pipeline sees, with
-        A1111's `<lora:name:weight>` tags taken out.
+        Returns the recipe as it will be recorded (the model as the user named
+        it, so it resolves again; model hash, LoRA hashes, device and dtype
+        filled in) and the prompts the pipeline sees, with A1111's
+        `<lora:name:weight>` tags taken out.
         """
         from studio.engine.device import reserve_ui_core, resolve_device
         from studio.models.extras import prepare_extras
