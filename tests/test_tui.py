@@ -229,6 +229,46 @@ async def test_favourite_delete_and_undo(studio, tmp_path):
         assert app.query_one("#history-list", OptionList).option_count == 2
 
 
+async def test_rating_and_note_are_recorded_and_shown(studio, tmp_path):
+    from studio.tui.widgets.note import NoteDialog
+
+    seeded_session(tmp_path / "sessions", "old")
+    app = studio("old", engine_factory=IdleEngine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("alt+5", *["plus"] * 7, "minus")
+        assert app.session.get(2).rating == 4  # clamped at 5, then one down
+        await pilot.press("n")
+        assert isinstance(app.screen, NoteDialog)
+        await pilot.press(*"keep  this one", "enter")
+        assert app.session.get(2).note == "keep this one"
+        await pilot.press("n", "x", "escape")  # escape leaves the note as it was
+        assert app.session.get(2).note == "keep this one"
+        row = str(app.query_one("#history-list", OptionList).get_option_at_index(0).prompt)
+        assert "●●●●○" in row and "keep this one" in row
+        await pilot.press("slash", *"keep", "enter")  # the filter searches notes
+        assert app.query_one("#history-list", OptionList).option_count == 1
+    reopened = SessionStore(tmp_path / "sessions").open("old").get(2)
+    assert (reopened.rating, reopened.note) == (4, "keep this one")
+
+
+async def test_a_failed_mark_is_one_line_and_the_app_goes_on(studio, tmp_path):
+    seeded_session(tmp_path / "sessions", "old")
+    app = studio("old", engine_factory=IdleEngine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+
+        def full_disk(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        app.session.mark = full_disk
+        await pilot.press("alt+5", "f")
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("not marked" in m and "No space left" in m for m in messages), messages
+        assert not app.session.get(2).favourite
+
+
 async def test_history_filter(studio, tmp_path):
     seeded_session(tmp_path / "sessions", "old", count=3)
     app = studio("old", engine_factory=IdleEngine)
@@ -365,7 +405,7 @@ async def test_every_action_is_in_the_command_palette(studio):
         await started(pilot)
         titles = {command.title for command in app.get_system_commands(app.screen)}
     for title in ("Generate", "Queue more", "Re-roll seed", "Cancel job", "Branch from entry", "Re-run entry",
-                  "Favourite entry", "Delete entry", "Undo delete", "Compare entries", "Full-screen preview",
+                  "Favourite entry", "Rate entry higher", "Rate entry lower", "Edit note", "Delete entry", "Undo delete", "Compare entries", "Full-screen preview",
                   "Pick model", "Focus history", "Theme"):
         assert any(t.startswith(title) for t in titles), title
 

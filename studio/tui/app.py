@@ -26,7 +26,7 @@ from studio.recipe import Recipe, RecipeError, random_seed
 from studio.tui import graphics
 from studio.tui.jobs import JobBridge, JobView
 from studio.tui.messages import EngineEvent, GraphicsReady, ThumbnailsReady
-from studio.tui.widgets.history import LIMIT, HistoryPane
+from studio.tui.widgets.history import LIMIT, MAX_RATING, HistoryPane
 from studio.tui.widgets.params import ParamsPane
 from studio.tui.widgets.preview import PreviewPane, file_link
 from studio.tui.widgets.prompt import PromptPane
@@ -418,8 +418,36 @@ class StudioApp(App):
     def action_favourite(self) -> None:
         entry = self.highlighted_entry()
         if entry is not None:
-            self.session.mark(entry.id, favourite=not entry.favourite)
-            self.refresh_history()
+            self._mark(entry.id, favourite=not entry.favourite)
+
+    def action_rate(self, delta: int) -> None:
+        entry = self.highlighted_entry()
+        if entry is not None:
+            rating = max(0, min(MAX_RATING, entry.rating + delta))
+            if rating != entry.rating:
+                self._mark(entry.id, rating=rating)
+
+    def action_edit_note(self) -> None:
+        from studio.tui.widgets.note import NoteDialog
+
+        entry = self.highlighted_entry()
+        if entry is None:
+            return
+
+        def save(note: str | None) -> None:
+            if note is not None and note != entry.note:
+                self._mark(entry.id, note=note)
+
+        self.push_screen(NoteDialog(entry.id, entry.note), save)
+
+    def _mark(self, entry_id: int, **fields: Any) -> None:
+        """Record a star, rating or note; a failed write (full disk, locked file) is one line."""
+        try:
+            self.session.mark(entry_id, **fields)
+        except Exception as exc:
+            self.notify(f"#{entry_id} not marked: {exc}", severity="error")
+            return
+        self.refresh_history()
 
     def action_delete_entry(self) -> None:
         entry = self.highlighted_entry()
@@ -545,6 +573,9 @@ class StudioApp(App):
             ("Branch from entry", "load the highlighted entry's recipe into the form (enter)", self.action_load_entry),
             ("Re-run entry", "make the highlighted entry again (r)", self.action_rerun),
             ("Favourite entry", "toggle the highlighted entry's star (f)", self.action_favourite),
+            ("Rate entry higher", "rating of the highlighted entry up, 0-5 (+)", lambda: self.action_rate(1)),
+            ("Rate entry lower", "rating of the highlighted entry down (-)", lambda: self.action_rate(-1)),
+            ("Edit note", "write a note on the highlighted entry (n)", self.action_edit_note),
             ("Delete entry", "hide the highlighted entry; u undoes (d)", self.action_delete_entry),
             ("Undo delete", "bring back the last deleted entry (u)", self.action_undo_delete),
             ("Compare entries", "mark one entry, then compare with another (c)", self.action_compare),

@@ -17,6 +17,8 @@ from textual.widgets.option_list import Option
 
 from studio.tui.thumbnail import THUMB_COLS
 
+MAX_RATING = 5
+
 # Rows built per refresh: a 10,000-entry session stays quick; the filter still searches everything.
 LIMIT = 300
 
@@ -49,6 +51,9 @@ class HistoryPane(Vertical):
         Binding("enter,l", "app.load_entry", "Branch", tooltip="load this entry's recipe into the form"),
         Binding("r", "app.rerun", "Re-run"),
         Binding("f", "app.favourite", "Fav"),
+        Binding("plus,equals_sign", "app.rate(1)", "Rate +", tooltip="rating up (0-5)"),
+        Binding("minus", "app.rate(-1)", "Rate -", show=False),
+        Binding("n", "app.edit_note", "Note"),
         Binding("d,delete", "app.delete_entry", "Delete"),
         Binding("u", "app.undo_delete", "Undo"),
         Binding("c", "app.compare", "Compare"),
@@ -139,6 +144,8 @@ class HistoryPane(Vertical):
         head.append(entry.status, style=STATUS_STYLE.get(entry.status, ""))
         if entry.favourite:
             head.append(" ★", style="yellow")
+        if entry.rating:
+            head.append(" " + "●" * entry.rating + "○" * (MAX_RATING - entry.rating), style="yellow")
         if self.marked == entry.id:
             head.append(" [compare]", style="magenta")
         if entry.duration is not None:
@@ -147,7 +154,8 @@ class HistoryPane(Vertical):
             head,
             Text(excerpt(r.prompt)),
             Text(f"{r.model} · {r.steps} steps · {r.sampler} · seed {r.seed}", style="dim"),
-            Text(excerpt(entry.reason), style="red dim") if entry.reason else Text(""),
+            Text(excerpt(entry.reason), style="red dim") if entry.reason
+            else Text("✎ " + excerpt(entry.note, 58), style="italic") if entry.note else Text(""),
         ]
         if entry.images:
             thumb = self._thumbs.get(entry.images[0])
