@@ -23,7 +23,7 @@ import secrets
 import socket
 import threading
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -109,35 +109,31 @@ class SessionSummary:
     warning: str = ""
 
 
-@dataclass
-class _State:
-    """The mutable fold of one entry; `Entry` is its frozen snapshot."""
+# Entry's own defaults, so the fold below starts every entry from the one field list.
+_ENTRY_DEFAULTS = {f.name: f.default for f in fields(Entry) if f.default is not MISSING}
 
-    id: int
-    time: str
-    line: int
-    recipe_data: dict[str, Any]
-    owner: str = ""
-    status: str = "queued"
-    model_hash: str = ""
-    images: tuple[str, ...] = ()
-    duration: float | None = None
-    device: str = ""
-    reason: str = ""
-    favourite: bool = False
-    rating: int = 0
-    note: str = ""
-    deleted: bool = False
-    finished: str = ""
-    recipe: Recipe | None = None
+
+class _State:
+    """The mutable fold of one entry; `Entry` is its frozen snapshot.
+
+    `values` holds Entry's fields by name (all but the parsed recipe), so adding
+    a field to Entry needs no second list here.
+    """
+
+    __slots__ = ("line", "recipe_data", "recipe", "values")
+
+    def __init__(self, entry_id: int, time: str, line: int, recipe_data: dict[str, Any], owner: str) -> None:
+        self.line = line  # where it was queued, for error messages
+        self.recipe_data = recipe_data
+        self.recipe: Recipe | None = None
+        self.values: dict[str, Any] = {
+            **_ENTRY_DEFAULTS, "id": entry_id, "time": time, "status": "queued", "owner": owner
+        }
 
     def snapshot(self) -> Entry:
         assert self.recipe is not None
-        return Entry(
-            self.id, self.time, self.status, self.recipe, self.model_hash or self.recipe.model_hash,
-            self.images, self.duration, self.device, self.reason, self.favourite, self.rating,
-            self.note, self.deleted, self.finished, self.owner,
-        )
+        model_hash = self.values["model_hash"] or self.recipe.model_hash
+        return Entry(recipe=self.recipe, **{**self.values, "model_hash": model_hash})
 
 
 # --- reading ---------------------------------------------------------------
@@ -446,26 +442,26 @@ class Session:
             return ""
         if state is None:
             return f"a {kind!r} record for an entry that was never queued"
+        values = state.values
         if kind == "started":
-            if state.status not in FINAL:
-                state.status = "running"
+            if values["status"] not in FINAL:
+                values["status"] = "running"
             if "owner" in ev:
-                state.owner = ev["owner"]
+                values["owner"] = ev["owner"]
         elif kind in FINAL:
-            state.status, state.finished = kind, ev["time"]
-            state.reason = ev.get("reason", "")
+            values.update(status=kind, finished=ev["time"], reason=ev.get("reason", ""))
             if kind == "done":
                 state.recipe_data.update(ev.get("recipe", {}))
-                state.images = tuple(ev.get("images", ()))
-                state.duration = ev.get("duration")
-                state.device = ev.get("device", "")
-                state.model_hash = ev.get("model_hash", state.model_hash)
+                values.update(
+                    images=tuple(ev.get("images", ())),
+                    duration=ev.get("duration"),
+                    device=ev.get("device", ""),
+                    model_hash=ev.get("model_hash", values["model_hash"]),
+                )
         elif kind == "mark":
-            state.favourite = ev.get("favourite", state.favourite)
-            state.rating = ev.get("rating", state.rating)
-            state.note = ev.get("note", state.note)
+            values.update({key: ev[key] for key in ("favourite", "rating", "note") if key in ev})
         else:
-            state.deleted = kind == "deleted"
+            values["deleted"] = kind == "deleted"
         return ""
 
     def entries(self, include_deleted: bool = False) -> list[Entry]:
@@ -473,12 +469,12 @@ class Session:
         with self._mutex:
             return [
                 s.snapshot()
-                for s in sorted(self._states.values(), key=lambda s: s.id)
-                if include_deleted or not s.deleted
+                for _, s in sorted(self._states.items())
+                if include_deleted or not s.values["deleted"]
             ]
 
     def __len__(self) -> int:
-        return sum(1 for s in self._states.values() if not s.deleted)
+        return sum(1 for s in self._states.values() if not s.values["deleted"])
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self.entries())
@@ -495,8 +491,9 @@ class Session:
         with self._mutex:
             return [
                 s.snapshot()
-                for s in sorted(self._states.values(), key=lambda s: s.id)
-                if s.status not in FINAL and not s.deleted and not _owner_alive(s.owner)
+                for _, s in sorted(self._states.items())
+                if s.values["status"] not in FINAL and not s.values["deleted"]
+                and not _owner_alive(s.values["owner"])
             ]
 
     def image_path(self, name: str) -> Path:
