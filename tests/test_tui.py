@@ -375,6 +375,21 @@ async def test_model_picker_filters_and_fills_the_form(studio, monkeypatch):
         assert app.query_one("#model", Input).value == "/models/sharp-xl.safetensors"
 
 
+def test_themes_come_from_the_wheel_install_when_the_project_folder_is_absent(tmp_path, monkeypatch):
+    from studio.tui import themes
+
+    shared = tmp_path / "share" / "studio" / "themes"
+    shared.mkdir(parents=True)
+    (shared / "slate.toml").write_text('primary = "#778899"\n')
+    monkeypatch.setattr(themes, "PROJECT_THEMES", tmp_path / "no-checkout" / "themes")
+    monkeypatch.setattr(themes, "INSTALLED_THEMES", shared)
+    found, warnings = themes.load_themes()
+    assert "slate" in [t.name for t in found] and not warnings
+    # in a checkout the project folder wins, and it holds the themes the app defaults to
+    monkeypatch.undo()
+    assert {"darkroom", "paper"} <= {t.name for t in themes.load_themes([themes.PROJECT_THEMES])[0]}
+
+
 async def test_theme_choice_is_kept_in_the_config(studio):
     from studio.config import load_config
 

@@ -6,11 +6,13 @@ A bad file is skipped with a warning, never a crash.
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
-PROJECT_THEMES = Path(__file__).resolve().parents[2] / "themes"
+PROJECT_THEMES = Path(__file__).resolve().parents[2] / "themes"  # a checkout or editable install
+INSTALLED_THEMES = Path(sys.prefix) / "share" / "studio" / "themes"  # a wheel install
 _FIELDS = (
     "name", "primary", "secondary", "warning", "error", "success", "accent",
     "foreground", "background", "surface", "panel", "boost", "dark",
@@ -20,7 +22,8 @@ _FIELDS = (
 def theme_dirs() -> list[Path]:
     from platformdirs import user_config_dir
 
-    return [PROJECT_THEMES, Path(user_config_dir("studio")) / "themes"]
+    shipped = PROJECT_THEMES if PROJECT_THEMES.is_dir() else INSTALLED_THEMES
+    return [shipped, Path(user_config_dir("studio")) / "themes"]
 
 
 def load_themes(dirs: list[Path] | None = None) -> tuple[list[Any], list[str]]:
