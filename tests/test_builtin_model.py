@@ -23,6 +23,25 @@ def test_dataset_deterministic_and_parseable():
 
 def test_scorer_is_exact_on_dataset_images():
     assert ev.check_scorer(n=300, seed=11) == 1.0
+    assert ev.check_scorer(n=300, seed=12, rich=True) == 1.0  # size and position words scored too
+
+
+def test_size_and_position_words_are_parsed_and_scored():
+    caption = "a small red circle at the top left on a blue background"
+    assert ds.parse_attributes(caption) == ("small", "top left")
+    assert ds.parse_attributes("a large red circle on a blue background") == ("large", None)
+    assert ds.parse_attributes("a red circle on a blue background") == (None, None)
+    with pytest.raises(ValueError):
+        ds.parse_attributes("a red circle at the moon on a blue background")
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (64, 64), ds.PALETTE["blue"])
+    ds.draw_shape(ImageDraw.Draw(img), "circle", (4, 4, 23, 23), ds.PALETTE["red"])  # small, top left
+    assert ev.score_image(img, caption) == {
+        "background": True, "object_colour": True, "shape": True, "size": True, "position": True
+    }
+    wrong = ev.score_image(img, "a large red circle at the bottom right on a blue background")
+    assert not wrong["size"] and not wrong["position"] and wrong["shape"]
 
 
 @pytest.mark.parametrize("sampler", ["DPM++ 2M Karras", "Euler"])

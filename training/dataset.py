@@ -175,6 +175,24 @@ def parse_caption(caption: str) -> tuple[str, str, str]:
     return m["obj"], m["shape"], m["bg"]
 
 
+_RICH_RE = re.compile(
+    r"^\s*an?\s+(?:(?P<size>small|large)\s+)?\w+\s+\w+\s+(?:at\s+the\s+(?P<pos>[\w ]+?)\s+)?on\s+"
+)
+
+
+def parse_attributes(caption: str) -> tuple[str | None, str | None]:
+    """The optional size word and position of a caption, ``None`` where absent.
+
+    ``"a small red circle at the top left on a blue background"`` -> ``("small", "top left")``.
+    """
+    parse_caption(caption)  # the same errors for what is not a caption at all
+    m = _RICH_RE.match(caption.lower())
+    pos = m["pos"] if m else None
+    if pos is not None and pos not in POSITIONS:
+        raise ValueError(f"unknown position {pos!r} in {caption!r}")
+    return (m["size"] if m else None), pos
+
+
 def make_batch(rng: np.random.Generator, n: int):
     """``n`` samples as a float array (n, 3, 64, 64) in [-1, 1] and a caption list."""
     arr = np.empty((n, 3, SIZE, SIZE), dtype=np.float32)

@@ -6,6 +6,10 @@ Scoring an image against ``a {colour} {shape} on a {colour} background``:
 * background = the majority class on the outer 2-pixel border;
 * object colour = the most frequent class other than the background
   (an object needs at least ``MIN_OBJECT_PIXELS`` pixels, else it is "absent");
+* size and position (only for captions that name them): from the bounding box of
+  that region - "small" when its longer side is at most 32 px (the data's small
+  objects are 18-28 px, large ones 36-46), and the 3x3 grid cell of its centre
+  as the data generator defines it (``dataset._position_of``);
 * shape = from the largest 4-connected region of the object class: the ratio of
   its area to its bounding box (square ~1.0, circle ~pi/4 ~0.785, triangle ~0.5).
   Thresholds (square >= 0.87 > circle >= 0.64 > triangle) sit between the
@@ -19,6 +23,7 @@ CLI::
 
     python -m training.evaluate --model studio/builtin/studio-tiny --n 48 --steps 20 --cfg 7 \
         --sampler "DPM++ 2M Karras" --sampler Euler
+    python -m training.evaluate --rich ...   # prompts with a size and a position too
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ _PAL = np.array([ds.PALETTE[c] for c in ds.COLOURS], dtype=np.float32)
 MIN_OBJECT_PIXELS = 20
 SQUARE_MIN_FILL = 0.87
 CIRCLE_MIN_FILL = 0.64
+SMALL_MAX_SIDE = 32
 
 
 def palette_classes(img) -> np.ndarray:
@@ -87,24 +93,36 @@ def analyse(img) -> dict:
     counts = np.bincount(cls.ravel(), minlength=len(_PAL))
     counts[bg] = 0
     obj = int(counts.argmax())
-    res = {"background": ds.COLOURS[bg], "object_colour": None, "shape": None, "fill": None}
+    res = {"background": ds.COLOURS[bg], "object_colour": None, "shape": None, "fill": None,
+           "size": None, "position": None}
     if counts[obj] < MIN_OBJECT_PIXELS:
         return res
     comp = _largest_component(cls == obj)
     ys, xs = np.nonzero(comp)
-    box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
-    fill = comp.sum() / box
+    height, width = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+    fill = comp.sum() / (height * width)
     shape = "square" if fill >= SQUARE_MIN_FILL else "circle" if fill >= CIRCLE_MIN_FILL else "triangle"
-    res.update(object_colour=ds.COLOURS[obj], shape=shape, fill=round(float(fill), 3))
+    side = int(max(height, width))
+    centre_x, centre_y = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
+    res.update(object_colour=ds.COLOURS[obj], shape=shape, fill=round(float(fill), 3),
+               size="small" if side <= SMALL_MAX_SIDE else "large",
+               position=ds._position_of(centre_x, centre_y, side))
     return res
 
 
 def score_image(img, caption: str) -> dict:
-    """``{"background": bool, "object_colour": bool, "shape": bool}`` for one image."""
+    """``{"background": bool, "object_colour": bool, "shape": bool}`` for one image, plus
+    ``"size"`` and ``"position"`` when the caption names them."""
     obj, shape, bg = ds.parse_caption(caption)
+    size, position = ds.parse_attributes(caption)
     a = analyse(img)
-    return {"background": a["background"] == bg, "object_colour": a["object_colour"] == obj,
-            "shape": a["shape"] == shape}
+    score = {"background": a["background"] == bg, "object_colour": a["object_colour"] == obj,
+             "shape": a["shape"] == shape}
+    if size is not None:
+        score["size"] = a["size"] == size
+    if position is not None:
+        score["position"] = a["position"] == position
+    return score
 
 
 def fixed_prompts(n: int = 48, seed: int = 0) -> list[str]:
@@ -117,6 +135,17 @@ def fixed_prompts(n: int = 48, seed: int = 0) -> list[str]:
         while bg == obj:
             bg = ds.COLOURS[int(rng.integers(len(ds.COLOURS)))]
         out.append(ds.basic_caption(obj, ds.SHAPES[i % len(ds.SHAPES)], bg))
+    return out
+
+
+def fixed_rich_prompts(n: int = 48, seed: int = 0) -> list[str]:
+    """``n`` captions naming a size and a position as well: shapes, sizes and positions in turn."""
+    out = []
+    for i, basic in enumerate(fixed_prompts(n, seed + 1000)):
+        obj, shape, bg = ds.parse_caption(basic)
+        size = list(ds.SIZE_WORDS)[i % 2]
+        position = ds.POSITIONS[(i * 4) % len(ds.POSITIONS)]  # 4 is coprime to 9: every cell in turn
+        out.append(f"a {size} {obj} {shape} at the {position} on a {bg} background")
     return out
 
 
@@ -162,8 +191,8 @@ def generate(pipe, prompts, steps, cfg, sampler, seed=0, batch=16):
 def evaluate(pipe, prompts, steps, cfg, sampler, seed=0):
     imgs = generate(pipe, prompts, steps, cfg, sampler, seed)
     scores = [score_image(im, p) for im, p in zip(imgs, prompts)]
-    acc = {k: float(np.mean([s[k] for s in scores])) for k in ("background", "object_colour", "shape")}
-    acc["all_three"] = float(np.mean([all(s.values()) for s in scores]))
+    acc = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
+    acc["all_three"] = float(np.mean([s["background"] and s["object_colour"] and s["shape"] for s in scores]))
     return acc, imgs, scores
 
 
@@ -182,12 +211,12 @@ def time_per_image(pipe, steps, cfg, sampler, reps=5):
     return (time.perf_counter() - t) / reps
 
 
-def check_scorer(n: int = 2000, seed: int = 7) -> float:
-    """Scorer accuracy on ground-truth dataset images (all three attributes right)."""
+def check_scorer(n: int = 2000, seed: int = 7, rich: bool | None = None) -> float:
+    """Scorer accuracy on ground-truth dataset images (every attribute the caption names right)."""
     rng = np.random.default_rng(seed)
     ok = 0
     for _ in range(n):
-        img, cap = ds.make_sample(rng)
+        img, cap = ds.make_sample(rng, rich=rich)
         ok += all(score_image(img, cap).values())
     return ok / n
 
@@ -206,16 +235,19 @@ def main(argv=None):
     p.add_argument("--grid", default=None, help="save a contact sheet of the images here (PNG)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--time", action="store_true", help="also measure seconds per single image")
+    p.add_argument("--rich", action="store_true",
+                   help="prompts that also name a size and a position (scored as well)")
     p.add_argument("--check-scorer", action="store_true", help="only check the scorer on dataset images")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     if args.check_scorer:
-        print(f"scorer accuracy on dataset images: {check_scorer():.4f}")
+        print(f"scorer accuracy on dataset images: {check_scorer():.4f}; "
+              f"on those naming a size and/or position: {check_scorer(rich=True):.4f}")
         return
 
     pipe = load_pipeline(args.model)
-    prompts = fixed_prompts(args.n, args.seed)
+    prompts = (fixed_rich_prompts if args.rich else fixed_prompts)(args.n, args.seed)
     results = {}
     for sampler in args.sampler or ["DPM++ 2M Karras"]:
         t = time.perf_counter()
@@ -225,8 +257,10 @@ def main(argv=None):
         if args.time:
             res["s_per_image"] = round(time_per_image(pipe, args.steps, args.cfg, sampler), 3)
         results[sampler] = res
+        rich = "".join(f"  {k} {acc[k]:.1%}" for k in ("size", "position") if k in acc)
         print(f"{sampler:16s} n={args.n} steps={args.steps} cfg={args.cfg}: background {acc['background']:.1%}  "
-              f"object colour {acc['object_colour']:.1%}  shape {acc['shape']:.1%}  all three {acc['all_three']:.1%}"
+              f"object colour {acc['object_colour']:.1%}  shape {acc['shape']:.1%}{rich}  "
+              f"all three {acc['all_three']:.1%}"
               + (f"  ({res['s_per_image']:.3f} s/image)" if args.time else ""), flush=True)
         if args.grid:
             cols = 8
