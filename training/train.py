@@ -18,10 +18,9 @@ Stages
    v-prediction and the plain (unweighted) v-loss, 10% caption dropout (empty
    prompt, for classifier-free guidance), AdamW with warm-up + cosine decay and
    an EMA (0.999) of both networks.  The EMA weights are what is saved.
-   Optional: ``--min-snr`` weights the loss by min-SNR-gamma, and ``--stop-at`` +
-   ``--phase2-steps`` continue from the EMA weights with a fresh optimiser and
-   the plain loss (how the first studio-tiny was trained; its model card
-   history says why the default changed).
+   ``--min-snr`` weights the loss by min-SNR-gamma instead (version 1 of the
+   model trained its first phase that way; the model card says why the
+   default changed, and this file's git history has that two-phase run).
 5. ``StableDiffusionPipeline.save_pretrained(..., safe_serialization=True)``,
    fp16 weights by default, plus ``preview.json`` and ``train_info.json``.
 
@@ -312,15 +311,6 @@ class EMA:
                 bs.copy_(b)
 
 
-def load_phase1(path):
-    from diffusers import UNet2DConditionModel
-    from transformers import CLIPTextModel
-
-    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", local_files_only=True).float()
-    te = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", local_files_only=True).float()
-    return unet, te
-
-
 def fix_scheduler_config(out):
     path = os.path.join(out, "scheduler", "scheduler_config.json")
     with open(path) as f:
@@ -356,36 +346,28 @@ def save_pipeline(out, vae, text_encoder, tok, unet, scheduler, fp16: bool):
             os.chmod(os.path.join(root, name), 0o644)
 
 
-def train_unet(args, vae, tok, bank_lat, bank_ids, scheduler, on_checkpoint, *, phase=1, init=None):
-    """Phase 1: from scratch, ``--unet-steps`` cosine schedule (optionally stopped at ``--stop-at``),
-    loss weighted by min-SNR-``--min-snr``.  Phase 2: continue from the phase-1 EMA weights with a
-    fresh optimiser, its own warm-up + cosine schedule (``--phase2-steps``, ``--phase2-lr``) and the
-    plain v-prediction loss (``--phase2-min-snr`` 0)."""
-    if phase == 1:
-        total, stop, lr, min_snr, warmup = args.unet_steps, args.stop_at or args.unet_steps, args.lr, args.min_snr, args.warmup
-    else:
-        total, stop, lr, min_snr, warmup = args.phase2_steps, args.phase2_steps, args.phase2_lr, args.phase2_min_snr, 100
-    torch.manual_seed(args.seed + 2 + 10 * (phase - 1))
-    if init is None:
-        unet = make_unet(args.unet_channels)
-        te = make_text_encoder(tok)
-    else:
-        unet, te = copy.deepcopy(init[0]), copy.deepcopy(init[1])
-        unet.requires_grad_(True); te.requires_grad_(True)
-    log(f"phase {phase}: UNet params {n_params(unet)/1e6:.3f} M, text encoder {n_params(te)/1e6:.3f} M, "
-        f"{stop} of {total} steps, lr {lr}, min-SNR {min_snr}")
+def train_unet(args, tok, bank_lat, bank_ids, scheduler, on_checkpoint):
+    """UNet + text encoder from scratch: ``--unet-steps`` of warm-up + cosine decay, the plain
+    v-loss (or min-SNR-``--min-snr`` weighting).  Returns the EMA networks, the seconds taken
+    and the raw (non-EMA) networks."""
+    total, lr, min_snr, warmup = args.unet_steps, args.lr, args.min_snr, args.warmup
+    torch.manual_seed(args.seed + 2)
+    unet = make_unet(args.unet_channels)
+    te = make_text_encoder(tok)
+    log(f"UNet params {n_params(unet)/1e6:.3f} M, text encoder {n_params(te)/1e6:.3f} M, "
+        f"{total} steps, lr {lr}, min-SNR {min_snr}")
     params = list(unet.parameters()) + list(te.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
     ema = EMA([unet, te], args.ema)
     empty_ids = tokenize(tok, [""])[0]
     ac = scheduler.alphas_cumprod.float()
     snr_all = ac / (1 - ac)
-    g = torch.Generator().manual_seed(args.seed + 3 + 10 * (phase - 1))
+    g = torch.Generator().manual_seed(args.seed + 3)
     unet.train(); te.train()
     t0 = time.time()
     n = bank_lat.shape[0]
     run_loss = None
-    for step in range(stop):
+    for step in range(total):
         for gr in opt.param_groups:
             gr["lr"] = lr_at(step, total, lr, warmup)
         idx = torch.randint(0, n, (args.batch,), generator=g)
@@ -418,12 +400,12 @@ def train_unet(args, vae, tok, bank_lat, bank_ids, scheduler, on_checkpoint, *, 
         opt.step()
         ema.update(step)
         run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
-        if step % 50 == 0 or step == stop - 1:
+        if step % 50 == 0 or step == total - 1:
             el = time.time() - t0
-            log(f"unet p{phase} {step}/{total} loss {run_loss:.4f} lr {opt.param_groups[0]['lr']:.2e} "
-                f"({el/(step+1):.2f}s/step, eta {el/(step+1)*(stop-step-1)/60:.1f} min)")
-        if args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < stop:
-            on_checkpoint(ema.shadow[0], ema.shadow[1], f"p{phase}_{step + 1}", time.time() - t0)
+            log(f"unet {step}/{total} loss {run_loss:.4f} lr {opt.param_groups[0]['lr']:.2e} "
+                f"({el/(step+1):.2f}s/step, eta {el/(step+1)*(total-step-1)/60:.1f} min)")
+        if args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < total:
+            on_checkpoint(ema.shadow[0], ema.shadow[1], step + 1, time.time() - t0)
     return ema.shadow[0], ema.shadow[1], time.time() - t0, (unet.eval(), te.eval())
 
 
@@ -451,12 +433,6 @@ def main(argv=None):
     p.add_argument("--also-fp32", default=None, help="additionally save an fp32 copy here")
     p.add_argument("--also-raw", default=None, help="additionally save the non-EMA weights (fp32) here")
     p.add_argument("--ckpt-copy", default=None, help="also keep every checkpoint in DIR/step_N")
-    p.add_argument("--stop-at", type=int, default=0, help="end phase 1 at this step of its schedule")
-    p.add_argument("--phase2-steps", type=int, default=0)
-    p.add_argument("--phase2-lr", type=float, default=3e-4)
-    p.add_argument("--phase2-min-snr", type=float, default=0.0)
-    p.add_argument("--resume-phase2", default=None,
-                   help="skip VAE + phase 1: load them (fp32 EMA checkpoint) from this folder")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads; 1 measured far faster than 2 on a shared 2-core machine")
     args = p.parse_args(argv)
@@ -482,17 +458,9 @@ def main(argv=None):
 
     rng_vae = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed + 1)
-    if args.resume_phase2:
-        from diffusers import AutoencoderKL
-
-        vae = AutoencoderKL.from_pretrained(args.resume_phase2, subfolder="vae", local_files_only=True).float().eval()
-        vae_time = 0.0
-        log(f"VAE loaded from {args.resume_phase2} (phase-1 run)")
-    else:
-        vae, vae_time = train_vae(args, rng_vae)
+    vae, vae_time = train_vae(args, rng_vae)
     stats, lat, x = vae_stats(vae, np.random.default_rng(args.seed + 100))
-    if not args.resume_phase2:
-        vae.register_to_config(scaling_factor=round(1.0 / stats["latent_std"], 5))
+    vae.register_to_config(scaling_factor=round(1.0 / stats["latent_std"], 5))
     log(f"VAE stats {stats}; scaling_factor {vae.config.scaling_factor}")
     preview = fit_preview(lat * vae.config.scaling_factor, x)
     log(f"preview fit rmse {preview['fit_rmse']}")
@@ -524,25 +492,14 @@ def main(argv=None):
                           fp16=False)
         log(f"checkpoint at step {step} saved to {args.out}")
 
-    if args.resume_phase2:
-        unet, te = load_phase1(args.resume_phase2)
-        unet_time = 0.0
-        log(f"phase 2 resumes from {args.resume_phase2}")
-    else:
-        unet, te, unet_time, (raw_unet, raw_te) = train_unet(args, vae, tok, bank_lat, bank_ids, scheduler, on_ckpt)
-    if args.phase2_steps:
-        if not args.resume_phase2:
-            on_ckpt(unet, te, "p1_end", unet_time)
-        unet, te, t2, (raw_unet, raw_te) = train_unet(args, vae, tok, bank_lat, bank_ids, scheduler, on_ckpt,
-                                                      phase=2, init=(unet, te))
-        unet_time += t2
+    unet, te, unet_time, (raw_unet, raw_te) = train_unet(args, tok, bank_lat, bank_ids, scheduler, on_ckpt)
     info.update(unet_params=n_params(unet), text_encoder_params=n_params(te))
     save_pipeline(args.out, vae, te, tok, unet, scheduler, fp16=not args.fp32)
     if args.also_fp32:
         save_pipeline(args.also_fp32, vae, te, tok, unet, scheduler, fp16=False)
     if args.also_raw:
         save_pipeline(args.also_raw, vae, raw_te, tok, raw_unet, scheduler, fp16=False)
-    write_info(f"{args.stop_at or args.unet_steps}+{args.phase2_steps}", unet_time, True)
+    write_info(args.unet_steps, unet_time, True)
     log(f"done in {(time.time()-t_start)/60:.1f} min -> {args.out}")
 
 
