@@ -459,7 +459,7 @@ class Session:
                     model_hash=ev.get("model_hash", values["model_hash"]),
                 )
         elif kind == "mark":
-            values.update({key: ev[key] for key in ("favourite", "rating", "note") if key in ev})
+            values.update({key: ev[key] for key in _FIELDS["mark"] if key in ev})
         else:
             values["deleted"] = kind == "deleted"
         return ""
