@@ -12,8 +12,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from studio.cli import main
 from studio.recipe import LoraRef, Recipe
-from studio.store.importer import ImportFailed, comfy_sampler, import_recipe, locate_model
-from studio.store.png import save_png
+from studio.formats.importer import ImportFailed, comfy_sampler, import_recipe, locate_model
+from studio.formats.png import save_png
 
 A1111_TEXT = (
     "masterpiece, a castle on a hill, <lora:add_detail:0.8>, (sunset:1.2)\n"

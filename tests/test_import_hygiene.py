@@ -16,7 +16,7 @@ def loaded_after(statement: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "module",
-    ["studio", "studio.recipe", "studio.engine", "studio.models", "studio.store.session", "studio.store.png",
+    ["studio", "studio.recipe", "studio.engine", "studio.models", "studio.store.session", "studio.formats.png",
      "studio.config", "studio.cli"],
 )
 def test_headless_modules_stay_light(module):

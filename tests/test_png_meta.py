@@ -12,7 +12,7 @@ from PIL import Image
 from studio import __version__
 from studio.recipe import LoraRef, Recipe
 from studio.samplers import SAMPLERS
-from studio.store.png import (
+from studio.formats.png import (
     RECIPE_KEY,
     TRAINED_ALGORITHMIC_MEDIA,
     XMP_KEY,
@@ -144,7 +144,7 @@ def test_parse_a1111_real_world_text():
 
 def test_lora_and_ti_hashes_are_written_once():
     from studio.recipe import LoraRef, Recipe
-    from studio.store.png import a1111_parameters, parse_a1111
+    from studio.formats.png import a1111_parameters, parse_a1111
 
     recipe = Recipe(prompt="ink <lora:wash:0.5>", loras=(LoraRef("wash", 0.5, "aaa111"), LoraRef("grain", 1.0, "bbb222")),
                     embeddings=("easyneg",), embedding_hashes=("ccc333",), vae="ft-mse", vae_hash="ddd444")

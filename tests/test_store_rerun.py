@@ -11,7 +11,7 @@ from PIL import Image
 from studio.cli import main
 from studio.config import Config, save_config
 from studio.recipe import Recipe
-from studio.store.png import RECIPE_KEY
+from studio.formats.png import RECIPE_KEY
 from studio.store.session import SessionStore
 
 

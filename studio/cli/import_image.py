@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from studio.recipe import RecipeError
-    from studio.store.importer import ImportFailed, import_recipe
+    from studio.formats.importer import ImportFailed, import_recipe
 
     try:
         result = import_recipe(args.image)

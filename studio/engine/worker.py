@@ -367,6 +367,6 @@ def _dress(loaded: LoadedPipeline, extras: Any, allow_pickle: bool) -> None:
 
 
 def _save_png(image: Any, path: Path, recipe: Recipe) -> None:
-    from studio.store.png import save_png
+    from studio.formats.png import save_png
 
     save_png(image, path, recipe)

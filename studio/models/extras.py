@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.models.lora_syntax import extract_loras, merge_loras
+from studio.formats.lora_tags import extract_loras, merge_loras
 from studio.models.resolve import ModelRef, resolve
 from studio.recipe import LoraRef, Recipe
 

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "builtin"
+from studio.builtin import BUILTIN_DIR
 
 
 class ModelNotFound(LookupError):

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from studio.recipe import MAX_SEED, LoraRef, Recipe, RecipeError
 from studio.samplers import DEFAULT_SAMPLER, SAMPLERS, sampler_from_a1111
-from studio.store.png import (
+from studio.formats.png import (
     PARAMETERS_KEY,
     RECIPE_KEY,
     parse_a1111,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.models.lora_syntax import extract_loras, merge_loras
+from studio.formats.lora_tags import extract_loras, merge_loras
 from studio.recipe import LoraRef, RecipeError
 
 
