@@ -71,6 +71,30 @@ def save_png(image: Image.Image, path: Path, recipe: Recipe) -> None:
         image.save(handle, format="PNG", pnginfo=info)
 
 
+MAX_RECIPE_CHARS = 1 << 20  # a recipe is a few KB; a bigger chunk is not ours
+
+
+def read_recipe(path: Path) -> Recipe | None:
+    """The Recipe in a PNG's `studio-recipe` chunk; None when the file, the chunk or the recipe is not whole."""
+    import tomllib
+
+    from PIL import Image
+
+    from studio.recipe import Recipe, RecipeError
+
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                return None
+            image.load()  # reads to IEND: a PNG cut short by a crash fails here
+            text = getattr(image, "text", {}).get(RECIPE_KEY)
+        if not isinstance(text, str) or len(text) > MAX_RECIPE_CHARS:
+            return None
+        return Recipe.from_dict(tomllib.loads(text))
+    except (OSError, ValueError, SyntaxError, EOFError, RecursionError, TypeError, RecipeError):
+        return None
+
+
 # --- AUTOMATIC1111 `parameters` text ---------------------------------------
 
 
