@@ -1,7 +1,9 @@
-"""Engine overhead: the same pipeline and recipe, bare diffusers vs the engine.
+"""Engine overhead: the same pipeline and recipe, bare diffusers vs studio's service.
 
 Both sides share one loaded pipeline, the same scheduler, seed and thread
-count, and both write a PNG; they alternate in one process so machine noise
+count, and both write a PNG; the studio side goes the way `studio generate`
+goes (the service records each job in a session, the local engine runs it,
+the PNG carries its metadata). They alternate in one process so machine noise
 hits both alike. Prints per-round times; the last line ends with the ratio
 engine/bare of the median wall time per image (goal: <= 1.03).
 
@@ -31,19 +33,22 @@ def main() -> None:
 
     import torch
 
-    from studio.engine import Engine, events as ev
-    from studio.models import ModelNotFound, resolve
+    from studio.engine import LocalEngine, events as ev
+    from studio.models import ModelLibrary, ModelNotFound
     from studio.models.loading import load_pipeline
     from studio.recipe import Recipe
     from studio.samplers import make_scheduler
+    from studio.service import Studio
+    from studio.store.session import SessionStore
 
     workdir = Path(tempfile.mkdtemp(prefix="studio-bench-"))
+    library = ModelLibrary()
     try:
-        ref = resolve(args.model)
+        ref = library.resolve(args.model)
     except ModelNotFound:
         from tests.tiny_pipeline import build_tiny_pipeline
 
-        ref = resolve(str(build_tiny_pipeline(workdir / "tiny-sd")))
+        ref = library.resolve(str(build_tiny_pipeline(workdir / "tiny-sd")))
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(ref, "cpu", "float32")
     pipe.set_progress_bar_config(disable=True)
@@ -62,11 +67,14 @@ def main() -> None:
         return time.perf_counter() - start
 
     inbox: queue.Queue = queue.Queue()
-    engine = Engine(inbox.put, reserve_core=False, loader=lambda *a: pipe, resolver=lambda name: ref)
+    session = SessionStore(workdir / "sessions").create("bench")
+    studio = Studio(session, library, engine_factory=lambda listener: LocalEngine(
+        listener, library=library, reserve_core=False, loader=lambda *a: pipe))
+    studio.subscribe(inbox.put)
 
     def through_engine(index: int) -> float:
         start = time.perf_counter()
-        job = engine.submit(recipe, workdir, stem=f"engine-{index}")
+        job = studio.submit(recipe)
         while True:
             event = inbox.get()
             if isinstance(event, ev.Failed) and event.job_id == job:
@@ -81,7 +89,7 @@ def main() -> None:
         for run, times in pair if index % 2 == 0 else reversed(pair):
             times.append(run(index))
         print(f"round {index + 1:2d}: bare {bare_times[-1]:.3f} s  engine {engine_times[-1]:.3f} s", flush=True)
-    engine.shutdown()
+    studio.shutdown()
     bare_median, engine_median = statistics.median(bare_times), statistics.median(engine_times)
     print(f"model {ref.name}, {args.steps} steps, {recipe.size}, {torch.get_num_threads()} threads, {args.rounds} rounds")
     print(f"median per image: bare {bare_median:.3f} s, engine {engine_median:.3f} s")

@@ -90,12 +90,12 @@ def preview_share_fast_steps(model: str, out_dir: Path, clock: PreviewClock) -> 
     """The worst case for previews: tiny steps (64x64), so the 0.2 s throttle is all that limits them."""
     import queue
 
-    from studio.engine import Engine
+    from studio.engine import LocalEngine
     from studio.engine import events as ev
     from studio.recipe import Recipe
 
     inbox: queue.Queue = queue.Queue()
-    engine = Engine(inbox.put, previews=True)
+    engine = LocalEngine(inbox.put, previews=True)
     recipe = Recipe(prompt="a red circle", model=model, steps=40, width=64, height=64, seed=1, sampler="Euler")
     engine.submit(recipe, out_dir, "warm")  # loads the model and fits the projection
     sampling = 0.0
@@ -190,19 +190,19 @@ class KeyToPaint:
 async def latency_under_load(model: str, sessions: Path, keys: int, clock: PreviewClock) -> dict:
     from textual.widgets import Input, TextArea
 
-    from studio.engine import Engine
+    from studio.engine import LocalEngine, events as ev
     from studio.tui.app import make_app
 
-    engines: list[Engine] = []
+    engines: list[LocalEngine] = []
     sampling: list[float] = []
 
     def factory(on_event):
         def listen(event):
-            if type(event).__name__ == "Finished":
+            if isinstance(event, ev.Finished):
                 sampling.append(event.seconds - event.load_seconds)
             on_event(event)
 
-        engine = Engine(listen, previews=True)  # the app's own settings: 0.2 s between previews
+        engine = LocalEngine(listen, previews=True)  # the app's own settings: 0.2 s between previews
         engines.append(engine)
         return engine
 
@@ -247,13 +247,13 @@ async def screenshot(path: Path, model: str, sessions: Path) -> None:
     """The README picture: a session with a few images made by the model."""
     from textual.widgets import Input
 
-    from studio.engine import Engine
+    from studio.engine import LocalEngine
     from studio.tui.app import make_app
 
     engines = []
 
     def factory(on_event):
-        engines.append(Engine(on_event, previews=True))
+        engines.append(LocalEngine(on_event, previews=True))
         return engines[-1]
 
     from studio.store.session import SessionStore

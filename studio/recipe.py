@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studio import __version__
+from studio.builtin import DEFAULT_MODEL
 from studio.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 MAX_SEED = 2**63 - 1  # TOML integers are signed 64-bit
@@ -38,7 +39,7 @@ class LoraRef:
 class Recipe:
     prompt: str
     negative_prompt: str = ""
-    model: str = "studio-tiny"
+    model: str = DEFAULT_MODEL
     model_hash: str = ""
     sampler: str = DEFAULT_SAMPLER
     steps: int = 20
@@ -73,6 +74,12 @@ class Recipe:
     def for_image(self, index: int) -> Recipe:
         """The single-image recipe for image `index` of this batch (seed + index)."""
         return self.replace(seed=self.seed + index, batch_size=1)
+
+    def series(self, count: int) -> list[Recipe]:
+        """`count` jobs from this one: job i starts at seed + i * batch size, so no image repeats a seed."""
+        if not 1 <= count <= 10_000:
+            raise RecipeError(f"count must be between 1 and 10000 (got {count})")
+        return [self.replace(seed=self.seed + i * self.batch_size) for i in range(count)]
 
     def to_dict(self) -> dict[str, Any]:
         """A TOML-ready dict: no None values, LoRAs as tables."""
@@ -122,28 +129,10 @@ def parse_size(text: str) -> tuple[int, int]:
     raise RecipeError(f"size must look like WIDTHxHEIGHT, e.g. 512x768 (got {text!r})")
 
 
-_TYPES: dict[str, type | tuple[type, ...]] = {
-    "prompt": str,
-    "negative_prompt": str,
-    "model": str,
-    "model_hash": str,
-    "sampler": str,
-    "steps": int,
-    "cfg_scale": (int, float),
-    "width": int,
-    "height": int,
-    "seed": int,
-    "batch_size": int,
-    "device": str,
-    "dtype": str,
-    "vae": str,
-    "vae_hash": str,
-    "attention_slicing": bool,
-    "vae_tiling": bool,
-    "cpu_offload": bool,
-    "allow_pickle": bool,
-    "studio_version": str,
-}
+# A scalar field's annotation (a string under `from __future__ import annotations`)
+# -> the types a value may have; the tuples (LoRAs, embeddings) are checked below.
+_SCALARS: dict[str, type | tuple[type, ...]] = {"str": str, "int": int, "float": (int, float), "bool": bool}
+_TYPES = {f.name: _SCALARS[f.type] for f in dataclasses.fields(Recipe) if f.type in _SCALARS}
 
 
 def _validate(r: Recipe) -> None:

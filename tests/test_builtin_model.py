@@ -56,11 +56,11 @@ def test_shipped_model_adherence_floor_through_the_engine(sampler, tmp_path):
 
     from PIL import Image
 
-    from studio.engine import Engine, events
+    from studio.engine import LocalEngine, events
     from studio.recipe import Recipe
 
     inbox: queue.Queue = queue.Queue()
-    engine = Engine(inbox.put)
+    engine = LocalEngine(inbox.put)
     prompts = ev.fixed_prompts(12, seed=123)
     jobs = {}
     for index, prompt in enumerate(prompts):

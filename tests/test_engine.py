@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.engine import Engine, events as ev
+from studio.engine import LocalEngine, events as ev
 from studio.recipe import Recipe
 
 
@@ -42,7 +42,7 @@ def engine_factory():
     def make(**kwargs):
         recorder = Recorder()
         kwargs.setdefault("saver", plain_save)
-        engine = Engine(recorder, **kwargs)
+        engine = LocalEngine(recorder, **kwargs)
         engines.append(engine)
         return engine, recorder
 

@@ -4,7 +4,7 @@ import queue
 
 import pytest
 
-from studio.engine import Engine, events as ev
+from studio.engine import LocalEngine, events as ev
 from studio.recipe import Recipe
 
 pytestmark = pytest.mark.gpu
@@ -23,7 +23,7 @@ def test_engine_generates_on_cuda_reproducibly(dtype, tiny_model_dir, tmp_path):
     from PIL import Image
 
     inbox: queue.Queue = queue.Queue()
-    engine = Engine(inbox.put)
+    engine = LocalEngine(inbox.put)
     recipe = Recipe(prompt="a dot", model=str(tiny_model_dir), steps=4, width=64, height=64, seed=3,
                     device="cuda", dtype=dtype)
     paths = []

@@ -68,7 +68,7 @@ def test_rerun_resume_runs_what_a_crash_left(tiny_model_dir, tmp_path, capsys):
     assert main(["rerun", "crashed", "--resume", "--sessions-dir", str(root), "--quiet"]) == 0
     capsys.readouterr()
     entries = SessionStore(root).open("crashed").entries()
-    assert [(e.id, e.status) for e in entries] == [(1, "cancelled"), (2, "done")]
+    assert [(e.id, e.status) for e in entries] == [(1, "done")]  # resumed under its own id and file name
     assert SessionStore(root).open("crashed").unfinished() == []
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
-from studio import __version__
+from studio import __version__, debuglog
+from studio.errors import first_line
 
 # (command, module, one-line help). The TUI is what `studio` alone opens.
 COMMANDS: list[tuple[str, str, str]] = [
@@ -32,14 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="A keyboard-driven terminal studio for open-weight diffusion models.",
     )
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="write a debug log with tracebacks (also STUDIO_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name, help_text in COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # a command whose module has not landed yet
+        module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
@@ -49,17 +48,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
-        argv = ["tui", *argv]
-    args = parser.parse_args(argv)
+    flags = [a for a in argv if a == "--debug"]
+    rest = [a for a in argv if a != "--debug"]  # --debug goes anywhere on the line
+    if not rest or (rest[0].startswith("-") and rest[0] not in ("-h", "--help", "--version")):
+        rest = ["tui", *rest]
+    args = parser.parse_args(flags + rest)
     if not hasattr(args, "_run"):
         parser.print_help()
         return 2
+    log = debuglog.enable() if debuglog.wanted(args.debug) else None
+    if log is not None:
+        print(f"studio: debug log in {log}", file=sys.stderr)
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an unforeseen failure: one line, the traceback behind --debug
+        logging.getLogger("studio.cli").exception("studio %s failed", args.command)
+        where = f"the traceback is in {log}" if log else "run with --debug for the traceback"
+        print(f"studio: {first_line(exc)} ({where})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

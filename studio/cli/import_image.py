@@ -53,18 +53,14 @@ def render(result, image: Path) -> str:
 
 
 def run_in_session(recipes, args: argparse.Namespace) -> int:
-    """Run recipes with the headless runner, recording them in a session."""
-    from studio.cli.generate import run_recipes
-    from studio.config import sessions_dir_from
-    from studio.store.session import SessionError, SessionStore
+    """Run recipes through the service, recording them in a session."""
+    from studio.cli.run import library_for, make_studio, open_session, run_recipes
+    from studio.config import load_config
 
-    store = SessionStore(sessions_dir_from(args))
-    try:
-        session = store.open(args.session) if getattr(args, "session", None) else store.create()
-    except SessionError as exc:
-        print(f"studio: {exc}", file=sys.stderr)
+    config = load_config()
+    session = open_session(args, config)
+    if session is None:
         return 1
     print(f"session {session.name}", file=sys.stderr)
-    result = run_recipes(recipes, session.path, session=session, quiet=getattr(args, "quiet", False))
-    ok = getattr(result, "ok", bool(result))
-    return 0 if ok else 1
+    studio = make_studio(session, library_for(config), config)
+    return 0 if run_recipes(studio, recipes, quiet=args.quiet).ok else 1

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from studio.models.library import ModelLibrary
+    from studio.service import Studio
+    from studio.store.session import Entry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,45 +25,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from studio.cli.run import library_for, make_studio, run_jobs
+    from studio.config import load_config, sessions_dir_from
     from studio.recipe import RecipeError
     from studio.store.session import SessionError, SessionStore
-    from studio.config import sessions_dir_from
 
     if not args.ids and not args.resume:
         print("studio rerun: give entry ids, or --resume", file=sys.stderr)
         return 2
+    config = load_config()
     try:
-        session = SessionStore(sessions_dir_from(args)).open(args.session)
-        entries = [session.get(entry_id) for entry_id in args.ids]
-        if args.resume:
-            left = session.unfinished()
-            if not left and not entries:
-                print(f"studio rerun: nothing left unfinished in {session.name}", file=sys.stderr)
-                return 0
-            for entry in left:
-                session.cancel(entry.id, "interrupted; resumed as a new entry")
-            entries += left
-        recipes = [e.recipe.replace(device=args.device) if args.device else e.recipe for e in entries]
+        session = SessionStore(sessions_dir_from(args, config)).open(args.session)
+        again = [session.get(entry_id) for entry_id in args.ids]
+        recipes = [e.recipe.replace(device=args.device) if args.device else e.recipe for e in again]
     except (SessionError, RecipeError) as exc:
         print(f"studio rerun: {exc}", file=sys.stderr)
         return 1
-    for entry in entries:
-        _warn_if_model_changed(entry)
-    from studio.cli.generate import run_recipes
+    library = library_for(config)
+    studio = make_studio(session, library, config)
+    # After recovery: an image a crash left unrecorded is adopted, not made again.
+    left = session.unfinished() if args.resume else []
+    if args.resume and not left and not again:
+        print(f"studio rerun: nothing left unfinished in {session.name}", file=sys.stderr)
+        return 0
+    for entry in again:
+        _warn_if_model_changed(entry, library)
 
-    result = run_recipes(recipes, session.path, session=session, quiet=args.quiet)
-    return 0 if getattr(result, "ok", bool(result)) else 1
+    def submit(studio: Studio) -> list[str]:
+        return studio.resume(left) + [studio.submit(recipe) for recipe in recipes]
+
+    return 0 if run_jobs(studio, submit, quiet=args.quiet).ok else 1
 
 
-def _warn_if_model_changed(entry) -> None:
+def _warn_if_model_changed(entry: Entry, library: ModelLibrary) -> None:
     """Same model, seed and device give the same pixels; say so when the model differs."""
-    from studio.models.resolve import ModelNotFound, resolve
+    from studio.models.resolve import ModelNotFound
 
     recorded = entry.model_hash or entry.recipe.model_hash
     if not recorded:
         return
     try:
-        ref = resolve(entry.recipe.model)
+        ref = library.resolve(entry.recipe.model)
     except (ModelNotFound, OSError, ValueError):
         return  # the engine reports a missing model itself
     if ref.hash and not ref.hash.startswith(recorded[:10]):

@@ -19,16 +19,27 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from studio.engine import events as ev
 from studio.engine.pipelines import LoadedPipeline, PipelineCache, cache_key, free_accelerator_memory
+from studio.engine.protocol import Listener
+from studio.errors import first_line
+from studio.models.library import ModelLibrary
 from studio.models.loading import explain_oom, is_oom
+from studio.models.resolve import ModelRef
 from studio.recipe import Recipe
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from studio.models.extras import Extras
 
 log = logging.getLogger("studio.engine")
 
-Listener = Callable[[ev.Event], None]
+# (model, device, dtype, recipe) -> a diffusers pipeline
+Loader = Callable[[ModelRef, str, str, Recipe], Any]
+Saver = Callable[["Image", Path, Recipe], None]
 
 
 @dataclass
@@ -50,29 +61,32 @@ class _Cancelled(Exception):
         self.step = step
 
 
-class Engine:
-    """Run recipes on one background thread; report through `on_event`.
+class LocalEngine:
+    """Run recipes on one background thread of this process; report through `on_event`.
 
-    `on_event` is called on the worker thread. `cache_size` bounds how many
-    pipelines stay loaded. `previews` turns on live previews, at most one per
-    `preview_interval` seconds. `reserve_core` leaves a CPU core for the UI.
+    `on_event` is called on the worker thread. `library` finds models, LoRAs,
+    embeddings and VAEs (default: the built-in models only). `cache_size`
+    bounds how many pipelines stay loaded. `previews` turns on live previews,
+    at most one per `preview_interval` seconds. `reserve_core` leaves a CPU
+    core for the UI. `loader` and `saver` replace loading and PNG writing
+    (benches and tests).
     """
 
     def __init__(
         self,
         on_event: Listener,
         *,
+        library: ModelLibrary | None = None,
         cache_size: int = 1,
         previews: bool = False,
         preview_interval: float = 0.2,
         reserve_core: bool = True,
-        loader: Callable[..., Any] | None = None,
-        resolver: Callable[[str], Any] | None = None,
-        saver: Callable[[Any, Path, Recipe], None] | None = None,
+        loader: Loader | None = None,
+        saver: Saver | None = None,
     ) -> None:
         self._on_event = on_event
-        self._cache = PipelineCache(loader or _load_pipeline, cache_size)
-        self._resolver = resolver or _resolve_model
+        self._library = library or ModelLibrary()
+        self._cache = PipelineCache(loader or self._load_pipeline, cache_size)
         self._saver = saver or _save_png
         self._previews = previews
         self._preview_interval = preview_interval
@@ -159,7 +173,7 @@ class Engine:
             self._import_libraries()
         except BaseException as exc:
             log.exception("torch/diffusers failed to import")
-            self._emit(ev.Failed("", f"cannot start the engine: {_one_line(exc)}"))
+            self._emit(ev.Failed("", f"cannot start the engine: {one_line(exc)}"))
         while True:
             job = self._queue.get()
             if job is None:
@@ -175,7 +189,7 @@ class Engine:
                 log.exception("job %s failed", job.job_id)
                 if is_oom(exc):
                     free_accelerator_memory()  # so the next, smaller job can fit
-                self._emit(ev.Failed(job.job_id, _one_line(exc)))
+                self._emit(ev.Failed(job.job_id, one_line(exc)))
             finally:
                 with self._lock:
                     self._jobs.pop(job.job_id, None)
@@ -225,8 +239,8 @@ class Engine:
         from studio.engine.device import reserve_ui_core, resolve_device
         from studio.models.extras import prepare_extras
 
-        ref = self._resolver(job.recipe.model)
-        extras = prepare_extras(job.recipe)
+        ref = self._library.resolve(job.recipe.model)
+        extras = prepare_extras(job.recipe, self._library)
         device, dtype = resolve_device(job.recipe.device, job.recipe.dtype)
         if device == "cpu" and self._reserve_core:
             reserve_ui_core()
@@ -237,6 +251,11 @@ class Engine:
         _dress(loaded, extras, job.recipe.allow_pickle)
         recipe = extras.recipe.replace(model_hash=ref.hash, device=device, dtype=dtype)
         return loaded, recipe, (extras.prompt, extras.negative_prompt)
+
+    def _load_pipeline(self, ref: ModelRef, device: str, dtype: str, recipe: Recipe) -> Any:
+        from studio.models.loading import load_pipeline_for_recipe
+
+        return load_pipeline_for_recipe(ref, device, dtype, recipe, self._library)
 
     def _sample(self, job: Job, loaded: LoadedPipeline, recipe: Recipe, prompts: tuple[str, str]) -> list[Any]:
         import torch
@@ -284,7 +303,7 @@ class Engine:
 class _StepReporter:
     """The pipeline's step callback: progress, throttled previews, cancellation."""
 
-    def __init__(self, engine: Engine, job: Job, loaded: LoadedPipeline, steps: int) -> None:
+    def __init__(self, engine: LocalEngine, job: Job, loaded: LoadedPipeline, steps: int) -> None:
         self.engine = engine
         self.job = job
         self.loaded = loaded
@@ -331,30 +350,12 @@ def _free_path(folder: Path, name: str) -> Path:
     raise AssertionError("unreachable")
 
 
-def _one_line(exc: BaseException) -> str:
-    """A reason fit for a status bar: the exception's first line, or its type."""
-    if is_oom(exc):
-        return explain_oom(exc)
-    text = str(exc).strip().splitlines()
-    message = text[0] if text else ""
-    if isinstance(exc, (LookupError, OSError, RuntimeError, ValueError)) and message:
-        return message.strip("'\"")
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+def one_line(exc: BaseException) -> str:
+    """A reason fit for a status bar: what to do about running out of memory, else the first line."""
+    return explain_oom(exc) if is_oom(exc) else first_line(exc)
 
 
-def _resolve_model(name: str) -> Any:
-    from studio.models import resolve
-
-    return resolve(name)
-
-
-def _load_pipeline(ref: Any, device: str, dtype: str, recipe: Recipe) -> Any:
-    from studio.models.loading import load_pipeline_for_recipe
-
-    return load_pipeline_for_recipe(ref, device, dtype, recipe)
-
-
-def _dress(loaded: LoadedPipeline, extras: Any, allow_pickle: bool) -> None:
+def _dress(loaded: LoadedPipeline, extras: Extras, allow_pickle: bool) -> None:
     """Swap LoRAs only when the set changes; embeddings stay once loaded."""
     from studio.models.loading import apply_loras, load_embeddings
 
@@ -366,7 +367,7 @@ def _dress(loaded: LoadedPipeline, extras: Any, allow_pickle: bool) -> None:
         load_embeddings(loaded.pipe, extras.embeddings, allow_pickle=allow_pickle)
 
 
-def _save_png(image: Any, path: Path, recipe: Recipe) -> None:
+def _save_png(image: Image, path: Path, recipe: Recipe) -> None:
     from studio.formats.png import save_png
 
     save_png(image, path, recipe)

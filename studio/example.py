@@ -1,6 +1,6 @@
 """Make the repository's example session with the built-in model.
 
-    python -m studio.store.example [--sessions-dir sessions] [--name example]
+    python -m studio.example [--sessions-dir sessions] [--name example]
 
 A few small images with fixed seeds, one favourite with a note, so a new user
 (and `studio show example`) sees what a session looks like.
@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from studio.builtin import DEFAULT_MODEL
 from studio.recipe import Recipe
 
 # Prompts in the built-in model's own vocabulary (see its model card).
@@ -23,17 +24,18 @@ PROMPTS = [
 ]
 
 
-def make_example(root: Path, name: str = "example", model: str = "studio-tiny") -> Path:
-    from studio.cli.generate import run_recipes
+def make_example(root: Path, name: str = "example", model: str = DEFAULT_MODEL) -> Path:
+    from studio.models.library import ModelLibrary
+    from studio.service import Studio
     from studio.store.session import SessionStore
 
     session = SessionStore(root).create(name)
-    recipes = [
-        Recipe(prompt=prompt, model=model, seed=seed, steps=20, cfg_scale=7.0, width=64, height=64,
-               device="cpu", sampler="DPM++ 2M Karras" if seed % 2 else "Euler")
-        for prompt, seed in PROMPTS
-    ]
-    run_recipes(recipes, session.path, session=session, quiet=True)
+    studio = Studio(session, ModelLibrary())
+    for prompt, seed in PROMPTS:
+        studio.submit(Recipe(prompt=prompt, model=model, seed=seed, steps=20, cfg_scale=7.0, width=64, height=64,
+                             device="cpu", sampler="DPM++ 2M Karras" if seed % 2 else "Euler"))
+    studio.wait_idle()
+    studio.shutdown()
     session.mark(1, favourite=True, rating=4, note="the example's favourite")
     return session.path
 
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions-dir", type=Path, default=Path("sessions"))
     parser.add_argument("--name", default="example")
-    parser.add_argument("--model", default="studio-tiny")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     args = parser.parse_args(argv)
     print(make_example(args.sessions_dir, args.name, args.model))
     return 0

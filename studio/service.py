@@ -1,0 +1,177 @@
+"""The headless studio: one session, one model library, one engine, wired together once.
+
+Both faces use it: the CLI adds a progress bar, the TUI adds widgets. The
+service records every job in the session *before* the engine sees it, so a
+crash or a dropped SSH connection leaves a record of what was still to do;
+then it records each event the engine reports and hands it on to its
+subscribers. Nothing else wires an engine to a session.
+
+Subscribers are called on the engine's worker thread (and, for `Queued` and a
+job cancelled while queued, on the caller's): a face hands each event to its
+own thread before it touches a widget or a terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.engine import events as ev
+from studio.engine.protocol import Engine, EngineFactory, Listener
+from studio.errors import first_line
+from studio.models.library import ModelLibrary
+from studio.recipe import Recipe
+from studio.store.session import Entry, Session
+
+log = logging.getLogger("studio.service")
+
+
+@dataclass(frozen=True)
+class RecordFailed(ev.Event):
+    """Not from the engine: the session file could not be written (a full disk, a lost mount)."""
+
+    reason: str
+
+
+class Studio:
+    """Make images into a session. `start()` builds the engine (the TUI does it after its first paint).
+
+    `engine_factory(listener)` builds the engine; by default a `LocalEngine` on
+    `library`. `out_dir` is where images go (default: the session folder).
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        library: ModelLibrary,
+        *,
+        engine_factory: EngineFactory | None = None,
+        out_dir: Path | None = None,
+        cache_size: int = 1,
+        previews: bool = False,
+        reserve_core: bool = True,
+    ) -> None:
+        self.session = session
+        self.library = library
+        self.out_dir = Path(out_dir) if out_dir is not None else session.path
+        self.engine: Engine | None = None
+        self._factory = engine_factory or self._local_engine
+        self._engine_options = {"cache_size": max(cache_size, 1), "previews": previews, "reserve_core": reserve_core}
+        self._listeners: list[Listener] = []
+        self._entries: dict[str, int] = {}  # job id -> session entry id, for the jobs this service runs
+        self._lock = threading.Lock()
+        # What a crash left behind: stray temp files go, finished images are adopted.
+        self.recovered: list[str] = session.recover()
+
+    def _local_engine(self, listener: Listener) -> Engine:
+        from studio.engine.worker import LocalEngine
+
+        return LocalEngine(listener, library=self.library, **self._engine_options)
+
+    # -- wiring ---------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        """Hear every event, after the session has recorded it. Subscribe before `start()`."""
+        self._listeners.append(listener)
+
+    def start(self) -> Engine:
+        """Build the engine now (idempotent); torch loads on its thread, not the caller's."""
+        with self._lock:
+            if self.engine is None:
+                self.engine = self._factory(self._on_event)
+            return self.engine
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Cancel every job and stop the engine; `wait` blocks until the running step ends."""
+        if self.engine is not None:
+            self.engine.shutdown(wait=wait)
+
+    # -- making images ---------------------------------------------------------
+
+    def submit(self, recipe: Recipe) -> str:
+        """Record `recipe` as queued, then queue it; returns its job id (the entry id as text)."""
+        entry = self.session.queue(recipe)
+        return self._run(entry, recipe)
+
+    def submit_series(self, recipe: Recipe, count: int) -> list[str]:
+        """`count` jobs with seeds counting on from the recipe's (see `Recipe.series`)."""
+        return [self.submit(each) for each in recipe.series(count)]
+
+    def resume(self, entries: Iterable[Entry]) -> list[str]:
+        """Run entries a crashed run left unfinished, under their own ids and file names."""
+        return [self._run(entry, entry.recipe) for entry in entries]
+
+    def abandon(self, entries: Iterable[Entry], reason: str = "left unfinished by an earlier run; not resumed") -> None:
+        """Close entries a crashed run left unfinished, without running them."""
+        for entry in entries:
+            self.session.cancel(entry.id, reason)
+
+    def preload(self, recipe: Recipe) -> None:
+        """Load the recipe's model now, so the first image starts at once."""
+        self.start().preload(recipe)
+
+    def cancel(self, job_id: str) -> bool:
+        return self.engine is not None and self.engine.cancel(job_id)
+
+    def cancel_all(self) -> None:
+        if self.engine is not None:
+            self.engine.cancel_all()
+
+    def pending(self) -> list[str]:
+        return self.engine.pending() if self.engine is not None else []
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        return self.engine is None or self.engine.wait_idle(timeout)
+
+    def _run(self, entry: Entry, recipe: Recipe) -> str:
+        job_id = str(entry.id)
+        with self._lock:
+            self._entries[job_id] = entry.id
+        self.start().submit(recipe, self.out_dir, stem=entry.stem, job_id=job_id)
+        return job_id
+
+    # -- the record -------------------------------------------------------------
+
+    def _on_event(self, event: ev.Event) -> None:
+        try:
+            self._record(event)
+        except Exception as exc:  # a full disk must not silence the engine's events
+            log.exception("cannot record %r", event)
+            self._emit(RecordFailed(event.job_id, first_line(exc)))
+        self._emit(event)
+
+    def _record(self, event: ev.Event) -> None:
+        final = isinstance(event, (ev.Finished, ev.Failed, ev.Cancelled))
+        with self._lock:
+            entry_id = self._entries.pop(event.job_id, None) if final else self._entries.get(event.job_id)
+        if entry_id is None:
+            return  # a preload, or the engine itself (Ready, a failed start)
+        session = self.session
+        match event:
+            case ev.Started():
+                session.start(entry_id)
+            case ev.Finished(recipe=recipe, paths=paths, seconds=seconds):
+                images = [image_name(path, session.path) for path in paths]
+                session.finish(entry_id, recipe, images, round(seconds, 3))
+            case ev.Failed(reason=reason):
+                session.fail(entry_id, reason)
+            case ev.Cancelled(step=step):
+                session.cancel(entry_id, f"cancelled at step {step}" if step else "cancelled while queued")
+
+    def _emit(self, event: ev.Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # one face's bug must not stop the record or the other faces
+                log.exception("listener failed on %r", event)
+
+
+def image_name(path: Path, session_dir: Path) -> str:
+    """Names relative to the session folder when inside it, else absolute paths."""
+    try:
+        return str(path.resolve().relative_to(session_dir.resolve()))
+    except ValueError:
+        return str(path.resolve())
