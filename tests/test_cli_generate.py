@@ -127,3 +127,28 @@ def test_session_flag_appends_to_one_session(tiny_model_dir, tmp_path, capsys):
         assert main(["generate", "x", "--model", str(tiny_model_dir), "--steps", "1", "--size", "64x64",
                      "--session", "series", "--sessions-dir", str(tmp_path), "--quiet"]) == 0
     assert [e.status for e in SessionStore(tmp_path).open("series").entries()] == ["done", "done"]
+
+
+@pytest.mark.slow
+def test_a_failed_job_is_one_line_and_the_traceback_waits_behind_debug(tiny_model_dir, tmp_path):
+    import shutil
+
+    broken = tmp_path / "no-unet"
+    shutil.copytree(tiny_model_dir, broken)
+    shutil.rmtree(broken / "unet")  # a download cut short: the folder lacks a component
+    common = ["generate", "a red circle", "--model", str(broken), "--steps", "2", "--size", "64x64",
+              "--seed", "1", "--quiet", "--sessions-dir", "s"]
+    plain = run_studio(*common, cwd=tmp_path)
+    assert plain.returncode == 1
+    lines = plain.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("studio: job failed:"), plain.stderr
+    assert "Traceback" not in plain.stderr
+
+    env_home = {"XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    debug = subprocess.run([sys.executable, "-m", "studio", "--debug", *common], cwd=tmp_path,
+                           env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **env_home},
+                           capture_output=True, text=True, timeout=300)
+    assert debug.returncode == 1 and "Traceback" not in debug.stderr
+    log_line = next(line for line in debug.stderr.splitlines() if "debug log in" in line)
+    log = Path(log_line.split("debug log in ", 1)[1])
+    assert log.is_relative_to(tmp_path) and "Traceback (most recent call last)" in log.read_text()

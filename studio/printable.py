@@ -1,0 +1,36 @@
+"""The one place where untrusted text becomes safe to show in a terminal.
+
+Prompts, model names, tags, metadata keys and values and file names come from
+files anyone can write. Written raw, an escape sequence in them retitles the
+window, clears the screen or (OSC 52) writes to the user's clipboard, over SSH
+too. `printable` shows every such character visibly escaped instead (`\\x1b`,
+`\\u202e`), so the text reads the same and nothing reaches the terminal as a
+command. Every face (CLI lines, TUI labels) passes file text through it.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls and DEL, C1 controls, and the bidirectional overrides and isolates
+# that reorder what the eye sees (Trojan Source), plus the line and paragraph
+# separators some terminals treat as newlines, and lone surrogates (bytes that
+# were not UTF-8), which cannot be written to a terminal at all.
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
+)
+_UNSAFE_ONE_LINE = re.compile(_UNSAFE.pattern[:-1] + "\t\n]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: object, *, one_line: bool = True) -> str:
+    """`text` with every control, C1 and bidi character shown as an escape; newlines and
+    tabs too when `one_line` (the default), else kept."""
+    text = str(text)
+    pattern = _UNSAFE_ONE_LINE if one_line else _UNSAFE
+    return pattern.sub(_escape, text)
+

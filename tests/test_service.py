@@ -1,0 +1,190 @@
+"""The headless service: record first, then run; record every outcome; hand each event on.
+
+The engine here is a test double that plugs into the `Engine` protocol and
+finishes jobs on its own thread, the way the real one reports them.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from studio.engine import Engine, Listener
+from studio.engine import events as ev
+from studio.formats.png import save_png
+from studio.models.library import ModelLibrary
+from studio.recipe import Recipe
+from studio.service import RecordFailed, Studio
+from studio.store.session import SessionError, SessionStore
+
+
+class ScriptedEngine:
+    """Finishes every job on a thread: Started, one Progress, then a real PNG and Finished."""
+
+    def __init__(self, on_event: Listener, fail: set[str] = frozenset()) -> None:
+        self.on_event = on_event
+        self.fail = fail
+        self.submitted: list[tuple[str, str, Recipe]] = []  # (job id, stem, recipe)
+        self.threads: list[threading.Thread] = []
+        self.stopped = False
+
+    def submit(self, recipe: Recipe, out_dir: Path, stem: str | None = None, job_id: str | None = None) -> str:
+        assert job_id is not None and stem is not None
+        self.submitted.append((job_id, stem, recipe))
+        self.on_event(ev.Queued(job_id, recipe))
+        thread = threading.Thread(target=self._run, args=(job_id, recipe, Path(out_dir) / f"{stem}.png"))
+        self.threads.append(thread)
+        thread.start()
+        return job_id
+
+    def _run(self, job_id: str, recipe: Recipe, path: Path) -> None:
+        self.on_event(ev.Started(job_id, recipe.replace(device="cpu", dtype="float32")))
+        self.on_event(ev.Progress(job_id, 1, 1, 10.0, 0.0))
+        if job_id in self.fail:
+            self.on_event(ev.Failed(job_id, "the model is missing its VAE"))
+            return
+        made = recipe.replace(device="cpu", dtype="float32", model_hash="abcdef0123")
+        save_png(Image.new("RGB", (8, 8)), path, made)
+        self.on_event(ev.Finished(job_id, made, (path,), 0.5))
+
+    def preload(self, recipe: Recipe) -> str:
+        return "preload"
+
+    def cancel(self, job_id: str) -> bool:
+        return False
+
+    def cancel_all(self) -> None:
+        pass
+
+    def pending(self) -> list[str]:
+        return [t.name for t in self.threads if t.is_alive()]
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        for thread in self.threads:
+            thread.join(timeout)
+        return not self.pending()
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.stopped = True
+        self.wait_idle()
+
+
+def test_the_double_is_an_engine():
+    engine: Engine = ScriptedEngine(lambda event: None)  # type-checks against the protocol
+    assert callable(engine.submit) and callable(engine.shutdown)
+
+
+@pytest.fixture
+def session(tmp_path):
+    return SessionStore(tmp_path / "sessions").create("s")
+
+
+def make(session, **engine_options) -> tuple[Studio, list[ScriptedEngine], list[ev.Event]]:
+    engines: list[ScriptedEngine] = []
+    heard: list[ev.Event] = []
+
+    def factory(listener: Listener) -> Engine:
+        engines.append(ScriptedEngine(listener, **engine_options))
+        return engines[-1]
+
+    studio = Studio(session, ModelLibrary(use_hf_cache=False), engine_factory=factory)
+    studio.subscribe(heard.append)
+    return studio, engines, heard
+
+
+def test_a_job_is_recorded_before_the_engine_sees_it_then_finished(session):
+    studio, engines, heard = make(session)
+    seen_at_submit: list[str] = []
+    studio.subscribe(lambda event: isinstance(event, ev.Queued) and seen_at_submit.append(
+        session.get(int(event.job_id)).status))
+    job_id = studio.submit(Recipe(prompt="a red circle", seed=5, width=64, height=64))
+    assert studio.wait_idle(5)
+    assert seen_at_submit == ["queued"]  # the record existed when the engine queued it
+    entry = session.get(int(job_id))
+    assert entry.status == "done" and entry.images == (f"{entry.stem}.png",)
+    assert entry.model_hash == "abcdef0123" and entry.device == "cpu"
+    kinds = [type(e).__name__ for e in heard]
+    assert kinds == ["Queued", "Started", "Progress", "Finished"]
+    assert engines[0].submitted[0][:2] == (job_id, entry.stem)
+
+
+def test_the_engine_is_built_once_and_only_when_needed(session):
+    studio, engines, _ = make(session)
+    assert engines == [] and studio.engine is None  # the TUI paints before this
+    studio.start()
+    studio.start()
+    studio.submit(Recipe(prompt="x", width=64, height=64))
+    assert len(engines) == 1
+
+
+def test_a_series_counts_seeds_on_by_batch_size(session):
+    studio, engines, _ = make(session)
+    ids = studio.submit_series(Recipe(prompt="x", seed=10, batch_size=3, width=64, height=64), 3)
+    studio.wait_idle(5)
+    assert [r.seed for _, _, r in engines[0].submitted] == [10, 13, 16]
+    assert [session.get(int(i)).recipe.seed for i in ids] == [10, 13, 16]
+
+
+def test_failures_are_recorded_and_forwarded(session):
+    studio, engines, heard = make(session, fail={"1"})
+    studio.submit(Recipe(prompt="x", width=64, height=64))
+    studio.wait_idle(5)
+    entry = session.get(1)
+    assert entry.status == "failed" and entry.reason == "the model is missing its VAE"
+    assert isinstance(heard[-1], ev.Failed)
+
+
+def test_a_record_that_cannot_be_written_is_an_event_not_silence(session, monkeypatch):
+    studio, engines, heard = make(session)
+
+    def full_disk(*args, **kwargs):
+        raise SessionError(f"{session.file}: cannot write (No space left on device)")
+
+    studio.submit(Recipe(prompt="x", width=64, height=64))
+    monkeypatch.setattr(session, "start", full_disk)
+    monkeypatch.setattr(session, "finish", full_disk)
+    studio.wait_idle(5)
+    failed = [e for e in heard if isinstance(e, RecordFailed)]
+    assert failed and "No space left on device" in failed[0].reason
+    assert isinstance(heard[-1], ev.Finished)  # the face still hears the outcome
+
+
+def test_a_listener_that_raises_stops_neither_the_record_nor_the_others(session):
+    studio, engines, heard = make(session)
+
+    def broken(event):
+        raise RuntimeError("a face's bug")
+
+    studio.subscribe(broken)
+    late: list[ev.Event] = []
+    studio.subscribe(late.append)
+    studio.submit(Recipe(prompt="x", width=64, height=64))
+    studio.wait_idle(5)
+    assert session.get(1).status == "done"
+    assert [type(e).__name__ for e in late] == ["Queued", "Started", "Progress", "Finished"]
+
+
+def test_resume_runs_an_entry_under_its_own_id_and_abandon_closes_it(session):
+    left = session.queue(Recipe(prompt="left behind", seed=1, width=64, height=64))
+    other = session.queue(Recipe(prompt="not wanted", seed=2, width=64, height=64))
+    studio, engines, _ = make(session)
+    assert studio.resume([left]) == [str(left.id)]
+    studio.abandon([other])
+    studio.wait_idle(5)
+    assert engines[0].submitted[0][:2] == (str(left.id), left.stem)
+    assert session.get(left.id).status == "done"
+    assert session.get(other.id).status == "cancelled"
+    assert [e.id for e in session.entries()] == [left.id, other.id]  # no new entry
+
+
+def test_a_read_only_session_refuses_to_queue_and_records_nothing(tmp_path):
+    store = SessionStore(tmp_path / "sessions")
+    store.create("ro")
+    session = store.open("ro", read_only=True)
+    studio, engines, _ = make(session)
+    with pytest.raises(SessionError):
+        studio.submit(Recipe(prompt="x", width=64, height=64))
+    assert engines == [] or engines[0].submitted == []
