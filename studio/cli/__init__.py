@@ -14,6 +14,7 @@ import sys
 
 from studio import __version__, debuglog
 from studio.errors import first_line
+from studio.printable import printable
 
 # (command, module, one-line help). The TUI is what `studio` alone opens.
 COMMANDS: list[tuple[str, str, str]] = [
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug or an unforeseen failure: one line, the traceback behind --debug
         logging.getLogger("studio.cli").exception("studio %s failed", args.command)
         where = f"the traceback is in {log}" if log else "run with --debug for the traceback"
-        print(f"studio: {first_line(exc)} ({where})", file=sys.stderr)
+        print(printable(f"studio: {first_line(exc)} ({where})"), file=sys.stderr)
         return 1
 
 

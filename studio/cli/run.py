@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.engine import events as ev
+from studio.printable import printable
 from studio.recipe import Recipe
 
 if TYPE_CHECKING:
@@ -37,8 +38,8 @@ class RunResult:
 
 
 def say(message: str) -> None:
-    """One line for the user on stderr."""
-    print(f"studio: {message}", file=sys.stderr)
+    """One line for the user on stderr; the message may quote a file, so it is made printable."""
+    print(printable(f"studio: {message}"), file=sys.stderr)
 
 
 def library_for(config: Config, tokenizer: Path | None = None) -> ModelLibrary:
@@ -68,7 +69,7 @@ def make_studio(session: Session, library: ModelLibrary, config: Config, out_dir
 
     studio = Studio(session, library, out_dir=out_dir, cache_size=config.cache_models)
     for note in studio.recovered:
-        print(f"note: {note}", file=sys.stderr)
+        print(printable(f"note: {note}"), file=sys.stderr)
     return studio
 
 
@@ -124,7 +125,7 @@ class _Run:
         match event:
             case ev.Finished(paths=paths):
                 for path in paths:
-                    print(path, flush=True)
+                    print(printable(path), flush=True)
                 self.result.paths.extend(paths)
             case ev.Failed(job_id=job_id, reason=reason):
                 say(f"{'job failed: ' if job_id else ''}{reason}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from studio.printable import printable
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from studio.config import add_sessions_dir_argument
@@ -13,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from studio.cli.table import format_table
     from studio.config import sessions_dir_from
     from studio.store.session import SessionStore
 
@@ -25,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(["SESSION", "ENTRIES", "FIRST", "LAST"], rows, right={1}))
     for summary in summaries:
         if summary.warning:
-            print(f"warning: {summary.name}: {summary.warning}", file=sys.stderr)
+            print(printable(f"warning: {summary.name}: {summary.warning}"), file=sys.stderr)
     return 0
 
 
@@ -34,17 +37,3 @@ def short_time(iso: str) -> str:
     return iso[:16].replace("T", " ") if iso else "-"
 
 
-def format_table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
-    """Columns padded to their widest cell; the last column is left ragged."""
-    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = []
-    for row in [headers, *rows]:
-        cells = []
-        for i, cell in enumerate(row):
-            last = i == len(row) - 1
-            if i in right:
-                cells.append(str(cell).rjust(widths[i]))
-            else:
-                cells.append(str(cell) if last else str(cell).ljust(widths[i]))
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from studio.printable import printable
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from studio.config import add_sessions_dir_argument
@@ -16,14 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.cli.sessions import format_table, short_time
+    from studio.cli.sessions import short_time
+    from studio.cli.table import format_table
     from studio.config import sessions_dir_from
     from studio.store.session import SessionError, SessionStore
 
     try:
         session = SessionStore(sessions_dir_from(args)).open(args.session, read_only=True)
     except SessionError as exc:
-        print(f"studio: {exc}", file=sys.stderr)
+        print(printable(f"studio: {exc}"), file=sys.stderr)
         return 1
     entries = session.entries(include_deleted=args.all)
     headers = ["ID", "TIME", "STATUS", "SEED", "STEPS", "SAMPLER", "SIZE", "MODEL", "MARKS", "PROMPT"]
@@ -42,11 +45,11 @@ def run(args: argparse.Namespace) -> int:
         ]
         for e in entries
     ]
-    print(f"{session.name}: {len(entries)} entries  ({session.path})")
+    print(printable(f"{session.name}: {len(entries)} entries  ({session.path})"))
     if rows:
         print(format_table(headers, rows, right={0, 3, 4}))
     for warning in session.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(printable(f"warning: {warning}"), file=sys.stderr)
     return 0
 
 
