@@ -112,13 +112,13 @@ class Journal:
         self.lines = scan.first_line - 1 + scan.lines
         self.torn = scan.torn
 
-    def set_aside_torn(self, fd: int) -> tuple[int, Path] | None:
-        """Copy a torn tail into its own file, then cut it off; (its line, that file), or None.
+    def set_aside_torn(self, fd: int) -> str:
+        """Copy a torn tail into its own file, then cut it off; a note saying so, or "".
 
         The caller holds the exclusive lock (`locked(write=True)`).
         """
         if self.torn is None:
-            return None
+            return ""
         start, line = self.torn
         size = os.fstat(fd).st_size
         tail = _pread(fd, size - start, start)
@@ -131,7 +131,7 @@ class Journal:
         os.ftruncate(fd, start)
         os.fsync(fd)
         self.torn = None
-        return line, aside
+        return f"{self.path}:{line}: the torn last record was moved to {aside.name}"
 
     def append(self, fd: int, ev: dict[str, Any]) -> int:
         """Write one record and fsync it; the line of its `[[event]]`.

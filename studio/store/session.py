@@ -249,12 +249,29 @@ class Session:
     def unfinished(self) -> list[Entry]:
         """Queued or running entries left behind by a process that is gone (for resume)."""
         with self._mutex:
-            return [
-                s.snapshot()
-                for _, s in sorted(self._states.items())
-                if s.values["status"] not in FINAL and not s.values["deleted"]
-                and not _owner_alive(s.values["owner"])
-            ]
+            return [s.snapshot() for _, s in sorted(self._states.items()) if _left_behind(s)]
+
+    def recover(self) -> list[str]:
+        """Tidy what a killed writer left in the folder; a one-line note of each thing done.
+
+        Call it on opening a session for writing, before resume. Removes studio's temp
+        files that no live process can be writing, and records as done each entry in
+        `unfinished()` whose images all landed with the recipe it asked for (reading
+        only those images), so resume does not make them again. Read-only: [].
+        """
+        if self.read_only:
+            return []
+        from studio.store import recover
+
+        temps = recover.stray_temps(self.path, FILE_NAME)  # listed first: their writers' records are in
+        with self._mutex:
+            self.refresh()  # the session file's own temps (entry None) are from its creation
+            notes = recover.remove([p for p, i in temps if i is None or _settled(self._states.get(i))])
+            for entry in self.unfinished():
+                found = recover.finished_images(entry, self.path)
+                if found and self._append("done", entry.id, self._done(entry.id, *found, None), _left_behind):
+                    notes.append(f"entry {entry.id}: recorded {', '.join(found[1])}, made before a crash")
+        return notes
 
     def image_path(self, name: str) -> Path:
         return self.path / name
@@ -296,7 +313,7 @@ class Session:
         with self._mutex:
             self._append("done", entry_id, self._done(entry_id, recipe, images, duration))
 
-    def _done(self, entry_id: int, recipe: Recipe, images: list[str], duration: float | None) -> dict[str, Any]:
+    def _done(self, entry_id: int, recipe: Recipe, images: list[str], duration: float | None) -> dict:
         """A `done` record's fields; without a duration when it is not known."""
         queued = self._state(entry_id).recipe_data
         changed = {k: v for k, v in recipe.to_dict().items() if queued.get(k) != v}
@@ -318,11 +335,7 @@ class Session:
         self._append("cancelled", entry_id, {"reason": str(reason)})
 
     def mark(
-        self,
-        entry_id: int,
-        favourite: bool | None = None,
-        rating: int | None = None,
-        note: str | None = None,
+        self, entry_id: int, favourite: bool | None = None, rating: int | None = None, note: str | None = None
     ) -> None:
         changes: dict[str, Any] = {}
         if favourite is not None:
@@ -363,9 +376,7 @@ class Session:
                     self._catch_up(fd)
                     moved = self._journal.set_aside_torn(fd)
                     if moved:
-                        self.warnings.append(
-                            f"{self.file}:{moved[0]}: the torn last record was moved to {moved[1].name}"
-                        )
+                        self.warnings.append(moved)
                     if entry_id is None:
                         entry_id = max(self._states, default=0) + 1
                     elif only_if is not None and not only_if(self._state(entry_id)):
@@ -382,6 +393,17 @@ class Session:
                     return state.snapshot()
             except OSError as exc:
                 raise SessionError(f"{self.file}: cannot write ({exc.strerror or exc})") from None
+
+
+def _left_behind(state: _State) -> bool:
+    """Queued or running, not deleted, and its owner is gone: for resume (or adoption)."""
+    values = state.values
+    return values["status"] not in FINAL and not values["deleted"] and not _owner_alive(values["owner"])
+
+
+def _settled(state: _State | None) -> bool:
+    """No live process can be writing this entry's images: it is final, or its owner is gone."""
+    return state is not None and (state.values["status"] in FINAL or not _owner_alive(state.values["owner"]))
 
 
 def _owner_alive(owner: str) -> bool:
@@ -469,16 +491,9 @@ class SessionStore:
                 summaries.append(SessionSummary(folder.name, folder, 0, "", "", str(exc)))
                 continue
             entries = session.entries()
-            summaries.append(
-                SessionSummary(
-                    folder.name,
-                    folder,
-                    len(entries),
-                    entries[0].time if entries else "",
-                    entries[-1].time if entries else "",
-                    session.warnings[0] if session.warnings else "",
-                )
-            )
+            first, last = (entries[0].time, entries[-1].time) if entries else ("", "")
+            warning = session.warnings[0] if session.warnings else ""
+            summaries.append(SessionSummary(folder.name, folder, len(entries), first, last, warning))
         return summaries
 
 
