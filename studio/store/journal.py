@@ -34,8 +34,8 @@ SEP = b"\n[[event]]\n"
 _END_LINE = re.compile(rb"^# end (?:\d+|header)[ \t\r]*$", re.MULTILINE)
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
-# check(record, "file:line") -> "" for a good record, else its one-line problem.
-Check = Callable[[Any, str], str]
+# check(record, file, line) -> "" for a good record, else its one-line problem.
+Check = Callable[[Any, str, int], str]
 
 
 def record_bytes(ev: dict[str, Any]) -> bytes:
@@ -236,7 +236,7 @@ def _read_records(records: list[tuple[int, bytes]], label: str, check: Check, sc
 
 
 def _accept(ev: Any, line: int, label: str, check: Check, scan: Scan) -> None:
-    problem = check(ev, f"{label}:{line}")
+    problem = check(ev, label, line)
     if problem:
         scan.problems.append(problem)
     else:

@@ -69,11 +69,11 @@ def check_event(ev: Any) -> str:
     return ""
 
 
-def check_record(ev: Any, where: str) -> str:
-    """The journal's check: '' for a good record, else its problem at `where` (file:line)."""
+def check_record(ev: Any, label: str, line: int) -> str:
+    """The journal's check: '' for a good record, else its problem, placed at `label:line`."""
     problem = check_event(ev)
     if not problem:
         return ""
     entry_id = ev.get("id") if isinstance(ev, dict) else None
     tag = f" (entry {entry_id})" if isinstance(entry_id, int) and not isinstance(entry_id, bool) else ""
-    return f"{where}{tag}: {problem}"
+    return f"{label}:{line}{tag}: {problem}"
