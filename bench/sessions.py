@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from studio.recipe import Recipe  # noqa: E402
-from studio.store.session import SessionStore, now_iso, record_bytes  # noqa: E402
+from studio.store.journal import record_bytes  # noqa: E402
+from studio.store.session import SessionStore, now_iso  # noqa: E402
 
 
 def build(store: SessionStore, name: str, entries: int) -> None:

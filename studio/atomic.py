@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,12 @@ def _read_umask() -> int:
 
 # Read once, at import (single-threaded): os.umask can only be read by setting it.
 _UMASK = _read_umask()
+
+
+def temp_names(target: str) -> re.Pattern[str]:
+    """The names `atomic_writer` gives its temp files for targets whose name matches
+    the regex `target`: `.<name>-<random>.tmp` (group 1 is the target's name)."""
+    return re.compile(rf"\.({target})-[a-z0-9_]+\.tmp\Z")
 
 
 @contextmanager

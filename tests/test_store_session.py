@@ -261,7 +261,7 @@ def test_store_names_list_and_prefix(store):
 
 
 def test_whole_file_reader_agrees_with_record_by_record(store):
-    from studio.store.session import _SEP
+    from studio.store.journal import SEP as _SEP
     from studio.store.tomlio import fast_parse_records
 
     session = store.create("agree")

@@ -1,0 +1,330 @@
+"""The append-only record file under a session: framing, locking, torn tails.
+
+The file is a TOML header followed by records, each `\\n[[event]]\\n...` and
+closed by a `# end <id>` line. Every record is appended with one `os.write`
+under an exclusive `flock`, then fsynced. A last record without its end line
+was torn by a crash: reading reports where it starts and reads everything
+before it; the next writer copies it into `<file>.torn-<time>` and cuts it off
+before appending, so the file is whole TOML again and no byte is lost.
+
+This module knows records only as tables with an integer `id`; what they
+mean is the caller's business (its `check` says whether one is well formed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from studio.store.tomlio import dump_table, fast_parse, fast_parse_records
+
+try:
+    import fcntl
+except ImportError:  # Windows: fall back to a lock file beside the journal
+    fcntl = None  # type: ignore[assignment]
+
+SCHEMA = 1
+SEP = b"\n[[event]]\n"
+_END_LINE = re.compile(rb"^# end (?:\d+|header)[ \t\r]*$", re.MULTILINE)
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+# check(record, file, line) -> "" for a good record, else its one-line problem.
+Check = Callable[[Any, str, int], str]
+
+
+def record_bytes(ev: dict[str, Any]) -> bytes:
+    """The bytes of one record as appended: a blank line, the event, its end line."""
+    lines = dump_table("event", ev, array=True)
+    return ("\n" + "\n".join(lines) + f"\n# end {ev['id']}\n").encode("utf-8")
+
+
+@dataclass
+class Scan:
+    """What reading a stretch of the file found."""
+
+    first_line: int  # the line number of the stretch's first line
+    whole: bool  # read from the start of the file (the caller starts its fold over)
+    header: dict[str, Any] | None = None
+    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (line, record)
+    problems: list[str] = field(default_factory=list)
+    consumed: int = 0  # absolute offset up to which the bytes were read as whole records
+    lines: int = 0  # newlines in the consumed bytes
+    torn: tuple[int, int] | None = None  # (offset, line) where a torn last record starts
+
+
+class Journal:
+    """One record file and how far it has been read. Not thread-safe: the caller serialises."""
+
+    def __init__(self, path: Path, check: Check) -> None:
+        self.path = Path(path)
+        self.check = check
+        self.offset = 0  # bytes read so far as whole records
+        self.lines = 0  # newlines in them
+        self.torn: tuple[int, int] | None = None  # (offset, line) of a torn tail after them
+
+    @contextmanager
+    def locked(self, write: bool = False) -> Iterator[int]:
+        """An fd on the file under a shared lock, or an exclusive one (appending) with `write`."""
+        if write:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        else:
+            fd = os.open(self.path, os.O_RDONLY)
+        try:
+            with _locked(fd, self.path, shared=not write):
+                yield fd
+        finally:
+            os.close(fd)
+
+    def read_all(self, fd: int) -> Scan:
+        """Every record in the file; the caller holds the lock and `commit`s what it accepts."""
+        size = os.fstat(fd).st_size
+        data = _pread(fd, size, 0) if size else b""
+        scan = _scan(data, 0, 1, str(self.path), True, self.check)
+        if scan.header is None and not scan.problems:
+            scan.problems.append(f"{self.path}: no session header")
+        return scan
+
+    def read_new(self, fd: int) -> Scan | None:
+        """What was appended since the last `commit`; None when nothing was.
+
+        When the file shrank (replaced or cut) or the new bytes do not read
+        cleanly (perhaps rewritten by hand in an editor), the whole file again:
+        `scan.whole` is then True.
+        """
+        size = os.fstat(fd).st_size
+        if size == self.offset:
+            return None
+        if size < self.offset:
+            return self.read_all(fd)
+        data = _pread(fd, size - self.offset, self.offset)
+        scan = _scan(data, self.offset, self.lines + 1, str(self.path), False, self.check)
+        return self.read_all(fd) if scan.problems else scan
+
+    def commit(self, scan: Scan) -> None:
+        """Count `scan`'s records as read."""
+        self.offset = scan.consumed
+        self.lines = scan.first_line - 1 + scan.lines
+        self.torn = scan.torn
+
+    def set_aside_torn(self, fd: int) -> str:
+        """Copy a torn tail into its own file, then cut it off; a note saying so, or "".
+
+        The caller holds the exclusive lock (`locked(write=True)`).
+        """
+        if self.torn is None:
+            return ""
+        start, line = self.torn
+        size = os.fstat(fd).st_size
+        tail = _pread(fd, size - start, start)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        aside = self.path.with_name(f"{self.path.name}.torn-{stamp}")
+        with open(aside, "xb") as handle:
+            handle.write(tail)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.ftruncate(fd, start)
+        os.fsync(fd)
+        self.torn = None
+        return f"{self.path}:{line}: the torn last record was moved to {aside.name}"
+
+    def append(self, fd: int, ev: dict[str, Any]) -> int:
+        """Write one record and fsync it; the line of its `[[event]]`.
+
+        The caller holds the exclusive lock, has read what is new and has set
+        aside any torn tail, so the record lands right after what it has read.
+        """
+        record = record_bytes(ev)
+        written = os.write(fd, record)
+        if written != len(record):
+            raise OSError(28, "short write (disk full?)")
+        os.fsync(fd)
+        line = self.lines + 2
+        self.offset += len(record)
+        self.lines += record.count(b"\n")
+        return line
+
+
+# --- reading records out of bytes ----------------------------------------------
+
+
+def _parse_record(text: str) -> dict[str, Any]:
+    """One record's text (what follows its `[[event]]` line) -> its event dict."""
+    ev = fast_parse(text, "event")
+    if ev is not None:
+        return ev
+    data = tomllib.loads("[[event]]\n" + text)
+    events = data.get("event")
+    if set(data) != {"event"} or not isinstance(events, list) or len(events) != 1:
+        raise ValueError("a record must hold exactly one [[event]] table")
+    return events[0]
+
+
+def _scan(data: bytes, base: int, base_line: int, label: str, with_header: bool, check: Check) -> Scan:
+    """Split `data` (file bytes from offset `base`) into records and parse them.
+
+    `base_line` is the line number of data's first line. With `with_header`, the
+    first piece is the session header; otherwise it must be blank (we start
+    right after a record we have already read).
+    """
+    scan = Scan(first_line=base_line, whole=with_header)
+    records: list[tuple[int, bytes]] = []  # (line of `[[event]]`, the bytes after it)
+    pieces = data.split(SEP)
+    last = len(pieces) - 1
+    start = 0  # offset of the current piece within data
+    header_line = base_line  # for records: the line of their `[[event]]`
+    for index, piece in enumerate(pieces):
+        first_line = header_line if index == 0 else header_line + 1
+        next_header = first_line + piece.count(b"\n") + 1
+        if index == last:
+            cut = _complete_length(piece, index == 0, with_header)
+            if cut < len(piece):
+                torn_at = start + cut if cut >= 0 else start - len(SEP) + 1
+                torn_line = first_line + piece[: max(cut, 0)].count(b"\n") if cut >= 0 else header_line
+                scan.torn = (base + torn_at, torn_line)
+                piece = piece[: max(cut, 0)]
+                if cut < 0 or (index == 0 and not with_header):
+                    break
+        if index == 0:
+            _read_piece(piece, index, header_line, first_line, label, with_header, check, scan)
+        else:
+            records.append((header_line, piece))
+        start += len(piece) + len(SEP)
+        header_line = next_header
+    _read_records(records, label, check, scan)
+    end = scan.torn[0] - base if scan.torn else len(data)
+    scan.consumed = base + end
+    scan.lines = data.count(b"\n", 0, end)
+    return scan
+
+
+def _complete_length(piece: bytes, is_first: bool, with_header: bool) -> int:
+    """How much of the file's last piece is whole; -1 when none of the record is.
+
+    A torn write leaves a prefix of "\\n[[event]]\\n...# end N\\n" after the last
+    closing line; the bytes after that line, unless blank, are the torn part.
+    """
+    closes = [m.end() + 1 for m in _END_LINE.finditer(piece) if piece[m.end() : m.end() + 1] == b"\n"]
+    if closes:
+        close = closes[-1]
+        return len(piece) if not piece[close:].strip() else close
+    if is_first:
+        if with_header:
+            return len(piece)  # a header without "# end header": a hand edit; read it
+        return len(piece) if not piece.strip() else 0
+    return -1
+
+
+def _read_records(records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan) -> None:
+    """Parse every record in one go when they are as the writer wrote them, else one by one."""
+    if len(records) > 1:
+        try:
+            events = fast_parse_records(SEP.join(piece for _, piece in records).decode("utf-8"))
+        except (UnicodeDecodeError, RecursionError):
+            events = None
+        if events is not None and len(events) == len(records):
+            for (line, _), ev in zip(records, events):
+                _accept(ev, line, label, check, scan)
+            return
+    for line, piece in records:
+        _read_piece(piece, 1, line, line + 1, label, False, check, scan)
+
+
+def _accept(ev: Any, line: int, label: str, check: Check, scan: Scan) -> None:
+    problem = check(ev, label, line)
+    if problem:
+        scan.problems.append(problem)
+    else:
+        scan.events.append((line, ev))
+
+
+def _read_piece(
+    piece: bytes, index: int, header_line: int, first_line: int, label: str,
+    with_header: bool, check: Check, scan: Scan,
+) -> None:
+    try:
+        text = piece.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad_line = first_line + piece[: exc.start].count(b"\n")
+        scan.problems.append(f"{label}:{bad_line}: not valid UTF-8 text")
+        return
+    if index == 0:
+        _read_header(text, with_header, label, first_line, scan)
+        return
+    try:
+        ev = _parse_record(text)
+    except RecursionError:
+        scan.problems.append(f"{label}:{header_line}: values nested too deeply")
+        return
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        scan.problems.append(_toml_problem(label, header_line, exc))
+        return
+    _accept(ev, header_line, label, check, scan)
+
+
+def _read_header(text: str, with_header: bool, label: str, line: int, scan: Scan) -> None:
+    if not with_header:
+        if text.strip():
+            scan.problems.append(f"{label}:{line}: unexpected text between records")
+        return
+    try:
+        header = tomllib.loads(text)
+    except RecursionError:
+        scan.problems.append(f"{label}:{line}: values nested too deeply")
+        return
+    except tomllib.TOMLDecodeError as exc:
+        scan.problems.append(_toml_problem(label, line, exc))
+        return
+    schema = header.get("schema")
+    if isinstance(schema, bool) or not isinstance(schema, int):
+        scan.problems.append(f"{label}: field 'schema' is missing from the header")
+    elif schema > SCHEMA:
+        scan.problems.append(
+            f"{label}: schema {schema} was written by a newer studio (this one reads {SCHEMA})"
+        )
+    scan.header = header
+
+
+def _toml_problem(label: str, first_line: int, exc: Exception) -> str:
+    message = str(exc)
+    match = _TOML_POS.search(message)
+    if match:
+        line = first_line + int(match.group(1)) - 1
+        message = _TOML_POS.sub("", message).strip()
+        return f"{label}:{line}: {message} (column {match.group(2)})"
+    return f"{label}:{first_line}: {message}"
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows has no pread
+    return os.read(fd, size)
+
+
+class _locked:
+    """An flock on an open file; a lock file beside it where flock is missing."""
+
+    def __init__(self, fd: int, path: Path, shared: bool) -> None:
+        self.fd, self.path, self.shared = fd, path, shared
+        self._fallback: Any = None
+
+    def __enter__(self) -> None:
+        if fcntl is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+        else:
+            from filelock import FileLock
+
+            self._fallback = FileLock(str(self.path) + ".lock")
+            self._fallback.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        if fcntl is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        elif self._fallback is not None:
+            self._fallback.release()
