@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
@@ -12,7 +13,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from studio.cli import main
 from studio.recipe import LoraRef, Recipe
-from studio.formats.importer import ImportFailed, comfy_sampler, import_recipe, locate_model
+from studio.formats.comfyui import comfy_sampler
+from studio.formats.importer import ImportFailed, import_recipe, model_locator
 from studio.formats.png import save_png
 
 A1111_TEXT = (
@@ -29,6 +31,17 @@ A1111_TEXT = (
 
 def not_found(name: str, model_hash: str = "") -> tuple[str, str, str]:
     return name or "studio-tiny", model_hash, f"model {name!r} not found locally"
+
+
+def fake_library(models: dict[str, str]):
+    """A `resolve(name)` like ModelLibrary.resolve's: a ref with .name and .hash, or LookupError."""
+
+    def resolve(name: str) -> SimpleNamespace:
+        if name not in models:
+            raise LookupError(f"no model {name!r}")
+        return SimpleNamespace(name=name, hash=models[name])
+
+    return resolve
 
 
 def png_with(path: Path, **texts: str) -> Path:
@@ -174,10 +187,8 @@ def test_fooocus(tmp_path):
     assert any("sharpness" in n for n in result.notes)
 
 
-def test_model_found_locally_by_name(tmp_path, monkeypatch):
-    (tmp_path / "mymodel").mkdir()
-    (tmp_path / "mymodel" / "model_index.json").write_text("{}")
-    monkeypatch.chdir(tmp_path)
+def test_model_found_locally_by_name():
+    locate_model = model_locator(fake_library({"mymodel": "0123456789"}))
     name, model_hash, note = locate_model("mymodel", "")
     assert name == "mymodel" and len(model_hash) == 10 and note == ""
     name, _, note = locate_model("mymodel", "ffffffffff")

@@ -12,16 +12,9 @@ from PIL import Image
 from studio import __version__
 from studio.recipe import LoraRef, Recipe
 from studio.samplers import SAMPLERS
-from studio.formats.png import (
-    RECIPE_KEY,
-    TRAINED_ALGORITHMIC_MEDIA,
-    XMP_KEY,
-    a1111_parameters,
-    parse_a1111,
-    parse_lora_hashes,
-    save_png,
-    split_lora_tags,
-)
+from studio.formats.a1111 import a1111_parameters, parse_a1111, parse_lora_hashes
+from studio.formats.lora_tags import extract_loras_lenient
+from studio.formats.png import RECIPE_KEY, TRAINED_ALGORITHMIC_MEDIA, XMP_KEY, save_png
 
 RECIPE = Recipe(
     prompt="a lighthouse, at dusk: oil painting (detailed:1.2)",
@@ -111,7 +104,7 @@ def test_a1111_text_quotes_like_a1111():
     parsed = parse_a1111(text)
     assert parsed["Model"] == "my, model"
     assert parse_lora_hashes(parsed["Lora hashes"]) == {"detail": "abc123", "style": "def456"}
-    assert split_lora_tags(parsed["prompt"]) == (RECIPE.prompt, [("detail", 0.5), ("style", 1.0)])
+    assert extract_loras_lenient(parsed["prompt"], []) == (RECIPE.prompt, [LoraRef("detail", 0.5), LoraRef("style", 1.0)])
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
@@ -144,7 +137,7 @@ def test_parse_a1111_real_world_text():
 
 def test_lora_and_ti_hashes_are_written_once():
     from studio.recipe import LoraRef, Recipe
-    from studio.formats.png import a1111_parameters, parse_a1111
+    from studio.formats.a1111 import a1111_parameters, parse_a1111
 
     recipe = Recipe(prompt="ink <lora:wash:0.5>", loras=(LoraRef("wash", 0.5, "aaa111"), LoraRef("grain", 1.0, "bbb222")),
                     embeddings=("easyneg",), embedding_hashes=("ccc333",), vae="ft-mse", vae_hash="ddd444")

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from studio.formats.importer import ImportResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,11 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from studio.config import load_config
+    from studio.formats.importer import ImportFailed, import_recipe, model_locator
+    from studio.models.library import ModelLibrary
     from studio.recipe import RecipeError
-    from studio.formats.importer import ImportFailed, import_recipe
 
+    library = ModelLibrary.from_config(load_config())
     try:
-        result = import_recipe(args.image)
+        result = import_recipe(args.image, locate=model_locator(library.resolve))
     except ImportFailed as exc:
         print(f"studio import: {exc}", file=sys.stderr)
         return 1
@@ -41,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     return run_in_session([recipe], args)
 
 
-def render(result, image: Path) -> str:
+def render(result: ImportResult, image: Path) -> str:
     """The recipe as TOML, with what could not be mapped as notes (and comments)."""
     import tomli_w
 

@@ -1,0 +1,183 @@
+"""AUTOMATIC1111's `parameters` text, written and read in one place.
+
+    a castle <lora:detail:0.5>
+    Negative prompt: blurry
+    Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1, Size: 512x512, ...
+
+A1111, Civitai and sd-parsers read it; so does `studio import`, for images from
+A1111, Forge and everything else that writes it. `A1111_FIELDS` are the recipe
+fields it carries: writing a recipe and reading it back gives those unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from studio.formats import SOFTWARE
+from studio.formats.fields import Reading, number, sampler, size
+from studio.formats.lora_tags import extract_loras_lenient, format_weight, lora_tag, tagged_names
+from studio.samplers import SAMPLERS, sampler_from_a1111
+
+if TYPE_CHECKING:
+    from studio.recipe import Recipe
+
+PARAMETERS_KEY = "parameters"  # the PNG text chunk (and EXIF UserComment) A1111 writes
+
+A1111_FIELDS = (
+    "prompt", "negative_prompt", "steps", "sampler", "cfg_scale", "seed", "width", "height",
+    "model", "model_hash", "vae", "vae_hash", "loras", "embeddings", "embedding_hashes",
+)
+
+# --- writing -------------------------------------------------------------------
+
+
+def a1111_quote(value: str) -> str:
+    """Quote a value the way A1111 does: JSON-quoted only when it holds , : or a newline."""
+    if any(c in value for c in ",:\n"):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def a1111_prompt(recipe: Recipe) -> str:
+    """The prompt as A1111 writes it: LoRAs appear as `<lora:name:weight>` tags."""
+    typed = tagged_names(recipe.prompt)
+    tags = [lora_tag(lora.name, lora.weight) for lora in recipe.loras if lora.name not in typed]
+    return " ".join([recipe.prompt, *tags]) if tags else recipe.prompt
+
+
+def a1111_parameters(recipe: Recipe) -> str:
+    spec = SAMPLERS[recipe.sampler]
+    fields: list[tuple[str, str]] = [
+        ("Steps", str(recipe.steps)),
+        ("Sampler", spec.a1111_name or recipe.sampler),
+        ("Schedule type", spec.schedule_type),
+        ("CFG scale", format_weight(recipe.cfg_scale)),
+        ("Seed", str(recipe.seed)),
+        ("Size", recipe.size),
+    ]
+    if recipe.model_hash:
+        fields.append(("Model hash", recipe.model_hash))
+    # A1111 names a checkpoint by its file stem; a path would leak the user's folders.
+    fields.append(("Model", Path(recipe.model).stem if "/" in recipe.model else recipe.model))
+    if recipe.vae_hash:
+        fields.append(("VAE hash", recipe.vae_hash))
+    if recipe.vae:
+        fields.append(("VAE", recipe.vae))
+    lora_hashes = [f"{lora.name}: {lora.hash}" for lora in recipe.loras if lora.hash]
+    if lora_hashes:
+        fields.append(("Lora hashes", ", ".join(lora_hashes)))
+    ti_hashes = [f"{name}: {digest}" for name, digest in zip(recipe.embeddings, recipe.embedding_hashes) if digest]
+    if ti_hashes:
+        fields.append(("TI hashes", ", ".join(ti_hashes)))
+    fields.append(("Version", SOFTWARE))
+    line = ", ".join(f"{key}: {a1111_quote(value)}" for key, value in fields)
+    text = a1111_prompt(recipe)
+    if recipe.negative_prompt:
+        text += f"\nNegative prompt: {recipe.negative_prompt}"
+    return f"{text}\n{line}"
+
+
+# --- reading -------------------------------------------------------------------
+
+# A key is a word with spaces, dashes or slashes; a value is a JSON string or runs to the comma.
+_PARAM = re.compile(r'\s*(\w[\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
+
+
+def parse_a1111_line(line: str) -> dict[str, str]:
+    """`Steps: 20, Sampler: Euler, Lora hashes: "a: 1, b: 2"` -> a dict of unquoted values."""
+    result: dict[str, str] = {}
+    for match in _PARAM.finditer(line):
+        key, value = match.group(1).strip(), match.group(2).strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        result[key] = value
+    return result
+
+
+def parse_a1111(text: str) -> dict[str, str]:
+    """Split A1111 `parameters` text into `prompt`, `negative_prompt` and its fields.
+
+    Field names keep A1111's spelling ("Steps", "CFG scale", "Hires upscale", ...).
+    Raises ValueError when the text has no line of settings.
+    """
+    lines = text.strip().split("\n")
+    params: dict[str, str] = {}
+    last = lines[-1] if lines else ""
+    # The settings line is the last one and holds several `Key: value` pairs.
+    if len(_PARAM.findall(last)) >= 3:
+        params = parse_a1111_line(last)
+        lines = lines[:-1]
+    if "Steps" not in params:
+        raise ValueError("no A1111 settings line (Steps: …, Sampler: …)")
+    prompt: list[str] = []
+    negative: list[str] = []
+    target = prompt
+    for line in lines:
+        if line.startswith("Negative prompt:"):
+            target = negative
+            line = line[len("Negative prompt:") :].lstrip()
+        target.append(line)
+    return {
+        "prompt": "\n".join(prompt).strip(),
+        "negative_prompt": "\n".join(negative).strip(),
+        **params,
+    }
+
+
+def parse_lora_hashes(value: str) -> dict[str, str]:
+    """`a: 123, b: 456` -> {"a": "123", "b": "456"}."""
+    result = {}
+    for item in value.split(","):
+        name, _, digest = item.partition(":")
+        if name.strip():
+            result[name.strip()] = digest.strip()
+    return result
+
+
+_USED = {
+    "prompt", "negative_prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size",
+    "Model hash", "Model", "VAE", "VAE hash", "Lora hashes", "TI hashes",
+}
+_IGNORED = {"Version", "Hashes", "ENSD", "Eta"}  # no effect on our samplers' pixels
+
+
+def read_a1111(text: str) -> Reading:
+    """Recipe fields from A1111 `parameters` text; `model` is the name as written, not yet looked up."""
+    params = parse_a1111(text)
+    notes: list[str] = []
+    prompt, loras = extract_loras_lenient(params["prompt"], notes)
+    lora_hashes = parse_lora_hashes(params.get("Lora hashes", ""))
+    fields: dict[str, Any] = {
+        "prompt": prompt,
+        "negative_prompt": params["negative_prompt"],
+        "loras": [{"name": lora.name, "weight": lora.weight, "hash": lora_hashes.get(lora.name, "")} for lora in loras],
+        "model": params.get("Model", ""),
+        "model_hash": params.get("Model hash", ""),
+    }
+    number(fields, "steps", params.get("Steps"), int, notes)
+    number(fields, "cfg_scale", params.get("CFG scale"), float, notes)
+    number(fields, "seed", params.get("Seed"), int, notes)
+    if "Size" in params:
+        size(fields, params["Size"], notes)
+    if "Sampler" in params:
+        name = sampler_from_a1111(params["Sampler"], params.get("Schedule type", ""))
+        sampler(fields, name, f"{params['Sampler']} / {params.get('Schedule type', 'Automatic')}", notes)
+    if params.get("VAE"):
+        fields["vae"] = params["VAE"]
+    if params.get("VAE hash"):
+        fields["vae_hash"] = params["VAE hash"]
+    if params.get("TI hashes"):
+        embeddings = parse_lora_hashes(params["TI hashes"])
+        fields["embeddings"], fields["embedding_hashes"] = list(embeddings), list(embeddings.values())
+    for key, value in params.items():
+        if key not in _USED and key not in _IGNORED:
+            notes.append(f"{key}: {value}")
+    studio_made = params.get("Version", "").startswith("studio")
+    fields["_source"] = "studio (A1111 text)" if studio_made else "AUTOMATIC1111"
+    return fields, notes
