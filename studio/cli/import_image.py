@@ -7,8 +7,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from studio.printable import printable
+
 if TYPE_CHECKING:
+    from studio.config import Config
     from studio.formats.importer import ImportResult
+    from studio.models.library import ModelLibrary
+    from studio.recipe import Recipe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,11 +33,12 @@ def run(args: argparse.Namespace) -> int:
     from studio.models.library import ModelLibrary
     from studio.recipe import RecipeError
 
-    library = ModelLibrary.from_config(load_config())
+    config = load_config()
+    library = ModelLibrary.from_config(config)
     try:
         result = import_recipe(args.image, locate=model_locator(library.resolve))
     except ImportFailed as exc:
-        print(f"studio import: {exc}", file=sys.stderr)
+        print(printable(f"studio import: {exc}"), file=sys.stderr)
         return 1
     # With --run, stdout is for the new images' paths (like `studio generate`).
     print(render(result, args.image), end="", file=sys.stderr if args.run_it else sys.stdout)
@@ -45,29 +51,27 @@ def run(args: argparse.Namespace) -> int:
     except RecipeError as exc:
         print(f"studio import: {exc}", file=sys.stderr)
         return 2
-    return run_in_session([recipe], args)
+    return run_in_session([recipe], args, config, library)
 
 
 def render(result: ImportResult, image: Path) -> str:
     """The recipe as TOML, with what could not be mapped as notes (and comments)."""
     import tomli_w
 
-    lines = [f"# recipe recovered from {image} ({result.source})"]
+    lines = [printable(f"# recipe recovered from {image} ({result.source})")]
     for note in result.notes:
-        lines.append(f"# could not map: {note}")
+        lines.append(printable(f"# could not map: {note}"))
     body = tomli_w.dumps({"source": result.source, "notes": result.notes, "recipe": result.recipe.to_dict()})
     return "\n".join(lines) + "\n" + body
 
 
-def run_in_session(recipes, args: argparse.Namespace) -> int:
+def run_in_session(recipes: list[Recipe], args: argparse.Namespace, config: Config, library: ModelLibrary) -> int:
     """Run recipes through the service, recording them in a session."""
-    from studio.cli.run import library_for, make_studio, open_session, run_recipes
-    from studio.config import load_config
+    from studio.cli.run import make_studio, open_session, run_recipes
 
-    config = load_config()
     session = open_session(args, config)
     if session is None:
         return 1
-    print(f"session {session.name}", file=sys.stderr)
-    studio = make_studio(session, library_for(config), config)
+    print(printable(f"session {session.name}"), file=sys.stderr)
+    studio = make_studio(session, library, config)
     return 0 if run_recipes(studio, recipes, quiet=args.quiet).ok else 1
