@@ -9,6 +9,8 @@ the exact Recipe as TOML in a `studio-recipe` chunk (what `studio import` and
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,17 +62,36 @@ def save_png(image: Image.Image, path: Path, recipe: Recipe) -> None:
         image.save(handle, format="PNG", pnginfo=info)
 
 
+_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # a PNG's last chunk, always these 12 bytes
+
+
+def ends_whole(path: Path) -> bool:
+    """Whether `path` is a file ending in a PNG's IEND chunk (cheap: reads 12 bytes).
+
+    PIL decodes a PNG cut just short of IEND without complaint, so a file a
+    crash cut off is told by its end, not by decoding it.
+    """
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(-len(_IEND), os.SEEK_END)
+            return handle.read() == _IEND
+    except OSError:  # missing, a folder, or shorter than 12 bytes
+        return False
+
+
 def read_recipe(path: Path) -> Recipe | None:
     """The Recipe in a PNG's `studio-recipe` chunk; None when the file, the chunk or the recipe is not whole."""
     from PIL import Image
 
     from studio.recipe import Recipe, RecipeError
 
+    if not ends_whole(path):
+        return None
     try:
         with Image.open(path) as image:
             if image.format != "PNG":
                 return None
-            image.load()  # reads to IEND: a PNG cut short by a crash fails here
+            image.load()
             text = getattr(image, "text", {}).get(RECIPE_KEY)
         if not isinstance(text, str):
             return None

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 _IMAGE_TEMP = temp_names(r"(?P<id>\d{4,})(?:-\d+)?(?:_\d+)?\.png")
 # What the user asked for; the engine fills in the hashes, the device and the dtype.
 _ASKED = ("prompt", "negative_prompt", "model", "sampler", "steps", "cfg_scale", "width", "height")
-_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # a PNG's last chunk, always these 12 bytes
 
 
 def stray_temps(folder: Path, file_name: str) -> list[tuple[Path, int | None]]:
@@ -74,24 +73,14 @@ def made_as_asked(made: Recipe, asked: Recipe, index: int) -> bool:
     )
 
 
-def _ends_whole(path: Path) -> bool:
-    """Whether `path` is a file ending in IEND (PIL reads a PNG cut just short of it)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(-len(_IEND), os.SEEK_END)
-            return handle.read() == _IEND
-    except OSError:  # missing, a folder, or shorter than 12 bytes
-        return False
-
-
 def finished_images(entry: Entry, folder: Path) -> tuple[Recipe, list[str]] | None:
     """(the recipe used, the image names) when every image of `entry` is in `folder`,
     whole, carrying the recipe it asked for; else None."""
-    names = image_names(entry)
-    if not all(_ends_whole(folder / name) for name in names):
-        return None  # cheap: no image is decoded unless all are there, each to its end
-    from studio.formats.png import read_recipe
+    from studio.formats.png import ends_whole, read_recipe
 
+    names = image_names(entry)
+    if not all(ends_whole(folder / name) for name in names):
+        return None  # cheap: no image is decoded unless all are there, each to its end
     first = None
     for index, name in enumerate(names):
         made = read_recipe(folder / name)  # None for a truncated or foreign PNG
