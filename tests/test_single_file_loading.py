@@ -115,7 +115,7 @@ def test_bpe_derived_from_clip_simple_vocab(tmp_path):
     path = tmp_path / "bpe_simple_vocab_16e6.txt.gz"
     path.write_bytes(gzip.compress(("#version: 0.2\n" + "\n".join(merges) + "\n").encode()))
     vocab, read = bpe_from_simple_vocab(path)
-    assert read == merges
+    assert read == [tuple(m.split()) for m in merges]
     assert vocab["!"] == 0 and vocab["!</w>"] == 256 and vocab["the</w>"] == 513
     assert vocab["<|endoftext|>"] == len(vocab) - 1 == 512 + len(merges) + 1
 
