@@ -83,7 +83,7 @@ def bpe_folder(tmp_path_factory) -> Path:
 def test_real_merges_make_a_working_tokenizer(bpe_folder, tmp_path):
     from transformers import CLIPTokenizer
 
-    vocab, merges = find_clip_bpe([bpe_folder])
+    vocab, merges = find_clip_bpe([bpe_folder], hf_cache=tmp_path / "no-hub")
     assert len(merges) == 300 and all(isinstance(m, tuple) and len(m) == 2 for m in merges)
     tokenizer = clip_tokenizer(CONFIGS_DIR / "sd1" / "tokenizer", vocab, merges)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
@@ -54,18 +53,13 @@ def _pair(folder: Path) -> tuple[Path, Path] | None:
     return (vocab, merges) if vocab.is_file() and merges.is_file() else None
 
 
-def _candidate_folders(extra: Iterable[Path]) -> Iterator[Path]:
-    for folder in extra:
+def _candidate_folders(named: Iterable[Path], hf_cache: Path | None) -> Iterator[Path]:
+    for folder in named:
         yield Path(folder).expanduser()
         yield Path(folder).expanduser() / "tokenizer"
-    if os.environ.get("STUDIO_TOKENIZER_DIR"):
-        yield Path(os.environ["STUDIO_TOKENIZER_DIR"])
     yield studio_tokenizer_dir()
-    from studio.models.discovery import hf_hub_cache
-
-    hub = hf_hub_cache()
-    if hub.is_dir():
-        for snapshot in sorted(hub.glob("models--*/snapshots/*")):
+    if hf_cache and hf_cache.is_dir():
+        for snapshot in sorted(hf_cache.glob("models--*/snapshots/*")):
             yield snapshot
             yield snapshot / "tokenizer"
             yield snapshot / "tokenizer_2"
@@ -78,13 +72,21 @@ def _comfyui_folders(model_dirs: Iterable[Path]) -> Iterator[Path]:
             yield root / "comfy" / "sd1_tokenizer"
 
 
-def find_clip_bpe(extra: Iterable[Path] = (), model_dirs: Iterable[Path] = ()) -> tuple[dict[str, int], list[Merge]]:
-    """(vocab, merges) of the CLIP BPE, or TokenizerMissing."""
-    for folder in [*_candidate_folders(extra), *_comfyui_folders(model_dirs)]:
+def find_clip_bpe(
+    named: Iterable[Path] = (), model_dirs: Iterable[Path] = (), hf_cache: Path | None = None
+) -> tuple[dict[str, int], list[Merge]]:
+    """(vocab, merges) of the CLIP BPE, or TokenizerMissing.
+
+    Looks in the `named` folders (whatever vocabulary they hold is taken), studio's
+    data folder, the snapshots in the HF hub cache at `hf_cache`, ComfyUI installs
+    around `model_dirs`, then an installed open_clip or clip package.
+    """
+    named = [Path(folder).expanduser() for folder in named]
+    for folder in [*_candidate_folders(named, hf_cache), *_comfyui_folders(model_dirs)]:
         pair = _pair(folder)
         if pair:
             vocab = json.loads(pair[0].read_text(encoding="utf-8"))
-            if len(vocab) == CLIP_VOCAB_SIZE or any(Path(e).expanduser() in (folder, folder.parent) for e in extra):
+            if len(vocab) == CLIP_VOCAB_SIZE or folder in named or folder.parent in named:
                 return vocab, read_merges(pair[1].read_text(encoding="utf-8"), str(pair[1]))
     packaged = _packaged_bpe()
     if packaged:
