@@ -75,7 +75,7 @@ class ModelLibrary:
         A miss in a scan made earlier walks the folders again before giving up:
         the user may have just dropped the file in.
         """
-        walked_before = self._local is not None and (self._hub is not None or not self._wants_hub(kind))
+        walked_before = self._local is not None  # else the lookup below walks for the first time
         found = self._locate(name, kind)
         if found is None and walked_before:
             self.scan(hf_cache=self._wants_hub(kind), refresh=True)
@@ -86,7 +86,11 @@ class ModelLibrary:
         return model_ref(found_name, path, kind, self.hashes)
 
     def defaults(self, model: str) -> dict[str, Any]:
-        """The recipe fields `model` recommends (its folder's studio.toml); {} if none. Hashes nothing."""
+        """The recipe fields `model` recommends (its folder's studio.toml); {} if none.
+
+        Hashes nothing. A path or a folder in `dirs` is read at once; a name known only
+        from a scan walks the folders if no scan is kept yet (once, as `scan` does).
+        """
         found = self._locate(model, CHECKPOINT)
         return model_defaults(found[1]) if found else {}
 
