@@ -406,12 +406,28 @@ def build_tiny_single_file(diffusers_dir: Path, out_dir: Path) -> tuple[Path, Pa
             target = config / file.relative_to(diffusers_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(file, target)
-    # The vocabulary lives apart, as the CLIP BPE files do for real single files.
-    from transformers import AutoTokenizer
-
-    vocab = AutoTokenizer.from_pretrained(diffusers_dir / "tokenizer").get_vocab()
+    # The vocabulary lives apart, as the CLIP BPE files do for real single files: the
+    # folder's own vocab.json and merges.txt (a `#version` line, then one pair a line).
     tokenizer = out_dir / "tokenizer-files"
-    tokenizer.mkdir(exist_ok=True)
-    (tokenizer / "vocab.json").write_text(json.dumps(vocab))
-    (tokenizer / "merges.txt").write_text("#version: 0.2\n")
+    write_bpe_files(diffusers_dir / "tokenizer", tokenizer)
     return checkpoint, config, tokenizer
+
+
+def write_bpe_files(tokenizer_dir: Path, out: Path) -> Path:
+    """vocab.json and merges.txt as CLIP ships them, from a saved tokenizer folder.
+
+    transformers may save only tokenizer.json; its BPE model holds the same vocabulary and merges.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    if (tokenizer_dir / "vocab.json").is_file() and (tokenizer_dir / "merges.txt").is_file():
+        vocab = json.loads((tokenizer_dir / "vocab.json").read_text(encoding="utf-8"))
+        merges = (tokenizer_dir / "merges.txt").read_text(encoding="utf-8").splitlines()
+        merges = [line.split(" ") for line in merges if line and not line.startswith("#version")]
+    else:
+        model = json.loads((tokenizer_dir / "tokenizer.json").read_text(encoding="utf-8"))["model"]
+        vocab = model["vocab"]
+        merges = [m.split(" ") if isinstance(m, str) else m for m in model["merges"]]
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    lines = "".join(f"{left} {right}\n" for left, right in merges)
+    (out / "merges.txt").write_text("#version: 0.2\n" + lines, encoding="utf-8")
+    return out

@@ -123,3 +123,14 @@ def test_inspect_diffusers_folder(tmp_path):
     mf.write_header_only(folder / "unet" / "diffusion_pytorch_model.safetensors", {"w": ("F16", (10, 10))})
     result = inspect_file(folder)
     assert (result.format, result.architecture, result.params) == ("diffusers", "SDXL base", 100)
+
+
+def test_cli_inspect_finds_a_model_by_name(tmp_path, capsys):
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    mf.write_header_only(folder / "mychar.safetensors", mf.kohya_lora_spec(), mf.kohya_lora_metadata())
+    assert main(["inspect", "mychar", "--dir", str(folder)]) == 0
+    assert "SD1.x LoRA (kohya)" in capsys.readouterr().out
+    assert main(["inspect", "ghost", "--dir", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "ghost: no such file or model" in err and str(folder) in err and err.count("\n") == 1

@@ -1,16 +1,20 @@
-"""Discovery (plain, A1111, ComfyUI, HF cache), AutoV2 hashing with its cache, resolve()."""
+"""The model library: discovery (plain, A1111, ComfyUI, HF cache), AutoV2 hashing with its cache,
+resolving names, and the library walking its folders once."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import pytest
 
+from studio.builtin import BUILTIN_DIR
 from studio.cli import main
-from studio.models import ModelNotFound, resolve
-from studio.models.discovery import scan
+from studio.config import Config
+from studio.models import ModelLibrary, ModelNotFound
+from studio.models import discovery
 from studio.models.hashing import HashCache, autov2, lora_hash
 from tests import models_fixtures as mf
 
@@ -64,7 +68,7 @@ def _a1111(root):
     (root / "repositories" / "code" / "ignored.ckpt").write_bytes(b"x")
 
 
-def test_scan_a1111_comfyui_and_hf_cache(tmp_path, monkeypatch):
+def test_scan_a1111_comfyui_and_hf_cache(tmp_path):
     _a1111(tmp_path / "a1111")
     comfy = tmp_path / "ComfyUI" / "models"
     for sub in ("checkpoints", "loras", "vae", "embeddings"):
@@ -76,9 +80,9 @@ def test_scan_a1111_comfyui_and_hf_cache(tmp_path, monkeypatch):
     snap = hub / "models--org--tiny-pipe" / "snapshots" / "abc123"
     snap.mkdir(parents=True)
     (snap / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
-    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
 
-    entries = {e.name: e for e in scan([tmp_path / "a1111", tmp_path / "ComfyUI"])}
+    library = ModelLibrary([tmp_path / "a1111", tmp_path / "ComfyUI"], hf_cache=hub)
+    entries = {e.name: e for e in library.scan() if e.source != str(BUILTIN_DIR)}
     got = {name: (e.kind, e.architecture) for name, e in entries.items()}
     assert got == {
         "dreamy": ("checkpoint", "SD1.x"),
@@ -93,8 +97,7 @@ def test_scan_a1111_comfyui_and_hf_cache(tmp_path, monkeypatch):
     assert entries["dreamy"].dtype == "F16" and entries["dreamy"].size > 0
 
 
-def test_cli_models_lists_with_hashes(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hub"))
+def test_cli_models_lists_with_hashes(tmp_path, capsys):
     _a1111(tmp_path / "a1111")
     assert main(["models", "--dir", str(tmp_path / "a1111")]) == 0
     out = capsys.readouterr().out
@@ -106,29 +109,29 @@ def test_cli_models_lists_with_hashes(tmp_path, capsys, monkeypatch):
     assert [r["name"] for r in rows] == ["clear"]
 
 
-def test_resolve_by_name_stem_and_hash(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hub"))
+def test_resolve_by_name_stem_and_hash(tmp_path):
     _a1111(tmp_path / "a1111")
-    root = (tmp_path / "a1111",)
-    ref = resolve("dreamy", root)
+    library = ModelLibrary([tmp_path / "a1111"], hf_cache=tmp_path / "no-hub")
+    ref = library.resolve("dreamy")
     assert (ref.format, ref.path.name, len(ref.hash)) == ("single_file", "dreamy.safetensors", 10)
-    assert resolve(ref.hash[:8], root).path == ref.path
-    assert resolve(str(ref.path)).name == "dreamy"
-    lora = resolve("mychar", root, kind="LoRA")
+    assert library.resolve(ref.hash[:8]).path == ref.path
+    assert library.resolve(str(ref.path)).name == "dreamy"
+    lora = library.resolve("mychar", kind="LoRA")
     assert lora.kind == "LoRA" and len(lora.hash) == 12
     with pytest.raises(ModelNotFound, match="not found"):
-        resolve("mychar", root)  # a LoRA is not a checkpoint
+        library.resolve("mychar")  # a LoRA is not a checkpoint
+    builtin = library.resolve("studio-tiny")
+    assert (builtin.name, builtin.format, builtin.path) == ("studio-tiny", "diffusers", (BUILTIN_DIR / "studio-tiny"))
 
 
-def test_prepare_extras_resolves_and_hashes(tmp_path, monkeypatch):
+def test_prepare_extras_resolves_and_hashes(tmp_path):
     from studio.models.extras import prepare_extras
     from studio.recipe import LoraRef, Recipe
 
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hub"))
     _a1111(tmp_path / "a1111")
-    root = (tmp_path / "a1111",)
+    library = ModelLibrary([tmp_path / "a1111"], hf_cache=tmp_path / "no-hub")
     recipe = Recipe(prompt="<lora:mychar:0.7> a cat, badhands", vae="clear", loras=(LoraRef("mychar", 1.0),))
-    extras = prepare_extras(recipe, root)
+    extras = prepare_extras(recipe, library)
     lora_file = tmp_path / "a1111" / "models" / "Lora" / "mychar.safetensors"
     assert extras.prompt == "a cat, badhands"
     assert [(ref.path, weight) for ref, weight in extras.loras] == [(lora_file.resolve(), 0.7)]
@@ -137,7 +140,173 @@ def test_prepare_extras_resolves_and_hashes(tmp_path, monkeypatch):
     assert extras.recipe.vae_hash == extras.vae.hash and len(extras.vae.hash) == 10
     assert extras.recipe.prompt == recipe.prompt  # kept as typed, like A1111
     with pytest.raises(ModelNotFound, match="LoRA 'nope'"):
-        prepare_extras(Recipe(prompt="<lora:nope>"), root)
+        prepare_extras(Recipe(prompt="<lora:nope>"), library)
+
+
+# --- the library: built from what it is given, walked once --------------------------------
+
+
+def _count_walks(monkeypatch) -> dict[str, int]:
+    """How often the library walks a model folder and the HF cache."""
+    walks = {"folders": 0, "hub": 0}
+    candidates, hub_models = discovery._candidates, discovery.hf_cache_models
+
+    def counted_candidates(root):
+        walks["folders"] += 1
+        return candidates(root)
+
+    def counted_hub(cache):
+        walks["hub"] += 1
+        return hub_models(cache)
+
+    monkeypatch.setattr(discovery, "_candidates", counted_candidates)
+    monkeypatch.setattr(discovery, "hf_cache_models", counted_hub)
+    return walks
+
+
+def test_folders_are_walked_once_across_many_resolves(tmp_path, monkeypatch):
+    from studio.models.extras import prepare_extras
+    from studio.recipe import Recipe
+
+    _a1111(tmp_path / "a1111")
+    walks = _count_walks(monkeypatch)
+    library = ModelLibrary([tmp_path / "a1111", tmp_path / "elsewhere"], hf_cache=tmp_path / "no-hub")
+    assert walks == {"folders": 0, "hub": 0}  # building a library walks nothing
+    for _ in range(5):
+        library.resolve("dreamy")
+        library.resolve("mychar", kind="LoRA")
+        prepare_extras(Recipe(prompt="<lora:mychar> a cat, badhands", vae="clear"), library)
+        library.scan()
+        library.defaults("dreamy")
+    assert walks == {"folders": len(library.dirs), "hub": 1}
+    library.scan(refresh=True)
+    assert walks == {"folders": 2 * len(library.dirs), "hub": 2}
+
+
+def test_a_miss_rescans_once_and_finds_a_file_dropped_in_later(tmp_path, monkeypatch):
+    _a1111(tmp_path / "a1111")
+    library = ModelLibrary([tmp_path / "a1111"], hf_cache=tmp_path / "no-hub")
+    assert library.resolve("dreamy").name == "dreamy"
+    walks = _count_walks(monkeypatch)
+    later = tmp_path / "a1111" / "models" / "Stable-diffusion" / "sub" / "later.safetensors"
+    later.parent.mkdir()
+    mf.write_header_only(later, mf.sd2_spec())
+    ref = library.resolve("later")
+    assert (ref.name, ref.path) == ("later", later.resolve())
+    assert walks["folders"] == len(library.dirs)  # one rescan
+    assert library.resolve("later").path == ref.path
+    assert walks["folders"] == len(library.dirs)  # now in the kept scan: no walk
+
+    with pytest.raises(ModelNotFound):
+        library.resolve("never-there")
+    assert walks["folders"] == 2 * len(library.dirs)  # a real miss rescans once, then gives up
+
+    fresh = ModelLibrary([tmp_path / "a1111"], hf_cache=tmp_path / "no-hub")
+    walks["folders"] = 0
+    with pytest.raises(ModelNotFound):
+        fresh.resolve("never-there")
+    assert walks["folders"] == len(fresh.dirs)  # a scan made just now is not made again
+
+
+def test_not_found_lists_each_place_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "x").mkdir()
+    # One folder, spelled four ways: configured, with `..`, with `~`, and as sessions/../models.
+    config = Config(sessions_dir=tmp_path / "sessions", model_dirs=[tmp_path / "models", tmp_path / "x" / ".." / "models"])
+    library = ModelLibrary.from_config(config, extra_dirs=[Path("~/models"), BUILTIN_DIR])
+    assert library.dirs == (BUILTIN_DIR, tmp_path / "models")
+    with pytest.raises(ModelNotFound) as info:
+        library.resolve("ghost")
+    looked = str(info.value).split("(looked in: ", 1)[1].removesuffix(")").split(", ")
+    assert looked == [str(BUILTIN_DIR), str(tmp_path / "models"), f"the Hugging Face cache ({library.hf_cache})"]
+    with pytest.raises(ModelNotFound) as info:
+        library.resolve("ghost.safetensors", kind="VAE")  # the hub cache holds no VAEs: not named
+    looked = str(info.value).split("(looked in: ", 1)[1].removesuffix(")").split(", ")
+    assert looked == ["ghost.safetensors", str(BUILTIN_DIR), str(tmp_path / "models")]
+
+
+def test_from_config_takes_the_config_and_reads_no_file(tmp_path, monkeypatch):
+    import studio.config
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the model library read the user's config itself")
+
+    monkeypatch.setattr(studio.config, "load_config", no_reading)
+    _a1111(tmp_path / "a1111")
+    config = Config(sessions_dir=tmp_path / "s" / "sessions", model_dirs=[tmp_path / "a1111"])
+    library = ModelLibrary.from_config(config, extra_dirs=[tmp_path / "extra"], tokenizer_dir=tmp_path / "tok")
+    assert library.dirs == (BUILTIN_DIR, tmp_path / "extra", tmp_path / "a1111", tmp_path / "s" / "models")
+    assert library.tokenizer_dirs == (tmp_path / "tok",)
+    assert library.resolve("dreamy").name == "dreamy"
+    assert library.scan() and library.defaults("studio-tiny")["steps"] == 20
+
+
+def test_no_load_config_or_studio_variables_in_the_model_library():
+    import studio.models
+
+    package = Path(studio.models.__file__).parent
+    for source in package.glob("*.py"):
+        text = source.read_text()
+        assert "load_config" not in text, source.name
+        assert "STUDIO_TOKENIZER_DIR" not in text, source.name
+        for line in text.splitlines():
+            # A function-level studio.models import would be hiding a cycle.
+            indented = line.startswith(" ") and line.strip().startswith(("from studio.models", "import studio.models"))
+            assert not indented, (source.name, line)
+
+
+def test_model_modules_import_each_other_without_a_cycle():
+    import ast
+
+    import studio.models
+
+    package = Path(studio.models.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for source in package.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("studio.models"):
+                names = [node.module] if node.module != "studio.models" else [f"studio.models.{a.name}" for a in node.names]
+                imported.update(name.split(".")[2] for name in names if name.count(".") >= 2)
+        graph[source.stem] = imported - {source.stem}
+    graph.pop("__init__")
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
+
+    assert [m for m in graph if reaches(m, m, set())] == []
+    assert "resolve" in graph["library"] and "discovery" in graph["library"]
+
+
+class _NoHashing(HashCache):
+    def _digest(self, path, field, skip, progress):
+        raise AssertionError(f"hashed {path}")
+
+
+def test_defaults_hash_nothing(tmp_path):
+    _a1111(tmp_path / "a1111")
+    pipe = tmp_path / "mine" / "mypipe"
+    pipe.mkdir(parents=True)
+    (pipe / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    (pipe / "studio.toml").write_text('steps = 12\ncfg = 4.5\nsampler = "Euler a"\n')
+    hub = tmp_path / "hub"
+    snap = hub / "models--org--hub-pipe" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    (snap / "studio.toml").write_text("width = 768\nheight = 768\n")
+    library = ModelLibrary([tmp_path / "a1111", tmp_path / "mine"], hf_cache=hub, hashes=_NoHashing(tmp_path / "h.json"))
+
+    assert library.defaults("studio-tiny") == {
+        "steps": 20, "cfg_scale": 7.0, "sampler": "DPM++ 2M Karras", "width": 64, "height": 64,
+    }
+    assert library.defaults("mypipe") == {"steps": 12, "cfg_scale": 4.5, "sampler": "Euler a"}
+    assert library.defaults(str(pipe)) == library.defaults("mypipe")
+    assert library.defaults("org/hub-pipe") == {"width": 768, "height": 768}
+    assert library.defaults("dreamy") == {}  # a single file carries no studio.toml
+    assert library.defaults("ghost") == {}
+    with pytest.raises(AssertionError, match="hashed"):
+        library.resolve("dreamy")  # the spy does catch hashing
 
 
 def test_model_library_imports_no_torch():
@@ -146,7 +315,8 @@ def test_model_library_imports_no_torch():
 
     code = (
         "import sys, studio.models, studio.models.inspect, studio.models.discovery, studio.models.loading,"
-        " studio.models.extras, studio.models.hashing, studio.cli.models, studio.cli.inspect\n"
+        " studio.models.extras, studio.models.hashing, studio.models.library, studio.models.tokenizers,"
+        " studio.cli.models, studio.cli.inspect\n"
         "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -43,6 +43,31 @@ def test_inspect_refuses_code_in_pickles(tmp_path, capsys, allow):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert ("not plain weights" if allow else "--allow-pickle") in err
+        _says_what_studio_says(err)
+    assert not target.exists()
+
+
+def _says_what_studio_says(message: str) -> None:
+    """Studio's words only: torch's own refusal advises turning its restricted unpickler off."""
+    assert "weights_only=False" not in message and "weights_only" not in message
+    assert "torch.load" not in message and "Re-running" not in message and "add_safe_globals" not in message
+    assert "pickle" in message
+
+
+def test_refusal_says_pickle_refused_and_what_allow_pickle_does(tmp_path, capsys):
+    target, (raw, zipped) = _evil_files(tmp_path)
+    with pytest.raises(PickleRefused) as refused:
+        load_pickle_state_dict(zipped, allow_pickle=False)
+    text = str(refused.value)
+    assert "is a pickle" in text and "studio refuses pickles" in text
+    assert "--allow-pickle loads it with torch's restricted weights-only unpickler" in text
+    _says_what_studio_says(text)
+    for path in (raw, zipped):
+        with pytest.raises(PickleRefused) as refused:
+            load_pickle_state_dict(path, allow_pickle=True)
+        _says_what_studio_says(str(refused.value))
+        assert "\n" not in str(refused.value)
+    assert "(io.open)" in str(refused.value)  # what the payload asked for, in studio's words
     assert not target.exists()
 
 
@@ -69,6 +94,7 @@ def test_generate_refuses_code_in_pickles(tmp_path, capsys, allow):
         assert main(argv + (["--allow-pickle"] if allow else [])) != 0
         err = capsys.readouterr().err
         # Allowed, the file is read with weights_only=True, which refuses the payload.
-        assert ("not plain weights" if allow else "refuses it") in err
+        assert ("not plain weights" if allow else "refuses pickles") in err
+        _says_what_studio_says(err)
     assert not target.exists()
     assert not list(tmp_path.rglob("*.png"))

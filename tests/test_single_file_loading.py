@@ -21,6 +21,8 @@ from studio.models.loading import (
     load_vae,
     unload_loras,
 )
+from studio.builtin import BUILTIN_DIR
+from studio.models import ModelLibrary
 from studio.models.pickles import PickleRefused
 from studio.models.resolve import ModelRef
 from studio.models.tokenizers import TokenizerMissing, bpe_from_simple_vocab
@@ -77,6 +79,26 @@ def test_sdxl_single_file_matches_the_diffusers_folder(tmp_path_factory):
     assert np.allclose(_image(pipe), _image(reference), atol=1e-5)
 
 
+def test_single_file_with_real_merges_through_the_library(tmp_path_factory):
+    """A single file of studio-tiny, whose merges.txt is real BPE: the recipe's loader finds the
+    tokenizer in the library's folder and tokenizes like the diffusers folder does."""
+    import numpy as np
+
+    from studio.models.loading import load_pipeline_for_recipe
+    from studio.recipe import Recipe
+
+    folder = BUILTIN_DIR / "studio-tiny"
+    assert len((folder / "tokenizer" / "merges.txt").read_text().splitlines()) > 50
+    checkpoint, config, tokenizer = mf.build_tiny_single_file(folder, tmp_path_factory.mktemp("tiny-single"))
+    library = ModelLibrary(tokenizer_dirs=[tokenizer], hf_cache=tmp_path_factory.mktemp("no-hub"))
+    pipe = load_pipeline_for_recipe(_ref(checkpoint), "cpu", "float32", Recipe(prompt="x"), library, config_dir=config)
+    reference = load_pipeline(library.resolve("studio-tiny"), "cpu", "float32")
+    prompt = "a red circle on a blue background"
+    ids = pipe.tokenizer(prompt).input_ids
+    assert ids == reference.tokenizer(prompt).input_ids and len(ids) < len(prompt)  # merged, not letters
+    assert np.array_equal(_image(pipe, prompt), _image(reference, prompt))
+
+
 def test_missing_tokenizer_is_named(tiny_single, monkeypatch, tmp_path):
     checkpoint, config, _ = tiny_single
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
@@ -115,7 +137,7 @@ def test_bpe_derived_from_clip_simple_vocab(tmp_path):
     path = tmp_path / "bpe_simple_vocab_16e6.txt.gz"
     path.write_bytes(gzip.compress(("#version: 0.2\n" + "\n".join(merges) + "\n").encode()))
     vocab, read = bpe_from_simple_vocab(path)
-    assert read == merges
+    assert read == [tuple(m.split()) for m in merges]
     assert vocab["!"] == 0 and vocab["!</w>"] == 256 and vocab["the</w>"] == 513
     assert vocab["<|endoftext|>"] == len(vocab) - 1 == 512 + len(merges) + 1
 
@@ -258,10 +280,8 @@ def test_single_file_loads_with_no_network_at_all(tiny_single):
     assert "OK StableDiffusionPipeline (64, 64)" in result.stdout
 
 
-def test_hf_cache_entry_resolves_and_loads_offline(tiny_model_dir, tmp_path, monkeypatch):
+def test_hf_cache_entry_resolves_and_loads_offline(tiny_model_dir, tmp_path):
     import shutil
-
-    from studio.models import resolve
 
     hub = tmp_path / "hub"
     repo = hub / "models--someone--tiny-sd"
@@ -269,8 +289,7 @@ def test_hf_cache_entry_resolves_and_loads_offline(tiny_model_dir, tmp_path, mon
     shutil.copytree(tiny_model_dir, snapshot)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0123abcd")
-    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
-    ref = resolve("someone/tiny-sd", (tmp_path / "empty",))
+    ref = ModelLibrary([tmp_path / "empty"], hf_cache=hub).resolve("someone/tiny-sd")
     assert (ref.name, ref.format, ref.path) == ("someone/tiny-sd", "diffusers", snapshot.resolve())
     assert type(load_pipeline(ref, "cpu", "float32")).__name__ == "StableDiffusionPipeline"
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from studio.models.discovery import ModelEntry
+    from studio.models.hashing import HashCache
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dir", action="append", default=[], metavar="DIR",
-        help="scan this folder (repeatable) instead of the configured ones;"
+        help="also scan this folder (repeatable), before the configured ones;"
         " A1111 and ComfyUI install folders are recognised",
     )
     parser.add_argument("--kind", choices=["checkpoint", "LoRA", "embedding", "VAE"], help="list only this kind")
@@ -22,42 +27,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from studio.models.discovery import scan
-    from studio.models.hashing import HashCache
+    from studio.config import load_config
+    from studio.models.discovery import with_cached_hashes
+    from studio.models.library import ModelLibrary
 
-    dirs = [Path(d).expanduser() for d in args.dir] or None
-    for d in dirs or ():
+    dirs = [Path(d).expanduser() for d in args.dir]
+    for d in dirs:
         if not d.is_dir():
             print(f"studio models: {d}: not a folder", file=sys.stderr)
             return 2
-    entries = scan(dirs, hf_cache=not args.no_hf_cache)
+    library = ModelLibrary.from_config(load_config(), extra_dirs=dirs)
+    entries = library.scan(hf_cache=not args.no_hf_cache)
     if args.kind:
         entries = [e for e in entries if e.kind == args.kind]
-    cache = HashCache()
     if args.no_hash:
-        from dataclasses import replace
-
-        entries = [replace(e, hash=(cache.cached(e.path) or "")[:10]) for e in entries]
+        entries = with_cached_hashes(entries, library.hashes)
     else:
-        entries = _hash_with_progress(entries, cache)
+        entries = _hash_with_progress(entries, library.hashes)
     if args.json:
         rows = [{**e.__dict__, "path": str(e.path)} for e in entries]
         print(json.dumps(rows, indent=2))
         return 0
     if not entries:
-        where = ", ".join(str(d) for d in dirs) if dirs else "the configured folders"
-        print(f"no models found in {where}", file=sys.stderr)
+        where = [str(d) for d in library.dirs] + ([] if args.no_hf_cache else ["the Hugging Face cache"])
+        print(f"no models found in {', '.join(where)}", file=sys.stderr)
         return 0
     print(format_table(entries))
     return 0
 
 
-def _hash_with_progress(entries, cache):
+def _hash_with_progress(entries: list[ModelEntry], cache: HashCache) -> list[ModelEntry]:
     from studio.models.discovery import with_hashes
 
     todo = sum(e.size for e in entries if e.path.is_file() and not cache.cached(e.path))
     if todo < 64 << 20 or not sys.stderr.isatty():
-        return with_hashes(entries, cache=cache)
+        return with_hashes(entries, cache)
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -69,15 +73,15 @@ def _hash_with_progress(entries, cache):
         task = bar.add_task("", total=todo)
         offsets: dict[str, int] = {}
 
-        def progress(entry, done, total):
+        def progress(entry: ModelEntry, done: int, total: int) -> None:
             previous = offsets.get(str(entry.path), 0)
             offsets[str(entry.path)] = done
             bar.update(task, advance=done - previous, description=entry.path.name)
 
-        return with_hashes(entries, progress=progress, cache=cache)
+        return with_hashes(entries, cache, progress)
 
 
-def format_table(entries) -> str:
+def format_table(entries: list[ModelEntry]) -> str:
     from studio.models.report import human_bytes
 
     header = ("NAME", "KIND", "ARCHITECTURE", "SIZE", "DTYPE", "HASH")

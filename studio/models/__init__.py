@@ -3,6 +3,8 @@
 Headless and light to import: torch and diffusers load only inside functions.
 """
 
-from studio.models.resolve import BUILTIN_DIR, ModelNotFound, ModelRef, resolve
+from studio.builtin import BUILTIN_DIR
+from studio.models.library import ModelLibrary
+from studio.models.resolve import ModelNotFound, ModelRef
 
-__all__ = ["BUILTIN_DIR", "ModelNotFound", "ModelRef", "resolve"]
+__all__ = ["BUILTIN_DIR", "ModelLibrary", "ModelNotFound", "ModelRef"]

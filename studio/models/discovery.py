@@ -8,13 +8,13 @@ kind comes from the folder they sit in.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
+from studio.models.hashing import HashCache, folder_hash
 from studio.models.inspect import CHECKPOINT, EMBEDDING, LORA, UNKNOWN, VAE, inspect_file
 from studio.models.pickles import is_pickle
-from studio.models.resolve import BUILTIN_DIR
 from studio.models.safetensors_header import HeaderError
 
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -43,7 +43,11 @@ class ModelEntry:
     hash: str = ""  # AutoV2; filled in by `with_hashes`
 
 
+EntryProgress = Callable[[ModelEntry, int, int], None]  # (entry, bytes done, bytes total)
+
+
 def hf_hub_cache() -> Path:
+    """Where huggingface_hub keeps downloads, by its own variables (HF_HUB_CACHE, HF_HOME)."""
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"])
     if os.environ.get("HF_HOME"):
@@ -52,29 +56,11 @@ def hf_hub_cache() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
-def default_dirs() -> list[Path]:
-    """The built-in models, the configured folders, then `models/` beside the sessions folder."""
-    try:
-        from studio.config import load_config
-    except ImportError:
-        load_config = None
-    if load_config is None:
-        from platformdirs import user_data_dir
-
-        return [Path(user_data_dir("studio")) / "models"]
-    config = load_config()  # a bad file yields defaults; whoever starts studio reports it
-    dirs = [BUILTIN_DIR] + [Path(d).expanduser() for d in config.model_dirs]
-    dirs.append(Path(config.sessions_dir).expanduser().parent / "models")
-    unique: list[Path] = []
-    for folder in dirs:
-        if folder not in unique:
-            unique.append(folder)
-    return unique
+ORDER = (CHECKPOINT, LORA, EMBEDDING, VAE, UNKNOWN)
 
 
-def scan(dirs: Iterable[Path] | None = None, *, hf_cache: bool = True) -> list[ModelEntry]:
-    """Every model under `dirs` (default: configured folders) and in the HF hub cache."""
-    dirs = default_dirs() if dirs is None else [Path(d).expanduser() for d in dirs]
+def scan_folders(dirs: Iterable[Path]) -> list[ModelEntry]:
+    """Every model under `dirs`, each file once (the first folder that holds it names its source)."""
     entries: list[ModelEntry] = []
     seen: set[Path] = set()
     for root in dirs:
@@ -86,15 +72,19 @@ def scan(dirs: Iterable[Path] | None = None, *, hf_cache: bool = True) -> list[M
             entry = _entry(path, hint, str(root))
             if entry:
                 entries.append(entry)
-    if hf_cache:
-        for path, name in hf_cache_models():
-            if path.resolve() not in seen:
-                seen.add(path.resolve())
-                entry = _entry(path, CHECKPOINT, "hf-cache", name=name)
-                if entry:
-                    entries.append(entry)
-    order = [CHECKPOINT, LORA, EMBEDDING, VAE, UNKNOWN]
-    return sorted(entries, key=lambda e: (order.index(e.kind) if e.kind in order else len(order), e.name.lower()))
+    return entries
+
+
+def scan_hf_cache(cache: Path) -> list[ModelEntry]:
+    """The diffusers pipelines in the Hugging Face hub cache at `cache`, named "org/name"."""
+    entries = [_entry(path, CHECKPOINT, "hf-cache", name=name) for path, name in hf_cache_models(cache)]
+    return [entry for entry in entries if entry]
+
+
+def sort_entries(entries: Iterable[ModelEntry]) -> list[ModelEntry]:
+    """Checkpoints, LoRAs, embeddings, VAEs, then the rest; by name within each kind."""
+    rank = {kind: i for i, kind in enumerate(ORDER)}
+    return sorted(entries, key=lambda e: (rank.get(e.kind, len(ORDER)), e.name.lower()))
 
 
 def _candidates(root: Path) -> Iterator[tuple[Path, str]]:
@@ -129,9 +119,8 @@ def _walk(folder: Path, hint: str, depth: int) -> Iterator[tuple[Path, str]]:
             yield child, hint
 
 
-def hf_cache_models(cache: Path | None = None) -> Iterator[tuple[Path, str]]:
+def hf_cache_models(cache: Path) -> Iterator[tuple[Path, str]]:
     """(snapshot folder, "org/name") for each diffusers pipeline in the HF hub cache."""
-    cache = cache or hf_hub_cache()
     if not cache.is_dir():
         return
     for repo in sorted(cache.glob("models--*")):
@@ -190,27 +179,31 @@ def _size(path: Path) -> int:
         return 0
 
 
-def with_hashes(entries: list[ModelEntry], progress=None, cache=None) -> list[ModelEntry]:
+def with_hashes(
+    entries: Iterable[ModelEntry], cache: HashCache, progress: EntryProgress | None = None
+) -> list[ModelEntry]:
     """The same entries with AutoV2 hashes of their files, and studio's folder hash for diffusers folders."""
-    from dataclasses import replace
-
-    from studio.models.hashing import HashCache
-    from studio.models.resolve import folder_hash
-
-    cache = cache or HashCache()
     hashed = []
     for entry in entries:
         if entry.path.is_file():
             report = (lambda done, total, e=entry: progress(e, done, total)) if progress else None
             entry = replace(entry, hash=cache.sha256(entry.path, report)[:10])
         elif (entry.path / "model_index.json").is_file():
-            entry = replace(entry, hash=folder_hash(entry.path))
+            entry = replace(entry, hash=folder_hash(entry.path, cache))
         hashed.append(entry)
     return hashed
 
 
-def find(name: str, entries: list[ModelEntry], kinds: tuple[str, ...] = ()) -> ModelEntry | None:
-    """An entry by name, file name, path stem or AutoV2 hash prefix (case-insensitive)."""
+def with_cached_hashes(entries: Iterable[ModelEntry], cache: HashCache) -> list[ModelEntry]:
+    """The same entries with the hashes already in the cache; hashes nothing."""
+    return [replace(entry, hash=(cache.cached(entry.path) or "")[:10]) for entry in entries]
+
+
+def find(name: str, entries: Iterable[ModelEntry], cache: HashCache, kinds: tuple[str, ...] = ()) -> ModelEntry | None:
+    """An entry by name, file name, path stem or AutoV2 hash prefix (case-insensitive).
+
+    A hash prefix matches only files hashed before: finding hashes nothing.
+    """
     wanted = name.lower()
     pool = [e for e in entries if not kinds or e.kind in kinds]
     for match in (
@@ -222,9 +215,6 @@ def find(name: str, entries: list[ModelEntry], kinds: tuple[str, ...] = ()) -> M
         if hits:
             return hits[0]
     if len(wanted) >= 6 and all(c in "0123456789abcdef" for c in wanted):
-        from studio.models.hashing import HashCache
-
-        cache = HashCache()
         hits = [e for e in pool if e.path.is_file() and (cache.cached(e.path) or "").startswith(wanted)]
         if len(hits) == 1:
             return hits[0]

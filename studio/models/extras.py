@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from studio.formats.lora_tags import extract_loras, merge_loras
-from studio.models.resolve import ModelRef, resolve
+from studio.models.inspect import EMBEDDING, LORA, VAE
+from studio.models.library import ModelLibrary
+from studio.models.resolve import ModelRef
 from studio.recipe import LoraRef, Recipe
 
 
@@ -32,24 +33,24 @@ class Extras:
         return {ref.name: ref.hash for ref in self.embeddings}
 
 
-def prepare_extras(recipe: Recipe, search_dirs: tuple[Path, ...] = ()) -> Extras:
+def prepare_extras(recipe: Recipe, library: ModelLibrary) -> Extras:
     """Resolve a recipe's LoRAs (list and prompt tags), embeddings and VAE; ModelNotFound if one is missing."""
     prompt, prompt_loras = extract_loras(recipe.prompt)
     negative, negative_loras = extract_loras(recipe.negative_prompt)
     loras: list[tuple[ModelRef, float]] = []
     recorded: list[LoraRef] = []
     for lora in merge_loras(prompt_loras + negative_loras, recipe.loras):
-        ref = resolve(lora.name, search_dirs, kind="LoRA")
+        ref = library.resolve(lora.name, kind=LORA)
         loras.append((ref, lora.weight))
         recorded.append(LoraRef(lora.name, lora.weight, ref.hash))
 
     names = list(recipe.embeddings)
-    for name in embeddings_named_in(f"{prompt}\n{negative}", search_dirs):
+    for name in embeddings_named_in(f"{prompt}\n{negative}", library):
         if name not in names:
             names.append(name)
-    embeddings = [resolve(name, search_dirs, kind="embedding") for name in names]
+    embeddings = [library.resolve(name, kind=EMBEDDING) for name in names]
 
-    vae = resolve(recipe.vae, search_dirs, kind="VAE") if recipe.vae else None
+    vae = library.resolve(recipe.vae, kind=VAE) if recipe.vae else None
     updated = recipe.replace(
         loras=tuple(recorded),
         embeddings=tuple(names),
@@ -59,13 +60,10 @@ def prepare_extras(recipe: Recipe, search_dirs: tuple[Path, ...] = ()) -> Extras
     return Extras(updated, prompt, negative, loras, embeddings, vae)
 
 
-def embeddings_named_in(text: str, search_dirs: tuple[Path, ...] = ()) -> list[str]:
+def embeddings_named_in(text: str, library: ModelLibrary) -> list[str]:
     """Names of known embeddings that appear as words in `text`, as A1111 picks them up."""
-    from studio.models.discovery import default_dirs, scan
-
-    dirs = [Path(d) for d in search_dirs] + default_dirs()
     found = []
-    for entry in scan(dirs, hf_cache=False):
-        if entry.kind == "embedding" and re.search(rf"(?<![\w-]){re.escape(entry.name)}(?![\w-])", text):
+    for entry in library.scan(hf_cache=False):
+        if entry.kind == EMBEDDING and re.search(rf"(?<![\w-]){re.escape(entry.name)}(?![\w-])", text):
             found.append(entry.name)
     return found

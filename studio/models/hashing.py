@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-
 from pathlib import Path
 from typing import Callable
 
@@ -114,6 +113,21 @@ class HashCache:
 def autov2(path: str | Path, progress: Progress | None = None, cache: HashCache | None = None) -> str:
     """A1111/Civitai 'AutoV2': the first 10 hex digits of the file's SHA-256."""
     return (cache or HashCache()).sha256(path, progress)[:10]
+
+
+def folder_hash(path: Path, cache: HashCache | None = None) -> str:
+    """A stable hash of a diffusers folder: its configs and weights, by relative path.
+
+    Built from each file's cached SHA-256, so a big folder is read once, not per run.
+    """
+    cache = cache or HashCache()
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        if file.suffix not in (".json", ".safetensors", ".txt", ".model"):
+            continue
+        digest.update(str(file.relative_to(path).as_posix()).encode() + b"\0")
+        digest.update(cache.sha256(file).encode())
+    return digest.hexdigest()[:10]
 
 
 def lora_hash(path: str | Path, progress: Progress | None = None, cache: HashCache | None = None) -> str:

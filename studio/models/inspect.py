@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from studio.models.pickles import is_pickle
+from studio.models.pickles import is_pickle, load_pickle_state_dict
 from studio.models.safetensors_header import HeaderError, read_header
 
 # Kinds, as `studio models` lists them.
@@ -66,8 +66,6 @@ def inspect_file(path: str | Path, *, allow_pickle: bool = False) -> Inspection:
     if not path.exists():
         raise HeaderError(f"{path}: no such file")
     if is_pickle(path):
-        from studio.models.pickles import load_pickle_state_dict
-
         state = load_pickle_state_dict(path, allow_pickle=allow_pickle)
         shapes = {k: tuple(v.shape) for k, v in state.items()}
         dtypes: Counter[str] = Counter()

@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from studio.models.inspect import CHECKPOINT, classify
-from studio.models.pickles import PickleRefused, is_pickle, load_pickle_state_dict
-from studio.models.resolve import ModelRef, resolve
+from studio.models.discovery import hf_hub_cache
+from studio.models.inspect import CHECKPOINT, VAE, classify
+from studio.models.library import ModelLibrary
+from studio.models.pickles import ALLOW_PICKLE_HINT, PickleRefused, is_pickle, load_pickle_state_dict
+from studio.models.resolve import ModelRef
 from studio.models.safetensors_header import read_header
+from studio.models.tokenizers import TokenizerMissing, clip_tokenizer, find_clip_bpe, missing_message
+from studio.recipe import Recipe
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -40,11 +45,17 @@ def load_pipeline(
     cpu_offload: bool = False,
     config_dir: Path | None = None,
     tokenizer_dir: Path | None = None,
+    tokenizer_dirs: Iterable[Path] = (),
+    model_dirs: Iterable[Path] = (),
+    hf_cache: Path | None = None,
 ) -> Any:
     """A ready diffusers pipeline on `device`; never touches the network.
 
     `config_dir` overrides the shipped config for a single file (the tests'
-    tiny models use it); `tokenizer_dir` names where vocab.json/merges.txt are.
+    tiny models use it). A single file's CLIP tokenizer is looked for in
+    `tokenizer_dir` and `tokenizer_dirs` (where vocab.json/merges.txt are),
+    studio's data folder, the HF cache (default: huggingface_hub's) and
+    ComfyUI installs near the checkpoint or `model_dirs`.
     """
     import torch
 
@@ -53,9 +64,12 @@ def load_pipeline(
     if path.is_dir():
         pipe = _load_diffusers_folder(path, torch_dtype, allow_pickle)
     else:
-        pipe = load_single_file(
-            path, torch_dtype, allow_pickle=allow_pickle, config_dir=config_dir, tokenizer_dir=tokenizer_dir
+        search = TokenizerSearch(
+            (*([tokenizer_dir] if tokenizer_dir else []), *tokenizer_dirs),
+            (path.parent, *model_dirs),
+            hf_cache or hf_hub_cache(),
         )
+        pipe = load_single_file(path, torch_dtype, allow_pickle=allow_pickle, config_dir=config_dir, tokenizers=search)
     if vae:
         pipe.vae = load_vae(vae, pipe, torch_dtype, allow_pickle=allow_pickle)
     apply_memory_options(
@@ -64,9 +78,11 @@ def load_pipeline(
     return pipe
 
 
-def load_pipeline_for_recipe(ref: ModelRef, device: str, dtype: str, recipe: Any, **extra: Any) -> Any:
-    """`load_pipeline` with the recipe's VAE, pickle and memory choices."""
-    vae = resolve(recipe.vae, kind="VAE") if recipe.vae else None
+def load_pipeline_for_recipe(
+    ref: ModelRef, device: str, dtype: str, recipe: Recipe, library: ModelLibrary, **extra: Any
+) -> Any:
+    """`load_pipeline` with the recipe's VAE, pickle and memory choices, and the library's folders."""
+    vae = library.resolve(recipe.vae, kind=VAE) if recipe.vae else None
     return load_pipeline(
         ref, device, dtype,
         vae=vae,
@@ -74,8 +90,20 @@ def load_pipeline_for_recipe(ref: ModelRef, device: str, dtype: str, recipe: Any
         attention_slicing=recipe.attention_slicing,
         vae_tiling=recipe.vae_tiling,
         cpu_offload=recipe.cpu_offload,
+        tokenizer_dirs=library.tokenizer_dirs,
+        model_dirs=library.dirs,
+        hf_cache=library.hf_cache,
         **extra,
     )
+
+
+@dataclass(frozen=True)
+class TokenizerSearch:
+    """Where a single file's CLIP tokenizer files may be: see `tokenizers.find_clip_bpe`."""
+
+    named: tuple[Path, ...] = ()  # folders the user named: any vocabulary there is taken
+    model_dirs: tuple[Path, ...] = ()  # model folders, for a ComfyUI install around them
+    hf_cache: Path | None = None
 
 
 def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool) -> Any:
@@ -85,8 +113,7 @@ def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool) -> 
     if not has_safetensors and any(path.rglob("*.bin")) and not allow_pickle:
         raise PickleRefused(
             f"{path.name} stores its weights as pickled .bin files: loading them can run code inside,"
-            " so studio refuses them. Use a .safetensors version, or pass --allow-pickle if you trust it"
-            " (read with torch's weights-only loader)"
+            f" so studio refuses pickles. Use a .safetensors version; if you trust it, {ALLOW_PICKLE_HINT}"
         )
     return DiffusionPipeline.from_pretrained(
         path,
@@ -118,7 +145,7 @@ def load_single_file(
     *,
     allow_pickle: bool = False,
     config_dir: Path | None = None,
-    tokenizer_dir: Path | None = None,
+    tokenizers: TokenizerSearch = TokenizerSearch(),
 ) -> Any:
     import diffusers
 
@@ -133,7 +160,7 @@ def load_single_file(
         config_dir = CONFIGS_DIR / SINGLE_FILE_CONFIGS[arch]
     index = json.loads((config_dir / "model_index.json").read_text(encoding="utf-8"))
     pipeline_class = getattr(diffusers, index["_class_name"])
-    components = _tokenizers(config_dir, index, arch, tokenizer_dir, path)
+    components = _tokenizers(config_dir, index, arch, tokenizers)
     try:
         pipe = pipeline_class.from_single_file(
             str(path), config=str(config_dir), local_files_only=True, torch_dtype=torch_dtype, **components
@@ -165,9 +192,7 @@ def sd2_prediction_type(path: Path) -> str:
     return "v_prediction"
 
 
-def _tokenizers(config_dir: Path, index: dict, arch: str, tokenizer_dir: Path | None, model: Path) -> dict[str, Any]:
-    from studio.models.tokenizers import TokenizerMissing, clip_tokenizer, find_clip_bpe, missing_message
-
+def _tokenizers(config_dir: Path, index: dict, arch: str, search: TokenizerSearch) -> dict[str, Any]:
     components: dict[str, Any] = {}
     bpe = None
     for name in ("tokenizer", "tokenizer_2"):
@@ -179,31 +204,11 @@ def _tokenizers(config_dir: Path, index: dict, arch: str, tokenizer_dir: Path | 
             continue  # a complete tokenizer folder: diffusers loads it itself
         if bpe is None:
             try:
-                extra = [tokenizer_dir] if tokenizer_dir else _configured_tokenizer_dirs()
-                bpe = find_clip_bpe(extra, model_dirs=[model.parent, *_model_dirs()])
+                bpe = find_clip_bpe(search.named, model_dirs=search.model_dirs, hf_cache=search.hf_cache)
             except TokenizerMissing:
                 raise TokenizerMissing(missing_message(arch)) from None
         components[name] = clip_tokenizer(folder, *bpe)
     return components
-
-
-def _configured_tokenizer_dirs() -> list[Path]:
-    try:
-        from studio.config import load_config
-
-        folder = getattr(load_config(), "tokenizer_dir", None)
-    except Exception:  # no config module yet, or a bad file: the search goes on without it
-        return []
-    return [Path(folder).expanduser()] if folder else []
-
-
-def _model_dirs() -> list[Path]:
-    from studio.models.discovery import default_dirs
-
-    try:
-        return default_dirs()
-    except Exception:
-        return []
 
 
 def load_vae(vae: ModelRef | Path | str, pipe: Any, torch_dtype: Any, *, allow_pickle: bool = False) -> Any:

@@ -9,6 +9,7 @@ containers and refuses every other callable.
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,19 @@ def is_pickle(path: str | Path) -> bool:
     return Path(path).suffix.lower() in PICKLE_SUFFIXES
 
 
+# Studio's own words, never torch's: torch's refusal advises re-running with its
+# restricted unpickler turned off, which is advice to run the payload.
+ALLOW_PICKLE_HINT = (
+    "--allow-pickle loads it with torch's restricted weights-only unpickler,"
+    " which builds tensors and refuses anything else"
+)
+
+
 def refusal(path: Path) -> str:
     return (
-        f"{path.name} is a pickle: loading one can run any code inside it, so studio refuses it."
-        " Prefer a .safetensors version of the same weights; if you trust this file, pass"
-        " --allow-pickle (it is then read with torch's restricted weights-only loader and the"
-        " session records that you allowed it)"
+        f"{path.name} is a pickle: loading one can run any code inside it, so studio refuses pickles."
+        f" Prefer a .safetensors version of the same weights; if you trust this file, {ALLOW_PICKLE_HINT}"
+        " (the session records that you allowed it)"
     )
 
 
@@ -48,14 +56,23 @@ def load_pickle_state_dict(path: str | Path, *, allow_pickle: bool) -> dict[str,
             # Legacy (pre-zip) torch files cannot be memory-mapped.
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
             raise PickleRefused(
-                f"{path.name} asks to run code that is not plain weights; refused even with"
-                f" --allow-pickle ({first[:200]})"
+                f"{path.name} is a pickle that asks to run code{_what_it_asks(str(exc))}, not plain weights:"
+                " studio refused it even with --allow-pickle, whose weights-only unpickler loads tensors only"
             ) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PickleRefused(f"{path.name}: cannot read as a torch checkpoint ({first[:200]})") from None
     return flatten_state_dict(data, path.name)
+
+
+def _what_it_asks(torch_message: str) -> str:
+    """The callable or opcode torch's unpickler stopped at, from its message (and nothing else of it)."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", torch_message)
+    if found:
+        return f" ({found.group(1)})"
+    found = re.search(r"Unsupported operand (\d+)", torch_message)
+    return f" (pickle opcode {found.group(1)})" if found else ""
 
 
 def flatten_state_dict(data: Any, name: str = "checkpoint") -> dict[str, Any]:

@@ -14,15 +14,23 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
-import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 CLIP_VOCAB_SIZE = 49408
+
+Merge = tuple[str, str]  # one BPE merge: the two symbols it joins, as the tokenizers library takes them
 
 
 class TokenizerMissing(FileNotFoundError):
     """No CLIP tokenizer files were found; the message says where to put them."""
+
+
+class TokenizerFileError(ValueError):
+    """A tokenizer file that is not in the format it should be; the message names the line."""
 
 
 def studio_tokenizer_dir() -> Path:
@@ -45,18 +53,13 @@ def _pair(folder: Path) -> tuple[Path, Path] | None:
     return (vocab, merges) if vocab.is_file() and merges.is_file() else None
 
 
-def _candidate_folders(extra: Iterable[Path]) -> Iterator[Path]:
-    for folder in extra:
+def _candidate_folders(named: Iterable[Path], hf_cache: Path | None) -> Iterator[Path]:
+    for folder in named:
         yield Path(folder).expanduser()
         yield Path(folder).expanduser() / "tokenizer"
-    if os.environ.get("STUDIO_TOKENIZER_DIR"):
-        yield Path(os.environ["STUDIO_TOKENIZER_DIR"])
     yield studio_tokenizer_dir()
-    from studio.models.discovery import hf_hub_cache
-
-    hub = hf_hub_cache()
-    if hub.is_dir():
-        for snapshot in sorted(hub.glob("models--*/snapshots/*")):
+    if hf_cache and hf_cache.is_dir():
+        for snapshot in sorted(hf_cache.glob("models--*/snapshots/*")):
             yield snapshot
             yield snapshot / "tokenizer"
             yield snapshot / "tokenizer_2"
@@ -69,23 +72,40 @@ def _comfyui_folders(model_dirs: Iterable[Path]) -> Iterator[Path]:
             yield root / "comfy" / "sd1_tokenizer"
 
 
-def find_clip_bpe(extra: Iterable[Path] = (), model_dirs: Iterable[Path] = ()) -> tuple[dict[str, int], list[str]]:
-    """(vocab, merges) of the CLIP BPE, or TokenizerMissing."""
-    for folder in [*_candidate_folders(extra), *_comfyui_folders(model_dirs)]:
+def find_clip_bpe(
+    named: Iterable[Path] = (), model_dirs: Iterable[Path] = (), hf_cache: Path | None = None
+) -> tuple[dict[str, int], list[Merge]]:
+    """(vocab, merges) of the CLIP BPE, or TokenizerMissing.
+
+    Looks in the `named` folders (whatever vocabulary they hold is taken), studio's
+    data folder, the snapshots in the HF hub cache at `hf_cache`, ComfyUI installs
+    around `model_dirs`, then an installed open_clip or clip package.
+    """
+    named = [Path(folder).expanduser() for folder in named]
+    for folder in [*_candidate_folders(named, hf_cache), *_comfyui_folders(model_dirs)]:
         pair = _pair(folder)
         if pair:
             vocab = json.loads(pair[0].read_text(encoding="utf-8"))
-            if len(vocab) == CLIP_VOCAB_SIZE or any(Path(e).expanduser() in (folder, folder.parent) for e in extra):
-                return vocab, _read_merges(pair[1].read_text(encoding="utf-8"))
+            if len(vocab) == CLIP_VOCAB_SIZE or folder in named or folder.parent in named:
+                return vocab, read_merges(pair[1].read_text(encoding="utf-8"), str(pair[1]))
     packaged = _packaged_bpe()
     if packaged:
         return bpe_from_simple_vocab(packaged)
     raise TokenizerMissing(missing_message("SD"))
 
 
-def _read_merges(text: str) -> list[str]:
-    lines = text.strip("\n").split("\n")
-    return [line for line in lines if line and not line.startswith("#version")]
+def read_merges(text: str, source: str = "merges.txt") -> list[Merge]:
+    """The pairs of a merges.txt: a `#version` line, then one space-separated pair a line."""
+    pairs = []
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r")
+        if not line or (number == 1 and line.startswith("#version")):
+            continue
+        left, sep, right = line.partition(" ")
+        if not (left and right) or " " in right:
+            raise TokenizerFileError(f"{source} line {number}: expected two symbols, got {line[:60]!r}")
+        pairs.append((left, right))
+    return pairs
 
 
 def _packaged_bpe() -> Path | None:
@@ -117,20 +137,18 @@ def bytes_to_unicode() -> dict[int, str]:
     return mapping
 
 
-def bpe_from_simple_vocab(path: Path) -> tuple[dict[str, int], list[str]]:
+def bpe_from_simple_vocab(path: Path) -> tuple[dict[str, int], list[Merge]]:
     """The vocab and merges CLIP builds from its gzipped merge list."""
     lines = gzip.decompress(path.read_bytes()).decode("utf-8").split("\n")
     # The first line is a version header; CLIP uses the next 48,894 merges.
-    merges = [line for line in lines[1 : CLIP_VOCAB_SIZE - 256 * 2 - 2 + 1] if line]
+    merges = read_merges("\n".join(lines[1 : CLIP_VOCAB_SIZE - 256 * 2 - 2 + 1]), path.name)
     symbols = list(bytes_to_unicode().values())
-    tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges]
+    tokens = symbols + [s + "</w>" for s in symbols] + [left + right for left, right in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     return {token: i for i, token in enumerate(tokens)}, merges
 
 
-def clip_tokenizer(
-    config_folder: Path, vocab: dict[str, int], merges: list[str]
-) -> object:
+def clip_tokenizer(config_folder: Path, vocab: dict[str, int], merges: list[Merge]) -> PreTrainedTokenizerBase:
     """A CLIPTokenizer with the special tokens of `config_folder/tokenizer_config.json`."""
     from transformers import CLIPTokenizer
 
