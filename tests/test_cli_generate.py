@@ -17,8 +17,13 @@ from studio.cli import main
 from studio.store.session import SessionStore
 
 
+ROOT = Path(__file__).resolve().parent.parent
+# The checkout under test, whatever studio the venv has installed.
+STUDIO_ENV = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
 def run_studio(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **STUDIO_ENV}
     return subprocess.run([sys.executable, "-m", "studio", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -146,7 +151,7 @@ def test_a_failed_job_is_one_line_and_the_traceback_waits_behind_debug(tiny_mode
 
     env_home = {"XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     debug = subprocess.run([sys.executable, "-m", "studio", "--debug", *common], cwd=tmp_path,
-                           env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **env_home},
+                           env={**os.environ, **STUDIO_ENV, **env_home},
                            capture_output=True, text=True, timeout=300)
     assert debug.returncode == 1 and "Traceback" not in debug.stderr
     log_line = next(line for line in debug.stderr.splitlines() if "debug log in" in line)

@@ -8,10 +8,10 @@ from studio.samplers import SAMPLERS, make_scheduler
 
 @pytest.fixture(scope="module")
 def tiny_pipe(tiny_model_dir):
-    from studio.models import resolve
+    from studio.models import ModelLibrary
     from studio.models.loading import load_pipeline
 
-    pipe = load_pipeline(resolve(str(tiny_model_dir)), "cpu", "float32")
+    pipe = load_pipeline(ModelLibrary(use_hf_cache=False).resolve(str(tiny_model_dir)), "cpu", "float32")
     pipe.set_progress_bar_config(disable=True)
     return pipe, dict(pipe.scheduler.config)
 

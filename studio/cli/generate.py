@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vae", default="", metavar="NAME", help="use this VAE instead of the model's")
     parser.add_argument("--tokenizer", type=Path, metavar="DIR",
                         help="CLIP tokenizer files for single-file checkpoints (vocab.json, merges.txt)")
-    parser.add_argument("--allow-pickle", action="store_true", help="allow pickled checkpoints (weights_only=True)")
+    parser.add_argument("--allow-pickle", action="store_true", help="load pickled checkpoints (.ckpt, .pt, .bin) with torch's restricted weights-only unpickler")
     parser.add_argument("--attention-slicing", action="store_true", help="lower memory use, a little slower")
     parser.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
     parser.add_argument("--cpu-offload", action="store_true", help="keep idle model parts in CPU memory")
