@@ -70,7 +70,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("anywhere", (), "cancel_all", "stop the running job and empty the queue", title="Cancel all jobs"),
     Action("anywhere", ("ctrl+o",), "pick_model", "choose a local model", title="Pick model", footer="Model", priority=True),
     Action("anywhere", ("ctrl+f",), "fullscreen", "show the current image full screen",
-           title="Full-screen preview", footer="Full screen", priority=True),
+           title="Full-screen preview", footer="View", priority=True),
     Action("anywhere", ("ctrl+up",), "history_move(-1)", "highlight the next newer history entry", priority=True),
     Action("anywhere", ("ctrl+down",), "history_move(1)", "highlight the next older history entry", priority=True),
     *(

@@ -138,7 +138,7 @@ class HistoryPane(Vertical):
         lines = [
             head,
             Text(excerpt(r.prompt)),
-            Text(f"{r.model} · {r.steps} steps · {r.sampler} · seed {r.seed}", style="dim"),
+            Text(f"seed {r.seed} · {r.sampler} · {r.steps} steps · {r.model}", style="dim"),  # cut from the right
             Text(excerpt(entry.reason), style="red dim") if entry.reason
             else Text("✎ " + excerpt(entry.note, 58), style="italic") if entry.note else Text(""),
         ]
