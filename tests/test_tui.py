@@ -690,3 +690,15 @@ async def test_every_parameter_is_readable_and_nothing_overlaps(studio, size):
         assert "DPM++ 2M SDE Karras" in app.export_screenshot().replace("&#160;", " ")
         for pane in ("#prompt-pane", "#params", "#preview", "#history", "#queue"):
             assert app.query_one(pane).region.height >= 6 and app.query_one(pane).region.width >= 20, pane
+
+
+async def test_a_star_pressed_just_before_quitting_still_lands(studio, tmp_path):
+    seeded_session(tmp_path / "sessions", "old")
+    app = studio("old", engine_factory=IdleEngine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("alt+5")
+        app.writes._draining = True  # as if the drain's worker were cancelled before it began
+        await pilot.press("f", "plus")
+    reopened = SessionStore(tmp_path / "sessions").open("old").get(2)
+    assert reopened.favourite and reopened.rating == 1

@@ -175,6 +175,8 @@ class StudioApp(HistoryActions, App):
         self.preview.set_renderer(self.image_class)
 
     def on_unmount(self) -> None:
+        for error in self.writes.flush():
+            self.log.error(f"session write lost at exit: {error}")
         self.stop_engine(wait=False)
 
     def stop_engine(self, wait: bool = True) -> None:
