@@ -4,6 +4,11 @@ Import cost matters here: the window must paint before torch loads, so this
 module imports Textual and studio's plain-Python core only. The engine starts
 after the first paint and imports torch on its own thread; textual-image loads
 then too, unless the CLI already loaded it to ask the terminal what it can do.
+
+Only start_engine, stop_engine, preload, submit, resubmit, cancel_job and
+action_cancel_all touch `self.bridge` or `self.engine`. What the engine's events
+do to the window is in engine_view.py; the history keys in history_actions.py;
+every key, in actions.py.
 """
 
 from __future__ import annotations
@@ -152,9 +157,12 @@ class StudioApp(HistoryActions, App):
         except (RecipeError, TypeError):
             pass  # odd defaults: the first generate loads the model instead
 
-    def preload(self, recipe: Recipe) -> None:
-        """Load the recipe's model now, so the first generate does not wait for it."""
-        if self.engine is not None:
+    def preload(self, recipe: Recipe | None = None) -> None:
+        """Load the recipe's (by default the form's) model now, so the next generate does not wait for it."""
+        if self.engine is None:
+            return  # start_engine preloads the model it starts with
+        recipe = recipe or self.read_form()
+        if recipe is not None:
             self.engine.preload(recipe)
 
     def _load_graphics(self) -> None:
@@ -343,10 +351,7 @@ class StudioApp(HistoryActions, App):
         params = self.params
         params.set_model(model)
         params.apply_defaults(_model_defaults(model))
-        if self.engine is not None:
-            recipe = self.read_form()
-            if recipe is not None:
-                self.preload(recipe)
+        self.preload()
 
     @on(ParamsPane.PickModel)
     def _pick_model_clicked(self) -> None:
@@ -376,7 +381,11 @@ class StudioApp(HistoryActions, App):
 
 
 def _model_defaults(model: str) -> dict:
-    """The recommended settings of a model folder, found without hashing anything."""
+    """The recommended settings of a model folder, found without hashing anything.
+
+    The one place the TUI asks for a model's defaults: point it at ModelLibrary.defaults
+    once that lands (it must stay cheap and torch-free: it runs on the event loop as the form fills).
+    """
     from studio.models import BUILTIN_DIR
     from studio.presets import model_defaults
 
