@@ -13,7 +13,7 @@ from textual.widgets import Input, OptionList, TextArea
 from studio.engine import Engine
 from studio.store.session import FILE_NAME, SessionStore
 from studio.tui.app import make_app
-from tests.test_tui_support import IdleEngine, seeded_session, started, wait_until
+from tests.test_tui_support import IdleEngine, seeded_session, started, wait_until, written
 
 SIZE = (120, 40)
 pytestmark = pytest.mark.anyio  # pilot tests are coroutines; anyio's plugin runs them
@@ -218,13 +218,16 @@ async def test_favourite_delete_and_undo(studio, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await pilot.press("alt+5", "f")
+        await written(pilot)
         assert app.session.get(2).favourite
         await pilot.press("asterisk")
         assert app.query_one("#history-list", OptionList).option_count == 1
         await pilot.press("asterisk", "d")
+        await written(pilot)
         assert app.session.get(2).deleted
         assert app.query_one("#history-list", OptionList).option_count == 1
         await pilot.press("u")
+        await written(pilot)
         assert not app.session.get(2).deleted
         assert app.query_one("#history-list", OptionList).option_count == 2
 
@@ -237,12 +240,15 @@ async def test_rating_and_note_are_recorded_and_shown(studio, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await pilot.press("alt+5", *["plus"] * 7, "minus")
+        await written(pilot)
         assert app.session.get(2).rating == 4  # clamped at 5, then one down
         await pilot.press("n")
         assert isinstance(app.screen, NoteDialog)
         await pilot.press(*"keep  this one", "enter")
+        await written(pilot)
         assert app.session.get(2).note == "keep this one"
         await pilot.press("n", "x", "escape")  # escape leaves the note as it was
+        await written(pilot)
         assert app.session.get(2).note == "keep this one"
         row = str(app.query_one("#history-list", OptionList).get_option_at_index(0).prompt)
         assert "●●●●○" in row and "keep this one" in row
@@ -263,7 +269,7 @@ async def test_a_failed_mark_is_one_line_and_the_app_goes_on(studio, tmp_path):
 
         app.session.mark = full_disk
         await pilot.press("alt+5", "f")
-        await pilot.pause()
+        await written(pilot)
         messages = [n.message for n in app._notifications]
         assert any("not marked" in m and "No space left" in m for m in messages), messages
         assert not app.session.get(2).favourite
@@ -550,3 +556,149 @@ async def test_step_previews_show_while_the_job_runs(studio):
         await wait_until(pilot, lambda: final_entries(app))
         await pilot.pause()
         assert not live.display and app.preview.path.name == "0001.png"
+
+
+# -- the action table, writes off the loop, thread-safe results ------------------------------
+
+
+def test_readme_key_table_is_the_action_table():
+    from studio.tui.actions import readme_with_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert readme_with_table(readme) == readme, (
+        "README's key table is stale: rewrite it with studio.tui.actions.readme_with_table"
+    )
+
+
+def test_every_binding_and_palette_entry_comes_from_the_action_table():
+    from studio.tui import actions
+    from studio.tui.app import StudioApp
+    from studio.tui.widgets.history import HistoryPane
+    from studio.tui.widgets.queue import QueuePane
+
+    table = {(a.where, a.target) for a in actions.ACTIONS}
+    for where, cls in (("anywhere", StudioApp), ("history", HistoryPane), ("queue", QueuePane)):
+        assert cls.BINDINGS and all((where, b.action) in table for b in cls.BINDINGS), cls
+    keys = [k for a in actions.ACTIONS for k in (*a.keys, *a.plain_keys) if a.where == "history"]
+    assert len(keys) == len(set(keys)), "a key bound twice in the history pane"
+
+
+async def test_palette_entries_run_the_same_actions_with_their_arguments(studio, tmp_path):
+    seeded_session(tmp_path / "sessions", "old")
+    app = studio("old", engine_factory=IdleEngine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        commands = {c.title: c.callback for c in app.get_system_commands(app.screen)}
+        await commands["Focus history"]()
+        await pilot.pause()
+        assert app.focused.id == "history-list"
+        await commands["Rate entry higher"]()
+        await commands["Rate entry higher"]()
+        await commands["Rate entry lower"]()
+        await commands["Favourites only"]()
+        await written(pilot)
+        assert app.session.get(2).rating == 1
+        assert app.history.favourites_only
+
+
+async def test_history_writes_run_off_the_event_loop_in_order(studio, tmp_path):
+    import threading
+    import time
+
+    seeded_session(tmp_path / "sessions", "old")
+    app = studio("old", engine_factory=IdleEngine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        calls = []
+        session = app.session
+
+        def slow(name):
+            real = getattr(session, name)
+
+            def write(entry_id, **fields):
+                time.sleep(0.05)  # a slow fsync: keys must not wait for it
+                calls.append((name, entry_id, fields, threading.current_thread() is threading.main_thread()))
+                real(entry_id, **fields)
+
+            return write
+
+        for name in ("mark", "delete", "restore"):
+            setattr(session, name, slow(name))
+        await pilot.press("alt+5", "f", "f", "f", "plus", "plus", "d", "u")
+        await written(pilot)
+        assert [c[:3] for c in calls] == [
+            ("mark", 2, {"favourite": True}), ("mark", 2, {"favourite": False}), ("mark", 2, {"favourite": True}),
+            ("mark", 2, {"rating": 1}), ("mark", 2, {"rating": 2}), ("delete", 2, {}), ("restore", 2, {}),
+        ]
+        assert not any(on_main for *_, on_main in calls)
+        entry = app.session.get(2)
+        assert entry.favourite and entry.rating == 2 and not entry.deleted
+        assert "★" in str(app.query_one("#history-list", OptionList).get_option_at_index(0).prompt)
+
+
+async def test_thumbnails_are_applied_on_the_event_loop(studio, tmp_path):
+    import threading
+
+    class MainThreadOnly(dict):
+        def __setitem__(self, key, value):
+            assert threading.current_thread() is threading.main_thread(), "thumbnails written from a worker"
+            super().__setitem__(key, value)
+
+        def update(self, *args, **kwargs):
+            assert threading.current_thread() is threading.main_thread(), "thumbnails written from a worker"
+            super().update(*args, **kwargs)
+
+    seeded_session(tmp_path / "sessions", "old")
+    app = studio("old", engine_factory=IdleEngine)
+    app.thumbs = MainThreadOnly()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_until(pilot, lambda: len(app.thumbs) == 2 and all(app.thumbs.values()))
+        assert "▀" in str(app.query_one("#history-list", OptionList).get_option_at_index(0).prompt)
+
+
+async def test_an_unsaved_record_is_one_line(studio):
+    from studio.tui.jobs import RecordFailed
+    from studio.tui.messages import EngineEvent
+
+    app = studio(engine_factory=IdleEngine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        app.post_message(EngineEvent(RecordFailed("3", "No space left on device")))
+        await pilot.pause()
+        assert any("session not saved: No space left" in n.message for n in app._notifications)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+async def test_every_parameter_is_readable_and_nothing_overlaps(studio, size):
+    app = studio(engine_factory=IdleEngine)
+    async with app.run_test(size=size) as pilot:
+        await started(pilot)
+        app.query_one("#seed", Input).value = "4294967295"
+        app.query_one("#sampler").value = "DPM++ 2M SDE Karras"
+        await pilot.pause()
+        inside = app.params.content_region
+        ids = ("model", "pick-model", "sampler", "steps", "cfg", "size", "seed", "seed-lock", "count")
+        regions = {i: app.query_one(f"#{i}").region for i in ids}
+        for i, region in regions.items():
+            assert region.area and inside.contains_region(region), (i, region, inside)
+        for a in ids:
+            for b in ids:
+                assert a == b or not regions[a].overlaps(regions[b]), (a, b)
+        assert regions["seed"].width > len("4294967295")  # every digit, and the cursor after them
+        assert regions["seed"].right <= regions["seed-lock"].x
+        assert "DPM++ 2M SDE Karras" in app.export_screenshot().replace("&#160;", " ")
+        for pane in ("#prompt-pane", "#params", "#preview", "#history", "#queue"):
+            assert app.query_one(pane).region.height >= 6 and app.query_one(pane).region.width >= 20, pane
+
+
+async def test_a_star_pressed_just_before_quitting_still_lands(studio, tmp_path):
+    seeded_session(tmp_path / "sessions", "old")
+    app = studio("old", engine_factory=IdleEngine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("alt+5")
+        app.writes._draining = True  # as if the drain's worker were cancelled before it began
+        await pilot.press("f", "plus")
+    reopened = SessionStore(tmp_path / "sessions").open("old").get(2)
+    assert reopened.favourite and reopened.rating == 1

@@ -45,6 +45,18 @@ def test_main_layout(snap_compare, app, size):
     assert snap_compare(app, terminal_size=size, run_before=settle)
 
 
+def test_main_layout_at_80x24(snap_compare, app):
+    """The commonest terminal: every field readable, the longest sampler name and a ten-digit seed whole."""
+
+    async def run_before(pilot):
+        await settle(pilot)
+        pilot.app.query_one("#seed", Input).value = "4294967295"
+        pilot.app.query_one("#sampler").value = "DPM++ 2M SDE Karras"
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_compare_screen(snap_compare, app, size):
     async def run_before(pilot):

@@ -107,3 +107,13 @@ async def started(pilot: Any) -> None:
         timeout=30,
     )
     await pilot.pause()
+
+
+async def written(pilot: Any) -> None:
+    """Wait for the session writes the history keys queued (they run off the event loop)."""
+    app = pilot.app
+    while True:
+        await app.workers.wait_for_complete([w for w in app.workers if w.group == "session-writes"])
+        await pilot.pause()  # the SessionWritten messages, and any write they started
+        if not any(w.group == "session-writes" and not w.is_finished for w in app.workers):
+            return

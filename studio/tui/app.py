@@ -4,6 +4,11 @@ Import cost matters here: the window must paint before torch loads, so this
 module imports Textual and studio's plain-Python core only. The engine starts
 after the first paint and imports torch on its own thread; textual-image loads
 then too, unless the CLI already loaded it to ask the terminal what it can do.
+
+Only start_engine, stop_engine, preload, submit, resubmit, cancel_job and
+action_cancel_all touch `self.bridge` or `self.engine`. What the engine's events
+do to the window is in engine_view.py; the history keys in history_actions.py;
+every key, in actions.py.
 """
 
 from __future__ import annotations
@@ -11,27 +16,30 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from studio.recipe import Recipe, RecipeError, random_seed
-from studio.tui import graphics
+from studio.tui import actions, graphics
+from studio.tui.engine_view import STARTING, EngineView
+from studio.tui.history_actions import HistoryActions
 from studio.tui.jobs import JobBridge, JobView
-from studio.tui.messages import EngineEvent, GraphicsReady, ThumbnailsReady
-from studio.tui.widgets.history import LIMIT, MAX_RATING, HistoryPane
+from studio.tui.messages import EngineEvent, GraphicsReady
+from studio.tui.widgets.history import HistoryPane
 from studio.tui.widgets.params import ParamsPane
 from studio.tui.widgets.preview import PreviewPane, file_link
 from studio.tui.widgets.prompt import PromptPane
 from studio.tui.widgets.queue import QueuePane
 from studio.tui.widgets.status_bar import StatusBar
+from studio.tui.writes import SessionWrites
 
 DEFAULT_MODEL = "studio-tiny"
 DEFAULT_THEME = "darkroom"
@@ -47,22 +55,11 @@ def default_engine_factory(cache_size: int = 1) -> EngineFactory:
     return make
 
 
-class StudioApp(App):
+class StudioApp(HistoryActions, App):
     CSS_PATH = "studio.tcss"
     TITLE = "studio"
 
-    BINDINGS = [
-        Binding("ctrl+g,ctrl+enter", "generate", "Generate", priority=True),
-        Binding("ctrl+n", "queue_more", "N more", priority=True, tooltip="queue COUNT more with new seeds"),
-        Binding("ctrl+r", "reroll", "Re-roll", priority=True, tooltip="new random seed, then generate"),
-        Binding("ctrl+t", "cancel", "Cancel", priority=True, tooltip="stop the running job"),
-        Binding("ctrl+o", "pick_model", "Model", priority=True),
-        Binding("ctrl+f", "fullscreen", "Full screen", priority=True),
-        Binding("ctrl+up", "history_move(-1)", "Newer", show=False, priority=True),
-        Binding("ctrl+down", "history_move(1)", "Older", show=False, priority=True),
-        *[Binding(f"alt+{n}", f"focus_pane({n})", show=False, priority=True) for n in range(1, 7)],
-        *[Binding(str(n), f"focus_pane({n})", show=False) for n in range(1, 7)],
-    ]
+    BINDINGS = actions.bindings("anywhere")
 
     def __init__(
         self,
@@ -85,15 +82,16 @@ class StudioApp(App):
         self.base = Recipe(prompt="", model=model, device=device, dtype=dtype)
         self.bridge = JobBridge(session, self.post_message)
         self.engine: Any = None
-        self.jobs: dict[str, JobView] = {}
-        self.running: str | None = None
+        self.engine_view = EngineView(self)
+        self.writes = SessionWrites(self)
         self.last_recipe: Recipe | None = None
         self.undo_stack: list[int] = []
+        self._unwritten: dict[int, dict[str, Any]] = {}  # marks queued, not yet on disk
+        self._writes_queued: dict[int, int] = {}
         self.thumbs: dict[str, Any] = {}
         self.image_class: Any = None
         self.first_paint_at: float | None = None
         self.torch_at_first_paint: bool | None = None
-        self._queue_painted = 0.0
         self._theme_ready = False
         self._theme_warnings = self._register_themes()  # before the first paint: a later switch re-styles everything
 
@@ -152,12 +150,20 @@ class StudioApp(App):
     def start_engine(self) -> None:
         if self.engine is not None:
             return
-        self.status_bar.state = "starting engine…"
+        self.status_bar.state = STARTING
         self.engine = self.bridge.start(self.engine_factory)
         try:  # the form may not be mounted yet: the model's own defaults are what it will show
-            self.engine.preload(self.base.replace(**_model_defaults(self.base.model)))
+            self.preload(self.base.replace(**_model_defaults(self.base.model)))
         except (RecipeError, TypeError):
             pass  # odd defaults: the first generate loads the model instead
+
+    def preload(self, recipe: Recipe | None = None) -> None:
+        """Load the recipe's (by default the form's) model now, so the next generate does not wait for it."""
+        if self.engine is None:
+            return  # start_engine preloads the model it starts with
+        recipe = recipe or self.read_form()
+        if recipe is not None:
+            self.engine.preload(recipe)
 
     def _load_graphics(self) -> None:
         if self.graphics_mode == "none" or "textual_image.widget" in sys.modules:
@@ -177,6 +183,8 @@ class StudioApp(App):
         self.preview.set_renderer(self.image_class)
 
     def on_unmount(self) -> None:
+        for error in self.writes.flush():
+            self.log.error(f"session write lost at exit: {error}")
         self.stop_engine(wait=False)
 
     def stop_engine(self, wait: bool = True) -> None:
@@ -220,119 +228,16 @@ class StudioApp(App):
     # -- engine events (posted from the worker thread) -------------------------
 
     def on_engine_event(self, message: EngineEvent) -> None:
-        event, kind = message.event, message.kind
-        status = self.status_bar
-        job = self.jobs.get(event.job_id)
-        if not self.is_running:
-            return  # closing: the session file has the record already
-        if kind == "Ready":
-            status.device = f"{event.device} {event.dtype}"
-            if status.state == "starting engine…":
-                status.state = "ready"
-        elif kind == "Loading":
-            status.state = f"loading {event.model}…"
-            if job:
-                job.status = "loading"
-        elif kind == "Loaded":
-            status.state = "ready"
-        elif kind == "Queued":
-            self.jobs[event.job_id] = JobView(event.job_id, event.recipe)
-            if self.running is None:
-                status.state = "queued"
-            self._jobs_changed()
-        elif kind == "Started":
-            self.running = event.job_id
-            if job:
-                job.status, job.total = "running", event.recipe.steps
-            status.state = f"rendering #{event.job_id}"
-            status.progress(0, event.recipe.steps, 0.0, 0.0)
-            self._jobs_changed()
-        elif kind == "Progress":
-            if job:
-                job.step, job.total = event.step, event.total
-            status.progress(event.step, event.total, event.its, event.eta)
-            if time.monotonic() - self._queue_painted > 0.5:
-                self._paint_queue()
-        elif kind == "Preview":
-            if not self.history.has_focus_within:
-                self.preview.show_live(event.image)
-        elif kind == "Finished":
-            self._job_over(event.job_id)
-            status.state = "ready"
-            status.idle(f"#{event.job_id} done in {event.seconds:.1f}s")
-            if event.paths:
-                self.preview.show_file(event.paths[0], f"#{event.job_id} · seed {event.recipe.seed}")
-        elif kind == "Failed":
-            self._job_over(event.job_id)
-            status.state = "failed" if event.job_id else "engine failed"
-            status.idle(event.reason)
-            self.notify(event.reason, title="generation failed", severity="error", timeout=10)
-        elif kind == "Cancelled":
-            self._job_over(event.job_id)
-            if self.running is None:
-                status.state = "ready"
-            status.idle(f"#{event.job_id} cancelled")
-        elif kind == "RecordFailed":
-            self.notify(f"session not saved: {event.reason}", severity="error", timeout=10)
+        if self.is_running:  # closing: the session file has the record already
+            self.engine_view.show(message.event)
 
-    def _job_over(self, job_id: str) -> None:
-        self.jobs.pop(job_id, None)
-        if self.running == job_id:
-            self.running = None
-        self._jobs_changed()
+    @property
+    def jobs(self) -> dict[str, JobView]:
+        return self.engine_view.jobs
 
-    def _jobs_changed(self) -> None:
-        self._paint_queue()
-        self.refresh_history()
-
-    def _paint_queue(self) -> None:
-        self._queue_painted = time.monotonic()
-        self.queue_pane.set_jobs(list(self.jobs.values()))
-
-    # -- history ----------------------------------------------------------------
-
-    def refresh_history(self) -> None:
-        entries = self.session.entries()
-        self.history.set_entries(entries, self.thumbs)
-        newest = [e for e in entries[-LIMIT:] if e.images]
-        missing = [e.images[0] for e in newest if e.images[0] not in self.thumbs]
-        if missing:
-            for name in missing:
-                self.thumbs[name] = None  # claimed: a second refresh does not load it again
-            self._load_thumbnails(missing)
-
-    @work(thread=True, group="thumbnails")
-    def _load_thumbnails(self, names: list[str]) -> None:
-        from studio.tui.thumbnail import load_thumbnail
-
-        for name in names:
-            self.thumbs[name] = load_thumbnail(self.session.image_path(name))
-        self.post_message(ThumbnailsReady())
-
-    def on_thumbnails_ready(self, _: ThumbnailsReady) -> None:
-        self.history.set_entries(self.session.entries(), self.thumbs)
-
-    @on(HistoryPane.Highlighted)
-    def _history_highlighted(self, message: HistoryPane.Highlighted) -> None:
-        entry = self._entry(message.entry_id)
-        if entry is not None and entry.images:
-            self.preview.show_file(
-                self.session.image_path(entry.images[0]), f"#{entry.id} · seed {entry.recipe.seed}"
-            )
-
-    def _entry(self, entry_id: int | None) -> Any:
-        if entry_id is None:
-            return None
-        try:
-            return self.session.get(entry_id)
-        except Exception:
-            return None
-
-    def highlighted_entry(self) -> Any:
-        entry = self._entry(self.history.highlighted_id)
-        if entry is None:
-            self.notify("no history entry selected", severity="warning")
-        return entry
+    @property
+    def running(self) -> str | None:
+        return self.engine_view.running
 
     # -- actions: making images -------------------------------------------------
 
@@ -388,6 +293,11 @@ class StudioApp(App):
         if self.engine is not None and self.engine.cancel(job_id):
             self.status_bar.state = f"cancelling #{job_id}…"
 
+    def resubmit(self, entry: Any) -> str:
+        """Queue a crashed run's entry again, under its own id."""
+        self.start_engine()
+        return self.bridge.resubmit(entry)
+
     def action_cancel(self) -> None:
         target = self.running or next(iter(self.jobs), None)
         if target is None:
@@ -398,102 +308,6 @@ class StudioApp(App):
     def action_cancel_all(self) -> None:
         if self.engine is not None:
             self.engine.cancel_all()
-
-    # -- actions: history -------------------------------------------------------
-
-    def action_load_entry(self) -> None:
-        entry = self.highlighted_entry()
-        if entry is None or not self.params.ready:
-            return
-        self.prompt_pane.set_texts(entry.recipe.prompt, entry.recipe.negative_prompt)
-        self.params.load(entry.recipe, lock_seed=True)
-        self.prompt_pane.focus_prompt()
-        self.notify(f"recipe of #{entry.id} loaded; seed locked")
-
-    def action_rerun(self) -> None:
-        entry = self.highlighted_entry()
-        if entry is not None:
-            self.submit([entry.recipe])
-
-    def action_favourite(self) -> None:
-        entry = self.highlighted_entry()
-        if entry is not None:
-            self._mark(entry.id, favourite=not entry.favourite)
-
-    def action_rate(self, delta: int) -> None:
-        entry = self.highlighted_entry()
-        if entry is not None:
-            rating = max(0, min(MAX_RATING, entry.rating + delta))
-            if rating != entry.rating:
-                self._mark(entry.id, rating=rating)
-
-    def action_edit_note(self) -> None:
-        from studio.tui.widgets.note import NoteDialog
-
-        entry = self.highlighted_entry()
-        if entry is None:
-            return
-
-        def save(note: str | None) -> None:
-            if note is not None and note != entry.note:
-                self._mark(entry.id, note=note)
-
-        self.push_screen(NoteDialog(entry.id, entry.note), save)
-
-    def _mark(self, entry_id: int, **fields: Any) -> None:
-        """Record a star, rating or note; a failed write (full disk, locked file) is one line."""
-        try:
-            self.session.mark(entry_id, **fields)
-        except Exception as exc:
-            self.notify(f"#{entry_id} not marked: {exc}", severity="error")
-            return
-        self.refresh_history()
-
-    def action_delete_entry(self) -> None:
-        entry = self.highlighted_entry()
-        if entry is None:
-            return
-        if not entry.final:
-            self.notify("cancel the job before deleting it", severity="warning")
-            return
-        self.session.delete(entry.id)
-        self.undo_stack.append(entry.id)
-        self.refresh_history()
-        self.notify(f"deleted #{entry.id} — u to undo")
-
-    def action_undo_delete(self) -> None:
-        if not self.undo_stack:
-            self.notify("nothing to undo")
-            return
-        entry_id = self.undo_stack.pop()
-        self.session.restore(entry_id)
-        self.refresh_history()
-        self.notify(f"restored #{entry_id}")
-
-    def action_compare(self) -> None:
-        history = self.history
-        entry = self.highlighted_entry()
-        if entry is None:
-            return
-        if history.marked is None or history.marked == entry.id:
-            history.marked = entry.id
-            self.notify(f"#{entry.id} marked; highlight another entry and press c")
-            return
-        left = self._entry(history.marked)
-        history.marked = None
-        if left is not None:
-            self.open_compare(left, entry)
-
-    def open_compare(self, left: Any, right: Any) -> None:
-        from studio.tui.widgets.compare import CompareScreen
-
-        def image(entry: Any) -> Any:
-            return self.session.image_path(entry.images[0]) if entry.images else None
-
-        self.push_screen(CompareScreen(left, right, image(left), image(right), self.image_class))
-
-    def action_history_move(self, delta: int) -> None:
-        self.history.move(delta)
 
     # -- actions: views ---------------------------------------------------------
 
@@ -537,10 +351,7 @@ class StudioApp(App):
         params = self.params
         params.set_model(model)
         params.apply_defaults(_model_defaults(model))
-        if self.engine is not None:
-            recipe = self.read_form()
-            if recipe is not None:
-                self.engine.preload(recipe)
+        self.preload()
 
     @on(ParamsPane.PickModel)
     def _pick_model_clicked(self) -> None:
@@ -552,8 +363,7 @@ class StudioApp(App):
         for entry in entries:
             try:
                 if resume:
-                    self.start_engine()
-                    self.bridge.resubmit(entry)
+                    self.resubmit(entry)
                 else:
                     self.session.cancel(entry.id, "left unfinished by an earlier run; not resumed")
             except Exception as exc:
@@ -564,34 +374,18 @@ class StudioApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        commands = [
-            ("Generate", "make images from the form (ctrl+g)", self.action_generate),
-            ("Queue more", "queue COUNT more with new random seeds (ctrl+n)", self.action_queue_more),
-            ("Re-roll seed", "new random seed, then generate (ctrl+r)", self.action_reroll),
-            ("Cancel job", "stop the running job (ctrl+t)", self.action_cancel),
-            ("Cancel all jobs", "stop the running job and empty the queue", self.action_cancel_all),
-            ("Branch from entry", "load the highlighted entry's recipe into the form (enter)", self.action_load_entry),
-            ("Re-run entry", "make the highlighted entry again (r)", self.action_rerun),
-            ("Favourite entry", "toggle the highlighted entry's star (f)", self.action_favourite),
-            ("Rate entry higher", "rating of the highlighted entry up, 0-5 (+)", lambda: self.action_rate(1)),
-            ("Rate entry lower", "rating of the highlighted entry down (-)", lambda: self.action_rate(-1)),
-            ("Edit note", "write a note on the highlighted entry (n)", self.action_edit_note),
-            ("Delete entry", "hide the highlighted entry; u undoes (d)", self.action_delete_entry),
-            ("Undo delete", "bring back the last deleted entry (u)", self.action_undo_delete),
-            ("Compare entries", "mark one entry, then compare with another (c)", self.action_compare),
-            ("Full-screen preview", "show the current image full screen (ctrl+f)", self.action_fullscreen),
-            ("Pick model", "choose a local model (ctrl+o)", self.action_pick_model),
-        ]
-        for title, help_text, callback in commands:
-            yield SystemCommand(title, help_text, callback)
-        for number, pane in enumerate(("prompt", "parameters", "preview", "model", "history", "queue"), 1):
-            yield SystemCommand(
-                f"Focus {pane}", f"alt+{number}", lambda n=number: self.action_focus_pane(n)
-            )
+        panes = {"history": self.history, "queue": self.queue_pane}
+        for a in actions.palette():
+            namespace = panes[a.where] if a.local else None
+            yield SystemCommand(a.title, actions.palette_help(a), partial(self.run_action, a.action, namespace))
 
 
 def _model_defaults(model: str) -> dict:
-    """The recommended settings of a model folder, found without hashing anything."""
+    """The recommended settings of a model folder, found without hashing anything.
+
+    The one place the TUI asks for a model's defaults: point it at ModelLibrary.defaults
+    once that lands (it must stay cheap and torch-free: it runs on the event loop as the form fills).
+    """
     from studio.models import BUILTIN_DIR
     from studio.presets import model_defaults
 

@@ -37,7 +37,21 @@ class EngineEvent(Message):
 
 
 class ThumbnailsReady(Message):
-    """Thumbnails for history entries were loaded off the event loop."""
+    """Thumbnails for history entries, loaded off the event loop: image name -> thumbnail (None if unreadable)."""
+
+    def __init__(self, thumbs: dict[str, Any]) -> None:
+        super().__init__()
+        self.thumbs = thumbs
+
+
+class SessionWritten(Message):
+    """A session write (mark, delete, restore) ran off the event loop; `error` is empty on success."""
+
+    def __init__(self, entry_id: int, kind: str, error: str = "") -> None:
+        super().__init__()
+        self.entry_id = entry_id
+        self.kind = kind
+        self.error = error
 
 
 class GraphicsReady(Message):

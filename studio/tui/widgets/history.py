@@ -7,7 +7,6 @@ from typing import Any
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.lazy import Lazy
 from textual.message import Message
@@ -15,6 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
+from studio.tui import actions
 from studio.tui.thumbnail import THUMB_COLS
 
 MAX_RATING = 5
@@ -47,22 +47,7 @@ class HistoryPane(Vertical):
 
     BORDER_TITLE = "5 History"
 
-    BINDINGS = [
-        Binding("enter,l", "app.load_entry", "Branch", tooltip="load this entry's recipe into the form"),
-        Binding("r", "app.rerun", "Re-run"),
-        Binding("f", "app.favourite", "Fav"),
-        Binding("plus,equals_sign", "app.rate(1)", "Rate +", tooltip="rating up (0-5)"),
-        Binding("minus", "app.rate(-1)", "Rate -", show=False),
-        Binding("n", "app.edit_note", "Note"),
-        Binding("d,delete", "app.delete_entry", "Delete"),
-        Binding("u", "app.undo_delete", "Undo"),
-        Binding("c", "app.compare", "Compare"),
-        Binding("v", "app.fullscreen", "View"),
-        Binding("asterisk", "toggle_favourites", "★ only", show=False),
-        Binding("slash", "focus_filter", "Filter", show=False),
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
-    ]
+    BINDINGS = actions.bindings("history")
 
     favourites_only: reactive[bool] = reactive(False)
     """Show only entries marked as favourites."""
@@ -153,7 +138,7 @@ class HistoryPane(Vertical):
         lines = [
             head,
             Text(excerpt(r.prompt)),
-            Text(f"{r.model} · {r.steps} steps · {r.sampler} · seed {r.seed}", style="dim"),
+            Text(f"seed {r.seed} · {r.sampler} · {r.steps} steps · {r.model}", style="dim"),  # cut from the right
             Text(excerpt(entry.reason), style="red dim") if entry.reason
             else Text("✎ " + excerpt(entry.note, 58), style="italic") if entry.note else Text(""),
         ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Select
@@ -110,30 +110,36 @@ class ParamsPane(Vertical):
             self.query_one("#seed-lock", Checkbox).value = lock
 
 
-class ParamsFields(Grid):
-    """The fields themselves, in a grid: label, field, label, field."""
+class ParamsFields(Vertical):
+    """The fields themselves, four rows that fit a 40-column pane (an 80-column terminal).
+
+    The model and the sampler have a row each, so "DPM++ 2M SDE Karras" shows whole;
+    the seed has room for all ten digits with its lock beside it, never over it.
+    """
 
     def compose(self) -> ComposeResult:
-        yield Label("model")
-        with Horizontal(classes="model-row"):
+        with Horizontal():
+            yield Label("model", classes="first")
             yield Input(id="model", placeholder="name or path", compact=True)
             yield Button("…", id="pick-model", tooltip="choose a local model (ctrl+o)", compact=True)
-        yield Label("steps")
-        yield Input("20", id="steps", type="integer", compact=True)
-        yield Label("sampler")
-        yield Select(
-            [(name, name) for name in SAMPLERS], id="sampler", allow_blank=False, compact=True
-        )
-        yield Label("size")
-        yield Input("512x512", id="size", placeholder="WxH", compact=True)
-        yield Label("seed")
-        with Horizontal(classes="seed-row"):
+        with Horizontal():
+            yield Label("sampler", classes="first")
+            yield Select(
+                [(name, name) for name in SAMPLERS], id="sampler", allow_blank=False, compact=True
+            )
+        with Horizontal():
+            yield Label("steps", classes="first")
+            yield Input("20", id="steps", type="integer", compact=True)
+            yield Label("CFG")
+            yield Input("7.0", id="cfg", type="number", compact=True)
+            yield Label("size")
+            yield Input("512x512", id="size", placeholder="WxH", compact=True)
+        with Horizontal():
+            yield Label("seed", classes="first")
             yield Input("0", id="seed", type="integer", compact=True)
             yield Checkbox("lock", id="seed-lock", tooltip="off: a new random seed each generate", compact=True)
-        yield Label("CFG")
-        yield Input("7.0", id="cfg", type="number", compact=True)
-        yield Label("count")
-        yield Input("1", id="count", type="integer", tooltip="jobs per generate, seeds counting up", compact=True)
+            yield Label("count")
+            yield Input("1", id="count", type="integer", tooltip="jobs per generate, seeds counting up", compact=True)
 
     def on_mount(self) -> None:
         self.post_message(ParamsPane.Ready())

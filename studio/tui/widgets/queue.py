@@ -6,12 +6,12 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.lazy import Lazy
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from studio.tui import actions
 from studio.tui.widgets.history import STATUS_STYLE, excerpt
 
 
@@ -20,10 +20,7 @@ class QueuePane(Vertical):
 
     BORDER_TITLE = "6 Queue"
 
-    BINDINGS = [
-        Binding("x,delete", "cancel_highlighted", "Cancel job"),
-        Binding("X", "app.cancel_all", "Cancel all"),
-    ]
+    BINDINGS = actions.bindings("queue")
 
     def compose(self) -> ComposeResult:
         yield Lazy(OptionList(id="queue-list"))  # after the first frame; empty at launch anyway

@@ -1,0 +1,146 @@
+"""Every key of the studio, once: the bindings, the command palette and the README's key table come from here.
+
+An `Action` names where its keys work, the Textual action it runs and the
+words that describe it. `bindings(where)` builds a class's BINDINGS,
+`palette()` the command-palette entries, `readme_table()` the markdown
+between the key markers in README.md (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+README_BEGIN = "<!-- keys:begin -->"
+README_END = "<!-- keys:end -->"
+
+# Textual's key names where a reader expects the character.
+_KEY_TEXT = {"plus": "+", "equals_sign": "=", "minus": "-", "asterisk": "*", "slash": "/"}
+
+
+@dataclass(frozen=True)
+class Action:
+    where: str
+    """Whose BINDINGS hold the keys: "anywhere" (the app), "history" or "queue" (that pane)."""
+    keys: tuple[str, ...]
+    """Textual key names, e.g. ("ctrl+g", "ctrl+enter")."""
+    action: str
+    """The action with its arguments, e.g. "rate(1)"; the app's, unless `local`."""
+    description: str
+    """What it does, for the README, the palette's help line and the footer's tooltip."""
+    title: str = ""
+    """The command palette's name for it; empty keeps it out of the palette."""
+    footer: str = ""
+    """The footer's short label; empty keeps it out of the footer."""
+    priority: bool = False
+    """Checked before the focused widget sees the key (for keys a text field would swallow)."""
+    local: bool = False
+    """The pane's own action (cursor moves, its filter), not the app's."""
+    plain_keys: tuple[str, ...] = ()
+    """More keys, bound without priority: a focused text field keeps them (the pane digits)."""
+    textual: bool = False
+    """Textual binds the key itself (the palette's ctrl+p); listed here for the README only."""
+
+    @property
+    def target(self) -> str:
+        """The action string as the binding's class must spell it."""
+        return self.action if self.local or self.where == "anywhere" else f"app.{self.action}"
+
+    @property
+    def key_text(self) -> str:
+        """How the keys read in prose: `ctrl+g` / `ctrl+enter`."""
+        keys = " / ".join(f"`{_KEY_TEXT.get(k, k)}`" for k in self.keys)
+        if self.plain_keys:
+            keys += ", or " + " / ".join(f"`{_KEY_TEXT.get(k, k)}`" for k in self.plain_keys) + " outside text fields"
+        return keys
+
+
+_PANES = ("prompt", "parameters", "preview", "model", "history", "queue")
+
+ACTIONS: tuple[Action, ...] = (
+    Action("anywhere", ("ctrl+g", "ctrl+enter"), "generate", "make images from the form (ctrl+enter where the terminal sends it)",
+           title="Generate", footer="Generate", priority=True),
+    Action("anywhere", ("ctrl+n",), "queue_more", "queue COUNT more with new random seeds",
+           title="Queue more", footer="N more", priority=True),
+    Action("anywhere", ("ctrl+r",), "reroll", "new random seed, locked, then generate",
+           title="Re-roll seed", footer="Re-roll", priority=True),
+    Action("anywhere", ("ctrl+t",), "cancel", "stop the running job",
+           title="Cancel job", footer="Cancel", priority=True),
+    Action("anywhere", (), "cancel_all", "stop the running job and empty the queue", title="Cancel all jobs"),
+    Action("anywhere", ("ctrl+o",), "pick_model", "choose a local model", title="Pick model", footer="Model", priority=True),
+    Action("anywhere", ("ctrl+f",), "fullscreen", "show the current image full screen",
+           title="Full-screen preview", footer="View", priority=True),
+    Action("anywhere", ("ctrl+up",), "history_move(-1)", "highlight the next newer history entry", priority=True),
+    Action("anywhere", ("ctrl+down",), "history_move(1)", "highlight the next older history entry", priority=True),
+    *(
+        Action("anywhere", (f"alt+{n}",), f"focus_pane({n})", f"focus the {pane} pane" if n != 4 else "open the model picker",
+               title=f"Focus {pane}", priority=True, plain_keys=(str(n),))
+        for n, pane in enumerate(_PANES, 1)
+    ),
+    Action("anywhere", ("ctrl+p",), "command_palette", "command palette: every action, and the theme", textual=True),
+    Action("history", ("enter", "l"), "load_entry", "branch: load the entry's recipe into the form, seed locked",
+           title="Branch from entry", footer="Branch"),
+    Action("history", ("r",), "rerun", "make the entry again", title="Re-run entry", footer="Re-run"),
+    Action("history", ("f",), "favourite", "toggle the entry's star", title="Favourite entry", footer="Fav"),
+    Action("history", ("asterisk",), "toggle_favourites", "show favourites only, or all again",
+           title="Favourites only", local=True),
+    Action("history", ("plus", "equals_sign"), "rate(1)", "rating up (0-5, shown as ●●●○○)",
+           title="Rate entry higher", footer="Rate +"),
+    Action("history", ("minus",), "rate(-1)", "rating down", title="Rate entry lower"),
+    Action("history", ("n",), "edit_note", "a one-line note on the entry (the filter searches notes)",
+           title="Edit note", footer="Note"),
+    Action("history", ("d", "delete"), "delete_entry", "hide the entry; u brings it back",
+           title="Delete entry", footer="Delete"),
+    Action("history", ("u",), "undo_delete", "bring back the last deleted entry", title="Undo delete", footer="Undo"),
+    Action("history", ("c",), "compare", "mark the entry; c on another compares the two, with a recipe diff",
+           title="Compare entries", footer="Compare"),
+    Action("history", ("v",), "fullscreen", "view the entry full screen", footer="View"),
+    Action("history", ("slash",), "focus_filter", "filter by prompt, model, seed, sampler or note",
+           title="Filter history", local=True),
+    Action("history", ("j",), "cursor_down", "move down", local=True),
+    Action("history", ("k",), "cursor_up", "move up", local=True),
+    Action("queue", ("x", "delete"), "cancel_highlighted", "cancel the highlighted job",
+           title="Cancel highlighted job", footer="Cancel job", local=True),
+    Action("queue", ("X",), "cancel_all", "cancel every job", footer="Cancel all"),
+)
+
+
+def bindings(where: str) -> list[Binding]:
+    """The BINDINGS of the app ("anywhere") or of a pane."""
+    out = []
+    for a in ACTIONS:
+        if a.where != where or a.textual:
+            continue
+        if a.keys:
+            out.append(Binding(",".join(a.keys), a.target, a.footer or a.title, show=bool(a.footer),
+                               priority=a.priority, tooltip=a.description))
+        if a.plain_keys:
+            out.append(Binding(",".join(a.plain_keys), a.target, show=False))
+    return out
+
+
+def palette() -> list[Action]:
+    """The actions the command palette lists, in table order."""
+    return [a for a in ACTIONS if a.title]
+
+
+def palette_help(a: Action) -> str:
+    first = _KEY_TEXT.get(a.keys[0], a.keys[0]) if a.keys else ""
+    return f"{a.description} ({first})" if first else a.description
+
+
+def readme_table() -> str:
+    """The README's key table, in markdown (without the markers)."""
+    rows = ["| where | key | action |", "|---|---|---|"]
+    rows += [f"| {a.where} | {a.key_text} | {a.description} |" for a in ACTIONS if a.keys]
+    return "\n".join(rows)
+
+
+def readme_with_table(readme: str) -> str:
+    """`readme` with the text between the key markers replaced by `readme_table()`."""
+    head, begin, rest = readme.partition(README_BEGIN)
+    _, end, tail = rest.partition(README_END)
+    if not begin or not end:
+        raise ValueError(f"README has no {README_BEGIN} … {README_END} markers")
+    return f"{head}{README_BEGIN}\n{readme_table()}\n{README_END}{tail}"
