@@ -62,7 +62,8 @@ class Studio:
         self._engine_options = {"cache_size": max(cache_size, 1), "previews": previews, "reserve_core": reserve_core}
         self._listeners: list[Listener] = []
         self._entries: dict[str, int] = {}  # job id -> session entry id, for the jobs this service runs
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _entries; never held while calling out
+        self._starting = threading.Lock()  # one engine, even if two threads start it
         # What a crash left behind: stray temp files go, finished images are adopted.
         self.recovered: list[str] = session.recover()
 
@@ -79,7 +80,7 @@ class Studio:
 
     def start(self) -> Engine:
         """Build the engine now (idempotent); torch loads on its thread, not the caller's."""
-        with self._lock:
+        with self._starting:  # an engine may report (Ready) from inside its constructor
             if self.engine is None:
                 self.engine = self._factory(self._on_event)
             return self.engine

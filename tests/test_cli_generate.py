@@ -83,7 +83,7 @@ def test_help_lists_the_commands(capsys):
 
 
 def test_ctrl_c_cancels_cleanly_and_keeps_finished_images(tiny_model_dir, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **STUDIO_ENV}
     proc = subprocess.Popen(
         [sys.executable, "-m", "studio", "generate", "a dot", "--model", str(tiny_model_dir), "--steps", "150",
          "--size", "64x64", "--seed", "1", "-n", "4", "--sessions-dir", "s", "--quiet"],

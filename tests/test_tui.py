@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, OptionList, TextArea
 
-from studio.engine import Engine
+from studio.engine import LocalEngine
 from studio.store.session import FILE_NAME, SessionStore
 from studio.tui.app import make_app
 from tests.test_tui_support import IdleEngine, seeded_session, started, wait_until, written
@@ -35,7 +35,7 @@ def engines():
     made: list[Engine] = []
 
     def factory(on_event):
-        engine = Engine(on_event, previews=True, preview_interval=0.0, reserve_core=False)
+        engine = LocalEngine(on_event, previews=True, preview_interval=0.0, reserve_core=False)
         made.append(engine)
         return engine
 
@@ -658,7 +658,7 @@ async def test_thumbnails_are_applied_on_the_event_loop(studio, tmp_path):
 
 
 async def test_an_unsaved_record_is_one_line(studio):
-    from studio.tui.jobs import RecordFailed
+    from studio.service import RecordFailed
     from studio.tui.messages import EngineEvent
 
     app = studio(engine_factory=IdleEngine)

@@ -1,21 +1,22 @@
-"""StudioApp: the panes, the keys, and the bridge to the engine.
+"""StudioApp: the panes and the keys, a face on the headless `Studio` service.
 
 Import cost matters here: the window must paint before torch loads, so this
 module imports Textual and studio's plain-Python core only. The engine starts
 after the first paint and imports torch on its own thread; textual-image loads
 then too, unless the CLI already loaded it to ask the terminal what it can do.
 
-Only start_engine, stop_engine, preload, submit, resubmit, cancel_job and
-action_cancel_all touch `self.bridge` or `self.engine`. What the engine's events
-do to the window is in engine_view.py; the history keys in history_actions.py;
-every key, in actions.py.
+The service records every job and event in the session; the app hears each
+event through a message and only draws it. Only start_engine, stop_engine,
+preload, submit, resubmit, cancel_job and action_cancel_all call the service.
+What the engine's events do to the window is in engine_view.py; the history
+keys in history_actions.py; every key, in actions.py.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,16 @@ from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from studio.builtin import DEFAULT_MODEL
+from studio.config import Config
+from studio.engine.protocol import Engine, EngineFactory
+from studio.printable import printable
 from studio.recipe import Recipe, RecipeError, random_seed
+from studio.service import Studio
+from studio.store.session import Entry
 from studio.tui import actions, graphics
-from studio.tui.engine_view import STARTING, EngineView
+from studio.tui.engine_view import STARTING, EngineView, JobView
 from studio.tui.history_actions import HistoryActions
-from studio.tui.jobs import JobBridge, JobView
 from studio.tui.messages import EngineEvent, GraphicsReady
 from studio.tui.widgets.history import HistoryPane
 from studio.tui.widgets.params import ParamsPane
@@ -41,18 +47,7 @@ from studio.tui.widgets.queue import QueuePane
 from studio.tui.widgets.status_bar import StatusBar
 from studio.tui.writes import SessionWrites
 
-DEFAULT_MODEL = "studio-tiny"
 DEFAULT_THEME = "darkroom"
-EngineFactory = Callable[[Callable[[Any], None]], Any]
-
-
-def default_engine_factory(cache_size: int = 1) -> EngineFactory:
-    def make(on_event: Callable[[Any], None]) -> Any:
-        from studio.engine import Engine
-
-        return Engine(on_event, cache_size=max(cache_size, 1), previews=True)
-
-    return make
 
 
 class StudioApp(HistoryActions, App):
@@ -63,25 +58,23 @@ class StudioApp(HistoryActions, App):
 
     def __init__(
         self,
-        session: Any,
+        studio: Studio,
+        config: Config,
         *,
-        engine_factory: EngineFactory | None = None,
         graphics_mode: str = "auto",
         model: str = DEFAULT_MODEL,
         device: str = "auto",
         dtype: str = "auto",
-        config: Any = None,
-        model_dirs: list[Path] | None = None,
     ) -> None:
         super().__init__()
-        self.session = session
+        self.studio = studio
+        self.session = studio.session
+        self.library = studio.library
         self.config = config
-        self.engine_factory = engine_factory or default_engine_factory(getattr(config, "cache_models", 1))
         self.graphics_mode = graphics.normalise(graphics_mode)
-        self.model_dirs = model_dirs
         self.base = Recipe(prompt="", model=model, device=device, dtype=dtype)
-        self.bridge = JobBridge(session, self.post_message)
-        self.engine: Any = None
+        # The service records each event, then this hands it to the event loop.
+        studio.subscribe(lambda event: self.post_message(EngineEvent(event)))
         self.engine_view = EngineView(self)
         self.writes = SessionWrites(self)
         self.last_recipe: Recipe | None = None
@@ -124,16 +117,16 @@ class StudioApp(HistoryActions, App):
         self.sub_title = f"session {self.session.name}"
         self.prompt_pane.focus_prompt()
         self.refresh_history()
-        for warning in getattr(self.session, "warnings", [])[:3]:
-            self.notify(warning, severity="warning", timeout=8)
-        if self.config is not None and getattr(self.config, "warning", ""):
-            self.notify(self.config.warning, severity="warning", timeout=8)
+        for warning in [*self.session.warnings[:3], *self.studio.recovered]:
+            self.notify(printable(warning), severity="warning", timeout=8)
+        if self.config.warning:
+            self.notify(printable(self.config.warning), severity="warning", timeout=8)
         self.call_after_refresh(self._after_first_paint)
 
     @on(ParamsPane.Ready)
     def _fill_form(self) -> None:
         self.params.set_model(self.base.model)
-        self.params.apply_defaults(_model_defaults(self.base.model))
+        self.params.apply_defaults(self.library.defaults(self.base.model))
         self.params.set_seed(random_seed())
 
     def _after_first_paint(self) -> None:
@@ -147,13 +140,17 @@ class StudioApp(HistoryActions, App):
 
             self.push_screen(ResumeDialog(unfinished), lambda yes: self._resume(unfinished, bool(yes)))
 
+    @property
+    def engine(self) -> Engine | None:
+        return self.studio.engine
+
     def start_engine(self) -> None:
         if self.engine is not None:
             return
         self.status_bar.state = STARTING
-        self.engine = self.bridge.start(self.engine_factory)
+        self.studio.start()
         try:  # the form may not be mounted yet: the model's own defaults are what it will show
-            self.preload(self.base.replace(**_model_defaults(self.base.model)))
+            self.preload(self.base.replace(**self.library.defaults(self.base.model)))
         except (RecipeError, TypeError):
             pass  # odd defaults: the first generate loads the model instead
 
@@ -163,7 +160,7 @@ class StudioApp(HistoryActions, App):
             return  # start_engine preloads the model it starts with
         recipe = recipe or self.read_form()
         if recipe is not None:
-            self.engine.preload(recipe)
+            self.studio.preload(recipe)
 
     def _load_graphics(self) -> None:
         if self.graphics_mode == "none" or "textual_image.widget" in sys.modules:
@@ -193,8 +190,7 @@ class StudioApp(HistoryActions, App):
         The CLI waits after the window closes, so a running job records its
         cancel and torch is never torn down mid-step by the interpreter exiting.
         """
-        if self.engine is not None:
-            self.engine.shutdown(wait=wait)
+        self.studio.shutdown(wait=wait)
 
     # -- themes -----------------------------------------------------------------
 
@@ -204,7 +200,7 @@ class StudioApp(HistoryActions, App):
         themes, warnings = load_themes()
         for theme in themes:
             self.register_theme(theme)
-        wanted = getattr(self.config, "theme", "") or DEFAULT_THEME
+        wanted = self.config.theme or DEFAULT_THEME
         if wanted in self.available_themes:
             self.theme = wanted
         elif wanted != DEFAULT_THEME:
@@ -212,7 +208,7 @@ class StudioApp(HistoryActions, App):
         return warnings
 
     def _theme_changed(self, theme: Any) -> None:
-        if self._theme_ready and self.config is not None and self.config.theme != theme.name:
+        if self._theme_ready and self.config.theme != theme.name:
             self.config.theme = theme.name
             self._save_config()
 
@@ -257,7 +253,7 @@ class StudioApp(HistoryActions, App):
         ids = []
         for recipe in recipes:
             try:
-                ids.append(self.bridge.submit(recipe))
+                ids.append(self.studio.submit(recipe))
             except Exception as exc:  # SessionError: read-only or unwritable session
                 self.notify(str(exc), title="cannot queue", severity="error")
                 break
@@ -268,8 +264,7 @@ class StudioApp(HistoryActions, App):
         recipe = self.read_form()
         if recipe is None:
             return
-        count = self._count()
-        self.submit(recipe.replace(seed=recipe.seed + i * recipe.batch_size) for i in range(count))
+        self.submit(recipe.series(self._count()))
 
     def action_queue_more(self) -> None:
         base = self.last_recipe or self.read_form()
@@ -290,13 +285,13 @@ class StudioApp(HistoryActions, App):
             return 1
 
     def cancel_job(self, job_id: str) -> None:
-        if self.engine is not None and self.engine.cancel(job_id):
+        if self.studio.cancel(job_id):
             self.status_bar.state = f"cancelling #{job_id}…"
 
-    def resubmit(self, entry: Any) -> str:
+    def resubmit(self, entry: Entry) -> str:
         """Queue a crashed run's entry again, under its own id."""
         self.start_engine()
-        return self.bridge.resubmit(entry)
+        return self.studio.resume([entry])[0]
 
     def action_cancel(self) -> None:
         target = self.running or next(iter(self.jobs), None)
@@ -306,8 +301,7 @@ class StudioApp(HistoryActions, App):
             self.cancel_job(target)
 
     def action_cancel_all(self) -> None:
-        if self.engine is not None:
-            self.engine.cancel_all()
+        self.studio.cancel_all()
 
     # -- actions: views ---------------------------------------------------------
 
@@ -342,15 +336,14 @@ class StudioApp(HistoryActions, App):
 
         if isinstance(self.screen, ModelPicker):
             return
-        dirs = self.model_dirs or (list(self.config.model_dirs) if self.config and self.config.model_dirs else None)
-        self.push_screen(ModelPicker(self.base.model, dirs), self._model_chosen)
+        self.push_screen(ModelPicker(self.base.model, self.library), self._model_chosen)
 
     def _model_chosen(self, model: str | None) -> None:
         if not model:
             return
         params = self.params
         params.set_model(model)
-        params.apply_defaults(_model_defaults(model))
+        params.apply_defaults(self.library.defaults(model))
         self.preload()
 
     @on(ParamsPane.PickModel)
@@ -359,15 +352,15 @@ class StudioApp(HistoryActions, App):
 
     # -- resume after a crash -------------------------------------------------
 
-    def _resume(self, entries: list[Any], resume: bool) -> None:
+    def _resume(self, entries: list[Entry], resume: bool) -> None:
         for entry in entries:
             try:
                 if resume:
                     self.resubmit(entry)
                 else:
-                    self.session.cancel(entry.id, "left unfinished by an earlier run; not resumed")
-            except Exception as exc:
-                self.notify(f"#{entry.id}: {exc}", severity="error")
+                    self.studio.abandon([entry])
+            except Exception as exc:  # SessionError: the file cannot be written
+                self.notify(printable(f"#{entry.id}: {exc}"), severity="error")
         self.refresh_history()
 
     # -- command palette --------------------------------------------------------
@@ -380,21 +373,6 @@ class StudioApp(HistoryActions, App):
             yield SystemCommand(a.title, actions.palette_help(a), partial(self.run_action, a.action, namespace))
 
 
-def _model_defaults(model: str) -> dict:
-    """The recommended settings of a model folder, found without hashing anything.
-
-    The one place the TUI asks for a model's defaults: point it at ModelLibrary.defaults
-    once that lands (it must stay cheap and torch-free: it runs on the event loop as the form fills).
-    """
-    from studio.models import BUILTIN_DIR
-    from studio.presets import model_defaults
-
-    for path in (Path(model).expanduser(), BUILTIN_DIR / model):
-        if path.is_dir():
-            return model_defaults(path)
-    return {}
-
-
 def make_app(
     sessions_dir: Path,
     session_name: str | None = None,
@@ -404,7 +382,7 @@ def make_app(
     model: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
-    config: Any = None,
+    config: Config | None = None,
     model_dirs: list[Path] | None = None,
 ) -> StudioApp:
     """Build the app on a new session in `sessions_dir`, or reopen `session_name`.
@@ -413,19 +391,20 @@ def make_app(
     graphics mode defaults to the config's (then "auto").
     """
     from studio.config import load_config
+    from studio.models.library import ModelLibrary
     from studio.store.session import SessionStore
 
     if config is None:
         config = load_config()
     store = SessionStore(Path(sessions_dir))
     session = store.open(session_name) if session_name else store.create()
+    library = ModelLibrary.from_config(config, extra_dirs=model_dirs or ())
+    studio = Studio(session, library, engine_factory=engine_factory, cache_size=config.cache_models, previews=True)
     return StudioApp(
-        session,
-        engine_factory=engine_factory,
+        studio,
+        config,
         graphics_mode=graphics or config.graphics or "auto",
         model=model or DEFAULT_MODEL,
         device=device,
         dtype=dtype,
-        config=config,
-        model_dirs=model_dirs,
     )

@@ -7,16 +7,32 @@ jobs the queue pane shows and which one is running. It never calls the engine.
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from studio.engine import events as ev
-from studio.tui.jobs import JobView, RecordFailed
+from studio.recipe import Recipe
+from studio.service import RecordFailed
+
+if TYPE_CHECKING:
+    from studio.tui.app import StudioApp
 
 STARTING = "starting engine…"
 
 
+@dataclass
+class JobView:
+    """What the queue pane shows about one job."""
+
+    job_id: str
+    recipe: Recipe
+    status: str = "queued"  # queued, loading, running
+    step: int = 0
+    total: int = 0
+
+
 class EngineView:
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: StudioApp) -> None:
         self.app = app
         self.jobs: dict[str, JobView] = {}
         """The queued and running jobs, in the order they were queued."""
@@ -24,7 +40,7 @@ class EngineView:
         """The id of the job on the worker, if any."""
         self._queue_painted = 0.0
 
-    def show(self, event: Any) -> None:
+    def show(self, event: ev.Event) -> None:
         app = self.app
         status = app.status_bar
         job = self.jobs.get(event.job_id)

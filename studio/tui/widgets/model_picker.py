@@ -14,6 +14,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from studio.builtin import BUILTIN_DIR
+from studio.models.inspect import CHECKPOINT, UNKNOWN
+from studio.models.library import ModelLibrary
+
 
 @dataclass(frozen=True)
 class ModelRow:
@@ -32,13 +36,11 @@ def human_size(size: int) -> str:
     return ""
 
 
-def list_models(model_dirs: list[Path] | None = None) -> list[ModelRow]:
-    """Built-in models and whatever discovery finds; never raises (slow: run in a thread)."""
+def list_models(library: ModelLibrary) -> list[ModelRow]:
+    """Built-in models and whatever the library finds; never raises (slow: run in a thread)."""
     rows: list[ModelRow] = []
-    builtin: dict[Path, int] = {}  # folder -> index in rows, so discovery does not list it twice
+    builtin: dict[Path, int] = {}  # folder -> index in rows, so the scan does not list it twice
     try:
-        from studio.models import BUILTIN_DIR
-
         for folder in sorted(BUILTIN_DIR.iterdir()):
             if (folder / "model_index.json").is_file():
                 size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
@@ -47,15 +49,13 @@ def list_models(model_dirs: list[Path] | None = None) -> list[ModelRow]:
     except OSError:
         pass
     try:
-        from studio.models.discovery import scan
-
-        entries = scan(model_dirs) if model_dirs else scan()
-    except Exception:  # discovery is someone else's module; a bad folder must not break the picker
+        entries = library.scan(refresh=True)  # the picker is where a user looks for a file just dropped in
+    except OSError:
         entries = []
     for entry in entries:
-        if getattr(entry, "kind", "checkpoint") not in ("checkpoint", "unknown"):
+        if entry.kind not in (CHECKPOINT, UNKNOWN):
             continue
-        index = builtin.get(Path(entry.path).resolve())
+        index = builtin.get(entry.path.resolve())
         if index is not None:
             rows[index] = replace(rows[index], architecture=f"{entry.architecture} (built-in)")
             continue
@@ -63,12 +63,10 @@ def list_models(model_dirs: list[Path] | None = None) -> list[ModelRow]:
     return rows
 
 
-def with_hash(row: ModelRow) -> ModelRow:
+def with_hash(row: ModelRow, library: ModelLibrary) -> ModelRow:
     try:
-        from studio.models import resolve
-
-        return replace(row, hash=resolve(row.name).hash)
-    except Exception:
+        return replace(row, hash=library.resolve(row.name).hash)
+    except (LookupError, OSError, ValueError):
         return row
 
 
@@ -77,10 +75,10 @@ class ModelPicker(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "dismiss_none", "Close")]
 
-    def __init__(self, current: str = "", model_dirs: list[Path] | None = None) -> None:
+    def __init__(self, current: str, library: ModelLibrary) -> None:
         super().__init__()
         self.current = current
-        self.model_dirs = model_dirs
+        self.library = library
         self.rows: list[ModelRow] = []
 
     def compose(self) -> ComposeResult:
@@ -96,9 +94,9 @@ class ModelPicker(ModalScreen[str | None]):
 
     @work(thread=True, exclusive=True)
     def scan(self) -> None:
-        rows = list_models(self.model_dirs)
+        rows = list_models(self.library)
         self.app.call_from_thread(self._show_rows, rows, "hashing…")
-        hashed = [with_hash(row) if not row.hash else row for row in rows]
+        hashed = [with_hash(row, self.library) if not row.hash else row for row in rows]
         self.app.call_from_thread(self._show_rows, hashed, "")
 
     def _show_rows(self, rows: list[ModelRow], status: str) -> None:
