@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from studio.errors import first_line
 from studio.models.discovery import hf_hub_cache
 from studio.models.inspect import CHECKPOINT, VAE, classify
 from studio.models.library import ModelLibrary
@@ -166,7 +167,7 @@ def load_single_file(
             str(path), config=str(config_dir), local_files_only=True, torch_dtype=torch_dtype, **components
         )
     except Exception as exc:  # diffusers' messages are long; keep the first line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         if "missing in the checkpoint" in first:
             raise LoadError(f"{path.name}: {first} (a checkpoint without a VAE needs --vae)") from exc
         raise LoadError(f"{path.name}: cannot load as {arch}: {first}") from exc
@@ -284,7 +285,7 @@ def apply_loras(pipe: Any, loras: Sequence[tuple[ModelRef, float]], *, allow_pic
         except PickleRefused:
             raise
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise LoadError(f"LoRA {ref.name}: cannot apply to this model: {first}") from exc
         names.append(adapter)
         weights.append(float(weight))
@@ -327,7 +328,7 @@ def load_embeddings(pipe: Any, embeddings: Iterable[ModelRef], *, allow_pickle: 
         except StopIteration:
             raise LoadError(f"embedding {ref.name}: no emb_params or string_to_param tensor in it") from None
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise LoadError(f"embedding {ref.name}: cannot load into this model: {first}") from exc
         loaded.append(token)
     return loaded

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from studio.errors import first_line
+
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 
 
@@ -61,7 +63,7 @@ def load_pickle_state_dict(path: str | Path, *, allow_pickle: bool) -> dict[str,
                 f"{path.name} is a pickle that asks to run code{_what_it_asks(str(exc))}, not plain weights:"
                 " studio refused it even with --allow-pickle, whose weights-only unpickler loads tensors only"
             ) from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise PickleRefused(f"{path.name}: cannot read as a torch checkpoint ({first[:200]})") from None
     return flatten_state_dict(data, path.name)
 
