@@ -21,6 +21,7 @@ def test_dataset_deterministic_and_parseable():
     assert ds.parse_caption("a red circle on a blue background") == ("red", "circle", "blue")
 
 
+@pytest.mark.slow
 def test_scorer_is_exact_on_dataset_images():
     assert ev.check_scorer(n=300, seed=11) == 1.0
     assert ev.check_scorer(n=300, seed=12, rich=True) == 1.0  # size and position words scored too
@@ -44,6 +45,7 @@ def test_size_and_position_words_are_parsed_and_scored():
     assert not wrong["size"] and not wrong["position"] and wrong["shape"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["DPM++ 2M Karras", "Euler"])
 def test_shipped_model_adherence_floor_through_the_engine(sampler, tmp_path):
     """The default model, loader, sampler mapping and PNG writer, end to end.

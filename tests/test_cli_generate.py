@@ -28,6 +28,7 @@ def run_studio(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_same_seed_twice_gives_identical_pixels(tiny_model_dir, tmp_path):
     common = ["generate", "a red circle", "--model", str(tiny_model_dir), "--steps", "4",
               "--size", "64x64", "--seed", "42", "--quiet"]
@@ -82,6 +83,7 @@ def test_help_lists_the_commands(capsys):
         assert command in out
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_cleanly_and_keeps_finished_images(tiny_model_dir, tmp_path):
     env = {**os.environ, **STUDIO_ENV}
     proc = subprocess.Popen(

@@ -250,6 +250,7 @@ def _unshare_works() -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _unshare_works(), reason="`unshare -n` is not permitted here")
 def test_single_file_loads_with_no_network_at_all(tiny_single):
     checkpoint, config, tokenizer = tiny_single

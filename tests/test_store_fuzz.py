@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -65,6 +66,7 @@ def mutated(draw) -> bytes:
 @settings(
     max_examples=1000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
+@pytest.mark.slow
 @given(data=mutated())
 def test_loader_raises_only_session_error_and_never_writes(data):
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,6 +114,7 @@ _keys = st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True)
     sub=st.dictionaries(_keys, _scalars, max_size=5),
     rows=st.lists(st.dictionaries(_keys, _scalars, min_size=1, max_size=3), max_size=3),
 )
+@pytest.mark.slow
 def test_written_records_read_back_the_same_by_fast_reader_and_tomllib(top, sub, rows):
     import tomllib
 

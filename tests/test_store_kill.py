@@ -36,6 +36,7 @@ def entry_seed(session: Session) -> int:
     return len(session)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_no_finished_record(tmp_path):
     rng = random.Random(1234)
     session = SessionStore(tmp_path).create("kill")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 
+@pytest.mark.slow
 def test_training_writes_a_loadable_pipeline(tmp_path):
     from training import train
 

@@ -159,6 +159,7 @@ async def test_reroll_sets_a_new_locked_seed_and_generates(studio):
 # -- cancel ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_cancel_stops_the_running_job_and_empties_the_queue(studio):
     app = studio()
     async with app.run_test(size=SIZE) as pilot:
@@ -232,6 +233,7 @@ async def test_favourite_delete_and_undo(studio, tmp_path):
         assert app.query_one("#history-list", OptionList).option_count == 2
 
 
+@pytest.mark.slow
 async def test_rating_and_note_are_recorded_and_shown(studio, tmp_path):
     from studio.tui.widgets.note import NoteDialog
 
@@ -541,6 +543,7 @@ def test_live_preview_draws_the_image_centred_in_half_cells():
     assert drawn[0].text.startswith(" " * 4)
 
 
+@pytest.mark.slow
 async def test_step_previews_show_while_the_job_runs(studio):
     from studio.tui.widgets.live_preview import LivePreview
 
