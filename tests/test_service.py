@@ -19,22 +19,22 @@ from studio.models.library import ModelLibrary
 from studio.recipe import Recipe
 from studio.service import RecordFailed, Studio
 from studio.store.session import SessionError, SessionStore
+from tests.test_tui_support import IdleEngine
 
 
-class ScriptedEngine:
+class ScriptedEngine(IdleEngine):
     """Finishes every job on a thread: Started, one Progress, then a real PNG and Finished."""
 
     def __init__(self, on_event: Listener, fail: set[str] = frozenset()) -> None:
-        self.on_event = on_event
+        super().__init__(on_event)
         self.fail = fail
-        self.submitted: list[tuple[str, str, Recipe]] = []  # (job id, stem, recipe)
+        self.stems: list[str] = []
         self.threads: list[threading.Thread] = []
-        self.stopped = False
 
     def submit(self, recipe: Recipe, out_dir: Path, stem: str | None = None, job_id: str | None = None) -> str:
-        assert job_id is not None and stem is not None
-        self.submitted.append((job_id, stem, recipe))
-        self.on_event(ev.Queued(job_id, recipe))
+        assert job_id is not None and stem is not None  # the service names every job after its entry
+        self.stems.append(stem)
+        super().submit(recipe, out_dir, stem, job_id)
         thread = threading.Thread(target=self._run, args=(job_id, recipe, Path(out_dir) / f"{stem}.png"))
         self.threads.append(thread)
         thread.start()
@@ -50,25 +50,12 @@ class ScriptedEngine:
         save_png(Image.new("RGB", (8, 8)), path, made)
         self.on_event(ev.Finished(job_id, made, (path,), 0.5))
 
-    def preload(self, recipe: Recipe) -> str:
-        return "preload"
-
-    def cancel(self, job_id: str) -> bool:
-        return False
-
-    def cancel_all(self) -> None:
-        pass
-
-    def pending(self) -> list[str]:
-        return [t.name for t in self.threads if t.is_alive()]
-
     def wait_idle(self, timeout: float | None = None) -> bool:
         for thread in self.threads:
             thread.join(timeout)
-        return not self.pending()
+        return not any(thread.is_alive() for thread in self.threads)
 
     def shutdown(self, wait: bool = True) -> None:
-        self.stopped = True
         self.wait_idle()
 
 
@@ -107,8 +94,8 @@ def test_a_job_is_recorded_before_the_engine_sees_it_then_finished(session):
     assert entry.status == "done" and entry.images == (f"{entry.stem}.png",)
     assert entry.model_hash == "abcdef0123" and entry.device == "cpu"
     kinds = [type(e).__name__ for e in heard]
-    assert kinds == ["Queued", "Started", "Progress", "Finished"]
-    assert engines[0].submitted[0][:2] == (job_id, entry.stem)
+    assert kinds == ["Ready", "Queued", "Started", "Progress", "Finished"]
+    assert engines[0].submitted[0][0] == job_id and engines[0].stems == [entry.stem]
 
 
 def test_the_engine_is_built_once_and_only_when_needed(session):
@@ -124,7 +111,7 @@ def test_a_series_counts_seeds_on_by_batch_size(session):
     studio, engines, _ = make(session)
     ids = studio.submit_series(Recipe(prompt="x", seed=10, batch_size=3, width=64, height=64), 3)
     studio.wait_idle(5)
-    assert [r.seed for _, _, r in engines[0].submitted] == [10, 13, 16]
+    assert [r.seed for _, r in engines[0].submitted] == [10, 13, 16]
     assert [session.get(int(i)).recipe.seed for i in ids] == [10, 13, 16]
 
 
@@ -164,7 +151,7 @@ def test_a_listener_that_raises_stops_neither_the_record_nor_the_others(session)
     studio.submit(Recipe(prompt="x", width=64, height=64))
     studio.wait_idle(5)
     assert session.get(1).status == "done"
-    assert [type(e).__name__ for e in late] == ["Queued", "Started", "Progress", "Finished"]
+    assert [type(e).__name__ for e in late] == ["Ready", "Queued", "Started", "Progress", "Finished"]
 
 
 def test_resume_runs_an_entry_under_its_own_id_and_abandon_closes_it(session):
@@ -174,7 +161,7 @@ def test_resume_runs_an_entry_under_its_own_id_and_abandon_closes_it(session):
     assert studio.resume([left]) == [str(left.id)]
     studio.abandon([other])
     studio.wait_idle(5)
-    assert engines[0].submitted[0][:2] == (str(left.id), left.stem)
+    assert engines[0].submitted[0][0] == str(left.id) and engines[0].stems == [left.stem]
     assert session.get(left.id).status == "done"
     assert session.get(other.id).status == "cancelled"
     assert [e.id for e in session.entries()] == [left.id, other.id]  # no new entry

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from studio.builtin import DEFAULT_MODEL
+
 GRAPHICS_CHOICES = ("auto", "kitty", "sixel", "halfcell", "unicode", "none")
 
 
@@ -18,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=GRAPHICS_CHOICES,
         help="how images are drawn (default: the config's, else auto-detect)",
     )
-    parser.add_argument("--model", "-m", help="model name or path (default: studio-tiny)")
+    parser.add_argument("--model", "-m", help=f"model name or path (default: {DEFAULT_MODEL})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
 
