@@ -74,7 +74,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("anywhere", ("ctrl+up",), "history_move(-1)", "highlight the next newer history entry", priority=True),
     Action("anywhere", ("ctrl+down",), "history_move(1)", "highlight the next older history entry", priority=True),
     *(
-        Action("anywhere", (f"alt+{n}",), f"focus_pane({n})", f"focus the {pane} pane" if n != 4 else "open the model picker",
+        # F1-F6 too: most terminals send alt+digit as ESC+digit, which Textual reads as
+        # macOS Option characters (alt+5 arrives as "∞"), and xterm sends 8-bit meta.
+        Action("anywhere", (f"alt+{n}", f"f{n}"), f"focus_pane({n})", f"focus the {pane} pane" if n != 4 else "open the model picker",
                title=f"Focus {pane}", priority=True, plain_keys=(str(n),))
         for n, pane in enumerate(_PANES, 1)
     ),
