@@ -144,6 +144,7 @@ class ReviewIndex:
                 self._db = self._open()
             except sqlite3.DatabaseError as exc:
                 self._rebuild_file(f"the review index {self.path} was unreadable ({exc}); rebuilding it")
+                self._update_all(self._db)  # type: ignore[arg-type]
             else:
                 if not existed:
                     self.notice(f"building the review index of {self.root} in {self.path}")
