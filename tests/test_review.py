@@ -235,3 +235,28 @@ def test_the_service_indexes_every_record_and_a_broken_index_never_fails_a_job(t
     fresh = ReviewIndex(root)
     fresh.update()  # the next update catches up from the file
     assert [h.key for h in fresh.search("green")] == ["s:2"]
+
+
+def test_studio_export_copies_images_with_their_metadata_and_a_manifest(root, tmp_path):
+    import tomllib
+
+    from PIL import Image
+
+    from studio.formats.png import read_recipe, save_png
+
+    session = SessionStore(root).open("2026-11-01-a")
+    for entry in session.entries():
+        save_png(Image.new("RGB", (16, 16), "red"), session.path / entry.images[0], entry.recipe)
+    dest = tmp_path / "picked"
+    done = run_cli("export", "lora:inkwash", str(dest), "--sheet", root=root)
+    assert done.returncode == 0, done.stderr
+    assert "not copied" in done.stderr  # session b's owl has no image on disk: said, not fatal
+    copied = dest / "2026-11-01-a-0001.png"
+    assert copied.read_bytes() == (session.path / "0001.png").read_bytes()
+    assert read_recipe(copied).seed == 7  # the metadata travelled with it
+    manifest = tomllib.loads((dest / "manifest.toml").read_text())
+    assert [(i["file"], i["rating"], i["recipe"]["seed"]) for i in manifest["image"]] == [("2026-11-01-a-0001.png", 5, 7)]
+    with Image.open(dest / "contact-sheet.png") as sheet:
+        assert json.loads(sheet.text["studio-contact-sheet"])["entries"] == ["2026-11-02-b:1", "2026-11-01-a:1"]
+    again = run_cli("export", "fox", str(dest), root=root)
+    assert again.returncode == 1 and "not an empty folder" in again.stderr and again.stderr.count("\n") == 1
