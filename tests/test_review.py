@@ -260,3 +260,45 @@ def test_studio_export_copies_images_with_their_metadata_and_a_manifest(root, tm
         assert json.loads(sheet.text["studio-contact-sheet"])["entries"] == ["2026-11-02-b:1", "2026-11-01-a:1"]
     again = run_cli("export", "fox", str(dest), root=root)
     assert again.returncode == 1 and "not an empty folder" in again.stderr and again.stderr.count("\n") == 1
+
+
+def test_thumbnails_are_made_once_per_image_version(tmp_path):
+    from PIL import Image
+
+    from studio.review.thumbs import thumbnail
+
+    image = tmp_path / "big.png"
+    Image.new("RGB", (640, 320), "blue").save(image)
+    first = thumbnail(image)
+    assert first is not None and first.is_relative_to(Path(os.environ["STUDIO_CACHE_DIR"]))
+    with Image.open(first) as small:
+        assert small.size == (128, 64)
+    assert thumbnail(image) == first  # cached
+    Image.new("RGB", (100, 100), "red").save(image)
+    os.utime(image, ns=(1, 10**18))
+    assert thumbnail(image) != first
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert thumbnail(tmp_path / "bad.png") is None and thumbnail(tmp_path / "none.png") is None
+
+
+def test_rename_and_archive_keep_folder_record_and_index_in_step(root):
+    from studio.review.sessions import archive_session, rename_session
+    from studio.store.session import SessionError
+
+    index = ReviewIndex(root)
+    index.update()
+    before = (root / "2026-11-01-a" / "session.toml").read_bytes()
+    moved = rename_session(root, "2026-11-01", "foxes")
+    assert (moved / "session.toml").read_bytes() == before and SessionStore(root).open("foxes").get(1).rating == 5
+    index.update()
+    assert keys(index, '"red fox"') == ["foxes:1"]
+    archive_session(root, "foxes")
+    index.update()
+    assert keys(index, "fox") == ["2026-11-02-b:1"] and [s.name for s in SessionStore(root).list()] == ["2026-11-02-b"]
+    assert (root / "archive" / "foxes" / "session.toml").read_bytes() == before
+    with pytest.raises(SessionError, match="bad session name"):
+        rename_session(root, "2026-11-02-b", "../escape")
+    running = SessionStore(root).open("2026-11-02-b")
+    running.queue(Recipe(prompt="still going"))  # queued by this live process
+    with pytest.raises(SessionError, match="has a job running"):
+        rename_session(root, "2026-11-02-b", "later")
