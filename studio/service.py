@@ -24,6 +24,7 @@ from studio.engine.protocol import Engine, EngineFactory, Listener
 from studio.errors import first_line
 from studio.models.library import ModelLibrary
 from studio.recipe import Recipe
+from studio.review.index import ReviewIndex
 from studio.store.session import Entry, Session
 
 log = logging.getLogger("studio.service")
@@ -41,6 +42,8 @@ class Studio:
 
     `engine_factory(listener)` builds the engine; by default a `LocalEngine` on
     `library`. `out_dir` is where images go (default: the session folder).
+    `index` is the review index kept up to date with every record (default:
+    the one for the session's sessions folder).
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class Studio:
         cache_size: int = 1,
         previews: bool = False,
         reserve_core: bool = True,
+        index: ReviewIndex | None = None,
     ) -> None:
         self.session = session
         self.library = library
@@ -64,6 +68,7 @@ class Studio:
         self._entries: dict[str, int] = {}  # job id -> session entry id, for the jobs this service runs
         self._lock = threading.Lock()  # guards _entries; never held while calling out
         self._starting = threading.Lock()  # one engine, even if two threads start it
+        self.index = index if index is not None else ReviewIndex(session.path.parent, notice=log.info)
         # What a crash left behind: stray temp files go, finished images are adopted.
         self.recovered: list[str] = session.recover()
 
@@ -95,6 +100,7 @@ class Studio:
     def submit(self, recipe: Recipe) -> str:
         """Record `recipe` as queued, then queue it; returns its job id (the entry id as text)."""
         entry = self.session.queue(recipe)
+        self._reindex()
         return self._run(entry, recipe)
 
     def submit_series(self, recipe: Recipe, count: int) -> list[str]:
@@ -138,18 +144,20 @@ class Studio:
 
     def _on_event(self, event: ev.Event) -> None:
         try:
-            self._record(event)
+            if self._record(event):
+                self._reindex()
         except Exception as exc:  # a full disk must not silence the engine's events
             log.exception("cannot record %r", event)
             self._emit(RecordFailed(event.job_id, first_line(exc)))
         self._emit(event)
 
-    def _record(self, event: ev.Event) -> None:
+    def _record(self, event: ev.Event) -> bool:
+        """Append what `event` means to the session; whether anything was appended."""
         final = isinstance(event, (ev.Finished, ev.Failed, ev.Cancelled))
         with self._lock:
             entry_id = self._entries.pop(event.job_id, None) if final else self._entries.get(event.job_id)
         if entry_id is None:
-            return  # a preload, or the engine itself (Ready, a failed start)
+            return False  # a preload, or the engine itself (Ready, a failed start)
         session = self.session
         match event:
             case ev.Started():
@@ -161,6 +169,16 @@ class Studio:
                 session.fail(entry_id, reason)
             case ev.Cancelled(step=step):
                 session.cancel(entry_id, f"cancelled at step {step}" if step else "cancelled while queued")
+            case _:
+                return False
+        return True
+
+    def _reindex(self) -> None:
+        """Tell the review index what was just recorded; its failure never fails a job."""
+        try:
+            self.index.update_session(self.session.path, live=self.session)
+        except Exception as exc:  # a busy or unwritable cache: search catches up on its next update
+            log.warning("review index not updated: %s", first_line(exc))
 
     def _emit(self, event: ev.Event) -> None:
         for listener in self._listeners:

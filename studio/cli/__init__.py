@@ -24,6 +24,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("import", "studio.cli.import_image", "print the recipe inside a PNG/JPEG/WebP as TOML"),
     ("sessions", "studio.cli.sessions", "list sessions"),
     ("show", "studio.cli.show", "print a session's entries"),
+    ("export", "studio.cli.export", "copy what a search finds into a folder, with a manifest of recipes"),
+    ("search", "studio.cli.search", "find entries across every session (fox lora:inkwash rating:>=4 ...)"),
     ("models", "studio.cli.models", "list local models, LoRAs, embeddings and VAEs"),
     ("inspect", "studio.cli.inspect", "show what is inside a weights file"),
 ]
