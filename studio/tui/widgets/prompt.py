@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, TextArea
@@ -13,6 +13,7 @@ from textual.widgets import Label, TextArea
 from studio.builtin import BUILTIN_DIR, DEFAULT_MODEL
 
 DEFAULT_TOKENIZER = BUILTIN_DIR / DEFAULT_MODEL / "tokenizer"
+MAX_COUNTED = 20_000  # characters; past that, counting on every key would lag the typing
 
 
 class PromptPane(Vertical):
@@ -59,18 +60,17 @@ class PromptPane(Vertical):
     def _text_changed(self) -> None:
         self._count_tokens(self.prompt, self.negative)
 
-    @work(thread=True, exclusive=True, group="token-count")
     def _count_tokens(self, prompt: str, negative: str) -> None:
-        """Off the event loop: the first count reads the tokenizer's files."""
+        """On the event loop, so the count is never stale: the Rust tokenizer takes
+        microseconds for a prompt; the first count reads its files once (lazily)."""
+        if len(prompt) + len(negative) > MAX_COUNTED:
+            self.border_subtitle = "tokens: too long to count"
+            return
         try:
             counter = _counter(self.tokenizer_dir)
-            label = f"tokens {counter.label(prompt)} · negative {counter.label(negative)}"
+            self.border_subtitle = f"tokens {counter.label(prompt)} · negative {counter.label(negative)}"
         except Exception:  # a missing or unreadable tokenizer: no count rather than a crash
-            label = ""
-        try:
-            self.app.call_from_thread(setattr, self, "border_subtitle", label)
-        except RuntimeError:  # the app closed meanwhile
-            pass
+            self.border_subtitle = ""
 
 
 @lru_cache(maxsize=4)
