@@ -150,3 +150,47 @@ def test_syntax_errors_and_wild_weights_are_notices(tiny):
     notices = render.notices
     assert any("neither an edit" in n for n in notices)
     assert any("unclosed" in n for n in notices)
+
+
+def test_the_engine_says_what_it_cannot_honour_and_records_clip_skip(tmp_path):
+    import queue
+
+    from studio.engine import LocalEngine, events as ev
+
+    inbox: queue.Queue = queue.Queue()
+    engine = LocalEngine(inbox.put, saver=lambda image, path, recipe: image.save(path))
+    try:
+        recipe = Recipe(prompt="a [red:blue] (circle", steps=2, width=64, height=64, clip_skip=2)
+        job = engine.submit(recipe, tmp_path)
+        seen = []
+        while not any(isinstance(e, (ev.Finished, ev.Failed)) for e in seen):
+            seen.append(inbox.get(timeout=120))
+    finally:
+        engine.shutdown()
+    assert not [e for e in seen if isinstance(e, ev.Failed)]
+    notices = [e.message for e in seen if isinstance(e, ev.Notice) and e.job_id == job]
+    assert any("neither an edit" in n for n in notices) and any("unclosed" in n for n in notices)
+    assert [e for e in seen if isinstance(e, ev.Finished)][0].recipe.clip_skip == 2
+
+
+def test_clip_skip_round_trips_through_a1111_text():
+    from studio.formats.a1111 import a1111_parameters, read_a1111
+
+    text = a1111_parameters(Recipe(prompt="(cat:1.2)", clip_skip=2))
+    assert "Clip skip: 2" in text
+    fields, notes = read_a1111(text)
+    assert fields["clip_skip"] == 2 and fields["prompt"] == "(cat:1.2)"
+    assert "Clip skip" not in a1111_parameters(Recipe(prompt="cat"))
+    fields, notes = read_a1111("cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Clip skip: 40")
+    assert "clip_skip" not in fields and any("Clip skip" in n for n in notes)
+
+
+def test_cli_prints_notices_as_warnings_and_takes_clip_skip(tmp_path, capsys):
+    from studio.cli import main
+
+    code = main(["generate", "a (red circle", "--steps", "2", "--size", "64x64", "--seed", "1", "--clip-skip", "2",
+                 "--sessions-dir", str(tmp_path / "s"), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "warning: unclosed bracket" in captured.err
+    assert main(["generate", "cat", "--clip-skip", "0", "--sessions-dir", str(tmp_path / "s"), "--quiet"]) == 2
