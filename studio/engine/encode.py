@@ -88,7 +88,7 @@ class PromptEncoder:
                 pooled = first_pooled
         embeds = torch.concat(parts, dim=-1) if len(parts) > 1 else parts[0]
         dtype = self.encoders[-1][1].dtype
-        embeds = embeds.to(dtype=dtype, device=self.pipe._execution_device)
+        embeds = embeds.to(dtype=dtype)  # on the encoder's device; the pipeline's own lookup is slow
         result = Encoded(embeds, pooled)
         self.cache[text] = result
         if len(self.cache) > CACHE_SIZE:
