@@ -18,6 +18,7 @@ from studio.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 MAX_SEED = 2**63 - 1  # TOML integers are signed 64-bit
 MAX_SIDE = 8192
+MAX_CLIP_SKIP = 12  # CLIP ViT-L has 12 layers
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
@@ -44,6 +45,7 @@ class Recipe:
     sampler: str = DEFAULT_SAMPLER
     steps: int = 20
     cfg_scale: float = 7.0
+    clip_skip: int = 1  # A1111's count: 1 is the encoder's last layer, 2 the one before
     width: int = 512
     height: int = 512
     seed: int = 0
@@ -158,6 +160,8 @@ def _validate(r: Recipe) -> None:
             )
     if not 0 <= r.seed <= MAX_SEED - 1024:
         raise RecipeError(f"seed must be between 0 and {MAX_SEED - 1024} (got {r.seed})")
+    if not 1 <= r.clip_skip <= MAX_CLIP_SKIP:
+        raise RecipeError(f"clip skip must be between 1 and {MAX_CLIP_SKIP} (got {r.clip_skip})")
     if not 1 <= r.batch_size <= 64:
         raise RecipeError(f"batch size must be between 1 and 64 (got {r.batch_size})")
     if r.device.split(":")[0] not in DEVICES:

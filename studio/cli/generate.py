@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negative", default="", metavar="TEXT", help="negative prompt")
     parser.add_argument("--steps", type=int, help="sampling steps (default: the model's, else 20)")
     parser.add_argument("--cfg", type=float, help="CFG scale (default: the model's, else 7)")
+    parser.add_argument("--clip-skip", type=int, default=1, metavar="N",
+                        help="stop N-1 layers before the text encoder's last, as A1111's Clip skip (default: 1)")
     parser.add_argument("--seed", type=int, help="seed (default: a random one, printed and recorded)")
     parser.add_argument("--size", metavar="WxH", help="image size (default: the model's, else 512x512)")
     parser.add_argument("--sampler", choices=list(SAMPLERS), metavar="NAME", help="sampler: " + ", ".join(SAMPLERS))
@@ -84,6 +86,7 @@ def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: C
         model=args.model,
         seed=seed,
         batch_size=args.batch_size,
+        clip_skip=args.clip_skip,
         device=args.device,
         dtype=args.dtype,
         loras=tuple(parse_lora(text) for text in args.lora),

@@ -133,6 +133,8 @@ class _Run:
                 self.engine_broken = not job_id
             case ev.Cancelled():
                 self.result.cancelled += 1
+            case ev.Notice(message=message):
+                print(printable(f"warning: {message}"), file=sys.stderr)
             case RecordFailed(reason=reason):
                 say(f"session not saved: {reason}")
         if isinstance(event, (ev.Finished, ev.Failed, ev.Cancelled)):

@@ -54,6 +54,13 @@ class Started(Event):
 
 
 @dataclass(frozen=True)
+class Notice(Event):
+    """Something in the job that cannot be honoured as written, said once; the job goes on."""
+
+    message: str  # one line, may quote the prompt (show it through `printable`)
+
+
+@dataclass(frozen=True)
 class Progress(Event):
     step: int  # steps done, 1..total
     total: int

@@ -260,6 +260,7 @@ class LocalEngine:
     def _sample(self, job: Job, loaded: LoadedPipeline, recipe: Recipe, prompts: tuple[str, str]) -> list[Any]:
         import torch
 
+        from studio.engine.encode import conditioning_for
         from studio.samplers import make_scheduler
 
         pipe = loaded.pipe
@@ -267,12 +268,12 @@ class LocalEngine:
         # One CPU generator per image: image i is the same whatever the batch
         # size or device, so any single image can be made again from seed + i.
         generators = [torch.Generator("cpu").manual_seed(recipe.seed + i) for i in range(recipe.batch_size)]
-        callback = _StepReporter(self, job, loaded, recipe.steps)
         prompt, negative = prompts
         with torch.inference_mode():
+            inputs = conditioning_for(loaded, prompt, negative, recipe, lambda text: self._emit(ev.Notice(job.job_id, text)))
+            callback = _StepReporter(self, job, loaded, recipe.steps, inputs.switch)
             output = pipe(
-                prompt=prompt,
-                negative_prompt=negative or None,
+                **inputs.kwargs,
                 num_inference_steps=recipe.steps,
                 guidance_scale=recipe.cfg_scale,
                 width=recipe.width,
@@ -303,8 +304,12 @@ class LocalEngine:
 class _StepReporter:
     """The pipeline's step callback: progress, throttled previews, cancellation."""
 
-    def __init__(self, engine: LocalEngine, job: Job, loaded: LoadedPipeline, steps: int) -> None:
+    def __init__(
+        self, engine: LocalEngine, job: Job, loaded: LoadedPipeline, steps: int,
+        switch: Callable[[Any, int, dict], None] | None = None,
+    ) -> None:
         self.engine = engine
+        self.switch = switch  # prompt editing: the next step's embeddings
         self.job = job
         self.loaded = loaded
         self.total = steps
@@ -323,6 +328,8 @@ class _StepReporter:
         if self.engine._previews and now - self.last_preview >= self.engine._preview_interval:
             self.last_preview = now
             self._preview(step, kwargs.get("latents"))
+        if self.switch is not None:
+            self.switch(pipe, index, kwargs)
         return kwargs
 
     def _preview(self, step: int, latents: Any) -> None:

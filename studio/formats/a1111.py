@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from studio.formats import SOFTWARE
 from studio.formats.fields import Reading, number, sampler, size
 from studio.formats.lora_tags import extract_loras_lenient, format_weight, lora_tag, tagged_names
+from studio.recipe import MAX_CLIP_SKIP
 from studio.samplers import SAMPLERS, sampler_from_a1111
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ PARAMETERS_KEY = "parameters"  # the PNG text chunk (and EXIF UserComment) A1111
 
 A1111_FIELDS = (
     "prompt", "negative_prompt", "steps", "sampler", "cfg_scale", "seed", "width", "height",
-    "model", "model_hash", "vae", "vae_hash", "loras", "embeddings", "embedding_hashes",
+    "model", "model_hash", "vae", "vae_hash", "loras", "embeddings", "embedding_hashes", "clip_skip",
 )
 
 # --- writing -------------------------------------------------------------------
@@ -60,6 +61,8 @@ def a1111_parameters(recipe: Recipe) -> str:
     ]
     if recipe.model_hash:
         fields.append(("Model hash", recipe.model_hash))
+    if recipe.clip_skip > 1:  # A1111 writes it only when it is not the default
+        fields.append(("Clip skip", str(recipe.clip_skip)))
     # A1111 names a checkpoint by its file stem; a path would leak the user's folders.
     fields.append(("Model", Path(recipe.model).stem if "/" in recipe.model else recipe.model))
     if recipe.vae_hash:
@@ -142,7 +145,7 @@ def parse_lora_hashes(value: str) -> dict[str, str]:
 
 _USED = {
     "prompt", "negative_prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size",
-    "Model hash", "Model", "VAE", "VAE hash", "Lora hashes", "TI hashes",
+    "Model hash", "Model", "VAE", "VAE hash", "Lora hashes", "TI hashes", "Clip skip",
 }
 _IGNORED = {"Version", "Hashes", "ENSD", "Eta"}  # no effect on our samplers' pixels
 
@@ -163,6 +166,9 @@ def read_a1111(text: str) -> Reading:
     number(fields, "steps", params.get("Steps"), int, notes)
     number(fields, "cfg_scale", params.get("CFG scale"), float, notes)
     number(fields, "seed", params.get("Seed"), int, notes)
+    number(fields, "clip_skip", params.get("Clip skip"), int, notes)
+    if not 1 <= fields.get("clip_skip", 1) <= MAX_CLIP_SKIP:
+        notes.append(f"Clip skip {fields.pop('clip_skip')} is out of range; used 1")
     if "Size" in params:
         size(fields, params["Size"], notes)
     if "Sampler" in params:

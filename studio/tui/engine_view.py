@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from studio.engine import events as ev
+from studio.printable import printable
 from studio.recipe import Recipe
 from studio.service import RecordFailed
 
@@ -92,6 +93,8 @@ class EngineView:
                 if self.running is None:
                     status.state = "ready"
                 status.idle(f"#{job_id} cancelled")
+            case ev.Notice(job_id=job_id, message=message):
+                app.notify(printable(message), title=f"#{job_id}", severity="warning", timeout=8)
             case RecordFailed(reason=reason):
                 app.notify(f"session not saved: {reason}", severity="error", timeout=10)
 
