@@ -21,6 +21,8 @@ MAX_SIDE = 8192
 MAX_CLIP_SKIP = 12  # CLIP ViT-L has 12 layers
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+RESIZE_MODES = ("crop", "resize", "pad")  # an init image of another size: crop and resize, stretch, or pad
+INPAINT_AREAS = ("whole", "masked")  # repaint at the whole picture's scale, or only the masked region, enlarged
 
 
 class RecipeError(ValueError):
@@ -61,6 +63,18 @@ class Recipe:
     vae_tiling: bool = False
     cpu_offload: bool = False
     allow_pickle: bool = False
+    # Taking an image further (studio/iterate.py): img2img with `init_image`, inpainting with `mask`.
+    init_image: str = ""  # a path; its content hash is checked before every run
+    init_image_hash: str = ""
+    strength: float = 0.75  # denoising strength, as in A1111
+    resize_mode: str = "crop"
+    mask: str = ""  # white repaints, as in A1111
+    mask_hash: str = ""
+    mask_blur: int = 4
+    inpaint_area: str = "whole"
+    inpaint_padding: int = 32
+    variation_seed: int = 0
+    variation_strength: float = 0.0
     studio_version: str = field(default=__version__)
 
     def __post_init__(self) -> None:
@@ -74,14 +88,19 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def for_image(self, index: int) -> Recipe:
-        """The single-image recipe for image `index` of this batch (seed + index)."""
-        return self.replace(seed=self.seed + index, batch_size=1)
+        """The single-image recipe for image `index` of this batch (seed + index, variation seed + index)."""
+        varied = self.variation_seed + index if self.variation_strength else self.variation_seed
+        return self.replace(seed=self.seed + index, variation_seed=varied, batch_size=1)
 
     def series(self, count: int) -> list[Recipe]:
         """`count` jobs from this one: job i starts at seed + i * batch size, so no image repeats a seed."""
         if not 1 <= count <= 10_000:
             raise RecipeError(f"count must be between 1 and 10000 (got {count})")
-        return [self.replace(seed=self.seed + i * self.batch_size) for i in range(count)]
+        step = self.batch_size if self.variation_strength else 0
+        return [
+            self.replace(seed=self.seed + i * self.batch_size, variation_seed=self.variation_seed + i * step)
+            for i in range(count)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """A TOML-ready dict: no None values, LoRAs as tables."""
@@ -173,3 +192,25 @@ def _validate(r: Recipe) -> None:
             raise RecipeError(f"bad LoRA entry: {lora!r}")
         if isinstance(lora.weight, bool) or not isinstance(lora.weight, (int, float)):
             raise RecipeError(f"LoRA {lora.name} weight must be a number")
+    _validate_iteration(r)
+
+
+def _validate_iteration(r: Recipe) -> None:
+    if not 0 <= r.strength <= 1:
+        raise RecipeError(f"strength must be between 0 and 1 (got {r.strength})")
+    if r.resize_mode not in RESIZE_MODES:
+        raise RecipeError(f"unknown resize mode {r.resize_mode!r}; use one of {', '.join(RESIZE_MODES)}")
+    if r.mask and not r.init_image:
+        raise RecipeError("a mask needs an init image to paint over (--init)")
+    if not 0 <= r.mask_blur <= 256:
+        raise RecipeError(f"mask blur must be between 0 and 256 pixels (got {r.mask_blur})")
+    if r.inpaint_area not in INPAINT_AREAS:
+        raise RecipeError(f"unknown inpaint area {r.inpaint_area!r}; use one of {', '.join(INPAINT_AREAS)}")
+    if not 0 <= r.inpaint_padding <= MAX_SIDE:
+        raise RecipeError(f"inpaint padding must be between 0 and {MAX_SIDE} pixels (got {r.inpaint_padding})")
+    if not 0 <= r.variation_seed <= MAX_SEED - 1024:
+        raise RecipeError(f"variation seed must be between 0 and {MAX_SEED - 1024} (got {r.variation_seed})")
+    if not 0 <= r.variation_strength <= 1:
+        raise RecipeError(f"variation strength must be between 0 and 1 (got {r.variation_strength})")
+    if r.variation_strength and r.init_image:
+        raise RecipeError("variation seeds work on text-to-image only, not with an init image")

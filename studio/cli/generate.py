@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.builtin import DEFAULT_MODEL
+from studio.cli import iterate_args
 from studio.recipe import LoraRef, Recipe, RecipeError, parse_size, random_seed
 from studio.samplers import SAMPLERS
 
@@ -48,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
     parser.add_argument("--cpu-offload", action="store_true", help="keep idle model parts in CPU memory")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    iterate_args.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,6 +100,7 @@ def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: C
         cpu_offload=args.cpu_offload or config.cpu_offload,
         **fields,
     )
+    base = iterate_args.apply(args, base, config, size_given=bool(args.size))
     return base.series(args.count)
 
 

@@ -25,6 +25,7 @@ from studio.engine import events as ev
 from studio.engine.pipelines import LoadedPipeline, PipelineCache, cache_key, free_accelerator_memory
 from studio.engine.protocol import Listener
 from studio.errors import first_line
+from studio.iterate import recorded
 from studio.models.library import ModelLibrary
 from studio.models.loading import explain_oom, is_oom
 from studio.models.resolve import ModelRef
@@ -249,7 +250,7 @@ class LocalEngine:
             self._emit(ev.Loading(job.job_id, ref.name))
         loaded = self._cache.get(key, ref, job.recipe, device, dtype)
         _dress(loaded, extras, job.recipe.allow_pickle)
-        recipe = extras.recipe.replace(model_hash=ref.hash, device=device, dtype=dtype)
+        recipe = recorded(extras.recipe.replace(model_hash=ref.hash, device=device, dtype=dtype))
         return loaded, recipe, (extras.prompt, extras.negative_prompt)
 
     def _load_pipeline(self, ref: ModelRef, device: str, dtype: str, recipe: Recipe) -> Any:
@@ -261,13 +262,17 @@ class LocalEngine:
         import torch
 
         from studio.engine.encode import conditioning_for
+        from studio.engine.modes import plan
         from studio.samplers import make_scheduler
 
-        pipe = loaded.pipe
-        pipe.scheduler = make_scheduler(recipe.sampler, loaded.base_scheduler_config, recipe.seed)
         # One CPU generator per image: image i is the same whatever the batch
         # size or device, so any single image can be made again from seed + i.
         generators = [torch.Generator("cpu").manual_seed(recipe.seed + i) for i in range(recipe.batch_size)]
+        mode = plan(loaded, recipe, generators)  # txt2img, img2img or inpaint; variation noise
+        if mode.images is not None:
+            return mode.images
+        pipe = mode.pipe
+        pipe.scheduler = make_scheduler(recipe.sampler, loaded.base_scheduler_config, recipe.seed)
         prompt, negative = prompts
         with torch.inference_mode():
             inputs = conditioning_for(loaded, prompt, negative, recipe, lambda text: self._emit(ev.Notice(job.job_id, text)))
@@ -276,13 +281,12 @@ class LocalEngine:
                 **inputs.kwargs,
                 num_inference_steps=recipe.steps,
                 guidance_scale=recipe.cfg_scale,
-                width=recipe.width,
-                height=recipe.height,
                 num_images_per_prompt=recipe.batch_size,
-                generator=generators,
+                generator=mode.generators,
                 callback_on_step_end=callback,
+                **mode.kwargs,
             )
-        return list(output.images)
+        return mode.finish(list(output.images))
 
     def _save(self, job: Job, images: list[Any], recipe: Recipe) -> list[Path]:
         job.out_dir.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,12 @@ A1111_FIELDS = (
     "prompt", "negative_prompt", "steps", "sampler", "cfg_scale", "seed", "width", "height",
     "model", "model_hash", "vae", "vae_hash", "loras", "embeddings", "embedding_hashes", "clip_skip",
 )
+# Carried when they take effect, as A1111 writes them: strength with an init image, mask blur
+# and inpaint area with a mask, the variation seed with a variation strength. (The init image
+# and the mask themselves are not in A1111's text; they are in the studio recipe chunk.)
+A1111_ITERATION_FIELDS = (
+    "strength", "mask_blur", "inpaint_area", "inpaint_padding", "variation_seed", "variation_strength",
+)
 
 # --- writing -------------------------------------------------------------------
 
@@ -75,12 +81,27 @@ def a1111_parameters(recipe: Recipe) -> str:
     ti_hashes = [f"{name}: {digest}" for name, digest in zip(recipe.embeddings, recipe.embedding_hashes) if digest]
     if ti_hashes:
         fields.append(("TI hashes", ", ".join(ti_hashes)))
+    fields.extend(_iteration_fields(recipe))
     fields.append(("Version", SOFTWARE))
     line = ", ".join(f"{key}: {a1111_quote(value)}" for key, value in fields)
     text = a1111_prompt(recipe)
     if recipe.negative_prompt:
         text += f"\nNegative prompt: {recipe.negative_prompt}"
     return f"{text}\n{line}"
+
+
+def _iteration_fields(recipe: Recipe) -> list[tuple[str, str]]:
+    fields = []
+    if recipe.variation_strength:
+        fields += [("Variation seed", str(recipe.variation_seed)),
+                   ("Variation seed strength", format_weight(recipe.variation_strength))]
+    if recipe.init_image:
+        fields.append(("Denoising strength", format_weight(recipe.strength)))
+    if recipe.mask:
+        fields.append(("Mask blur", str(recipe.mask_blur)))
+        if recipe.inpaint_area == "masked":
+            fields += [("Inpaint area", "Only masked"), ("Masked area padding", str(recipe.inpaint_padding))]
+    return fields
 
 
 # --- reading -------------------------------------------------------------------
@@ -146,6 +167,7 @@ def parse_lora_hashes(value: str) -> dict[str, str]:
 _USED = {
     "prompt", "negative_prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size",
     "Model hash", "Model", "VAE", "VAE hash", "Lora hashes", "TI hashes", "Clip skip",
+    "Variation seed", "Variation seed strength", "Mask blur", "Inpaint area", "Masked area padding",
 }
 _IGNORED = {"Version", "Hashes", "ENSD", "Eta"}  # no effect on our samplers' pixels
 
@@ -181,9 +203,26 @@ def read_a1111(text: str) -> Reading:
     if params.get("TI hashes"):
         embeddings = parse_lora_hashes(params["TI hashes"])
         fields["embeddings"], fields["embedding_hashes"] = list(embeddings), list(embeddings.values())
+    consumed = _read_iteration(params, fields, notes)
     for key, value in params.items():
-        if key not in _USED and key not in _IGNORED:
+        if key not in _USED and key not in _IGNORED and key not in consumed:
             notes.append(f"{key}: {value}")
     studio_made = params.get("Version", "").startswith("studio")
     fields["_source"] = "studio (A1111 text)" if studio_made else "AUTOMATIC1111"
     return fields, notes
+
+
+def _read_iteration(params: dict[str, str], fields: dict[str, Any], notes: list[str]) -> set[str]:
+    """Denoising strength, mask blur, inpaint area and the variation seed; the keys it used."""
+    if "Variation seed strength" in params:
+        number(fields, "variation_seed", params.get("Variation seed"), int, notes)
+        number(fields, "variation_strength", params["Variation seed strength"], float, notes)
+    if "Denoising strength" in params and not any(key.startswith("Hires") for key in params):
+        number(fields, "strength", params["Denoising strength"], float, notes)
+        notes.append("made from an init image, which the metadata does not hold; it runs as text-to-image")
+    if "Mask blur" in params:
+        number(fields, "mask_blur", params["Mask blur"], int, notes)
+    if params.get("Inpaint area") == "Only masked":
+        fields["inpaint_area"] = "masked"
+        number(fields, "inpaint_padding", params.get("Masked area padding"), int, notes)
+    return {"Denoising strength"} if "strength" in fields else set()

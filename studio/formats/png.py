@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from studio.atomic import atomic_writer
 from studio.formats import SOFTWARE
 from studio.formats.a1111 import PARAMETERS_KEY, a1111_parameters
+from studio.formats.provenance import TRAINED_ALGORITHMIC_MEDIA, digital_source_type
 from studio.formats.studio_recipe import RECIPE_KEY, read_studio_recipe, recipe_toml
 
 if TYPE_CHECKING:
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
     from studio.recipe import Recipe
 
 XMP_KEY = "XML:com.adobe.xmp"
-TRAINED_ALGORITHMIC_MEDIA = (
-    "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
-)
 
 _XMP = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="{software}">
@@ -44,8 +42,8 @@ _XMP = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <?xpacket end="r"?>"""
 
 
-def xmp_packet() -> str:
-    return _XMP.format(software=SOFTWARE, source=TRAINED_ALGORITHMIC_MEDIA)
+def xmp_packet(source: str = TRAINED_ALGORITHMIC_MEDIA) -> str:
+    return _XMP.format(software=SOFTWARE, source=source)
 
 
 def save_png(image: Image.Image, path: Path, recipe: Recipe) -> None:
@@ -56,7 +54,7 @@ def save_png(image: Image.Image, path: Path, recipe: Recipe) -> None:
     info = PngInfo()
     info.add_text(PARAMETERS_KEY, a1111_parameters(recipe))
     info.add_itxt(RECIPE_KEY, recipe_toml(recipe))
-    info.add_itxt(XMP_KEY, xmp_packet())
+    info.add_itxt(XMP_KEY, xmp_packet(digital_source_type(recipe)))
     info.add_text("Software", SOFTWARE)
     with atomic_writer(path) as handle:
         image.save(handle, format="PNG", pnginfo=info)

@@ -16,13 +16,14 @@ README_BEGIN = "<!-- keys:begin -->"
 README_END = "<!-- keys:end -->"
 
 # Textual's key names where a reader expects the character.
-_KEY_TEXT = {"plus": "+", "equals_sign": "=", "minus": "-", "asterisk": "*", "slash": "/"}
+_KEY_TEXT = {"plus": "+", "equals_sign": "=", "minus": "-", "asterisk": "*", "slash": "/",
+             "left_square_bracket": "[", "right_square_bracket": "]"}
 
 
 @dataclass(frozen=True)
 class Action:
     where: str
-    """Whose BINDINGS hold the keys: "anywhere" (the app), "history" or "queue" (that pane)."""
+    """Whose BINDINGS hold the keys: "anywhere" (the app), "history" or "queue" (that pane), "painter" (the mask painter)."""
     keys: tuple[str, ...]
     """Textual key names, e.g. ("ctrl+g", "ctrl+enter")."""
     action: str
@@ -98,10 +99,34 @@ ACTIONS: tuple[Action, ...] = (
     Action("history", ("c",), "compare", "mark the entry; c on another compares the two, with a recipe diff",
            title="Compare entries", footer="Compare"),
     Action("history", ("v",), "fullscreen", "view the entry full screen", footer="View"),
+    Action("history", ("i",), "img2img", "img2img: the form's prompt over the entry's image, at the form's strength",
+           title="Img2img from entry", footer="Img2img"),
+    Action("history", ("V",), "variation", "a variation of the entry: a new variation seed at the form's variation strength",
+           title="Variation of entry", footer="Vary"),
+    Action("history", ("m",), "paint_mask", "paint a mask over the entry's image, then inpaint it with the form's prompt",
+           title="Paint mask and inpaint", footer="Mask"),
     Action("history", ("slash",), "focus_filter", "filter by prompt, model, seed, sampler or note",
            title="Filter history", local=True),
     Action("history", ("j",), "cursor_down", "move down", local=True),
     Action("history", ("k",), "cursor_up", "move up", local=True),
+    *(
+        Action("painter", keys, f"cursor({dx}, {dy})", f"move the brush cursor {name}", local=True)
+        for keys, dx, dy, name in ((("left", "h"), -1, 0, "left"), (("right", "l"), 1, 0, "right"),
+                                   (("up", "k"), 0, -1, "up (half a cell)"), (("down", "j"), 0, 1, "down (half a cell)"))
+    ),
+    Action("painter", ("space",), "dab(True)", "paint at the cursor (the mouse paints with the left button)",
+           footer="Paint", local=True),
+    Action("painter", ("x",), "dab(False)", "erase at the cursor (the mouse erases with the right button or shift)",
+           footer="Erase", local=True),
+    Action("painter", ("left_square_bracket",), "brush(-1)", "smaller brush", footer="Brush -", local=True),
+    Action("painter", ("right_square_bracket",), "brush(1)", "bigger brush", footer="Brush +", local=True),
+    Action("painter", ("f",), "fill('fill')", "paint everything", footer="Fill", local=True),
+    Action("painter", ("c",), "fill('clear')", "clear the mask", footer="Clear", local=True),
+    Action("painter", ("i",), "fill('invert')", "invert the mask", footer="Invert", local=True),
+    Action("painter", ("o",), "open_mask", "load a mask file (white repaints)", footer="Open", local=True),
+    Action("painter", ("enter",), "save", "save the mask beside the session's images and queue the inpaint job",
+           footer="Inpaint", local=True),
+    Action("painter", ("escape",), "close", "close without inpainting", footer="Close", local=True),
     Action("queue", ("x", "delete"), "cancel_highlighted", "cancel the highlighted job",
            title="Cancel highlighted job", footer="Cancel job", local=True),
     Action("queue", ("X",), "cancel_all", "cancel every job", footer="Cancel all"),

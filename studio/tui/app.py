@@ -38,6 +38,7 @@ from studio.store.session import Entry
 from studio.tui import actions, graphics
 from studio.tui.engine_view import STARTING, EngineView, JobView
 from studio.tui.history_actions import HistoryActions
+from studio.tui.iterate_actions import IterateActions
 from studio.tui.messages import EngineEvent, GraphicsReady
 from studio.tui.widgets.history import HistoryPane
 from studio.tui.widgets.params import ParamsPane
@@ -50,7 +51,7 @@ from studio.tui.writes import SessionWrites
 DEFAULT_THEME = "darkroom"
 
 
-class StudioApp(HistoryActions, App):
+class StudioApp(HistoryActions, IterateActions, App):
     CSS_PATH = "studio.tcss"
     TITLE = "studio"
 

@@ -57,6 +57,17 @@ class ParamsPane(Vertical):
             raise RecipeError(f"count must be between 1 and 100 (got {count})")
         return count
 
+    def fraction(self, field: str) -> float:
+        """The img2img strength or the variation strength, in 0..1 (one-line RecipeError otherwise)."""
+        text = self._value(field)
+        try:
+            value = float(text)
+        except ValueError:
+            raise RecipeError(f"{field} must be a number between 0 and 1 (got {text!r})") from None
+        if not 0 <= value <= 1:
+            raise RecipeError(f"{field} must be between 0 and 1 (got {value:g})")
+        return value
+
     def read(self, base: Recipe, reroll: bool = True) -> Recipe:
         """The form as a recipe on top of `base` (device, dtype...).
 
@@ -140,6 +151,13 @@ class ParamsFields(Vertical):
             yield Checkbox("lock", id="seed-lock", tooltip="off: a new random seed each generate", compact=True)
             yield Label("count")
             yield Input("1", id="count", type="integer", tooltip="jobs per generate, seeds counting up", compact=True)
+        with Horizontal():
+            yield Label("strength", classes="first")
+            yield Input("0.75", id="strength", type="number", compact=True,
+                        tooltip="img2img and inpaint (i, m in history): how much to repaint, 0..1")
+            yield Label("vary")
+            yield Input("0.3", id="variation", type="number", compact=True,
+                        tooltip="a variation (V in history): how far from the entry, 0..1")
 
     def on_mount(self) -> None:
         self.post_message(ParamsPane.Ready())

@@ -1,0 +1,115 @@
+"""img2img overhead: the same pipeline, init image and recipe, bare diffusers img2img vs studio's service.
+
+The bare side derives the img2img pipeline once with `from_pipe` (as the
+engine does) and calls it on the init image; the studio side checks the init
+image's hash, fits it to the size and derives nothing again. Both share one
+loaded pipeline, the same scheduler, seed and thread count, and both write a PNG; the studio side goes the way `studio generate`
+goes (the service records each job in a session, the local engine runs it,
+the PNG carries its metadata). They alternate in one process so machine noise
+hits both alike. Prints per-round times; the last line ends with the ratio
+engine/bare of the median wall time per image (goal: <= 1.03).
+
+    python bench/img2img.py [--rounds 10] [--steps 20] [--strength 0.75] [--model studio-tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--strength", type=float, default=0.75)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides")
+    parser.add_argument("--model", default="studio-tiny", help="a model name or path; falls back to a tiny test model")
+    args = parser.parse_args()
+
+    import torch
+
+    from studio.engine import LocalEngine, events as ev
+    from studio.models import ModelLibrary, ModelNotFound
+    from studio.models.loading import load_pipeline
+    from studio.recipe import Recipe
+    from studio.samplers import make_scheduler
+    from studio.service import Studio
+    from studio.store.session import SessionStore
+
+    workdir = Path(tempfile.mkdtemp(prefix="studio-bench-"))
+    library = ModelLibrary()
+    try:
+        ref = library.resolve(args.model)
+    except ModelNotFound:
+        from tests.tiny_pipeline import build_tiny_pipeline
+
+        ref = library.resolve(str(build_tiny_pipeline(workdir / "tiny-sd")))
+    torch.set_num_threads(args.threads)
+    pipe = load_pipeline(ref, "cpu", "float32")
+    pipe.set_progress_bar_config(disable=True)
+    base_config = dict(pipe.scheduler.config)
+    from PIL import Image, ImageDraw
+    from diffusers import AutoPipelineForImage2Image
+
+    from studio.iterate import with_init
+
+    init_path = workdir / "init.png"
+    init = Image.new("RGB", (64, 64), (255, 255, 0))
+    ImageDraw.Draw(init).rectangle((6, 6, 30, 30), fill=(0, 0, 255))
+    init.save(init_path)
+    recipe = with_init(Recipe(prompt="a red circle on a blue background", model=str(ref.path), steps=args.steps,
+                              width=64, height=64, seed=7, sampler="Euler", device="cpu", dtype="float32",
+                              strength=args.strength), init_path)
+    img2img = AutoPipelineForImage2Image.from_pipe(pipe, dtype=pipe.dtype)
+    img2img.set_progress_bar_config(disable=True)
+
+    def bare(index: int) -> float:
+        start = time.perf_counter()
+        img2img.scheduler = make_scheduler(recipe.sampler, base_config, recipe.seed)
+        with torch.inference_mode():
+            image = img2img(prompt=recipe.prompt, image=Image.open(init_path).convert("RGB"), strength=recipe.strength,
+                            num_inference_steps=recipe.steps, guidance_scale=recipe.cfg_scale,
+                            generator=[torch.Generator("cpu").manual_seed(recipe.seed)]).images[0]
+        image.save(workdir / f"bare-{index}.png")
+        return time.perf_counter() - start
+
+    inbox: queue.Queue = queue.Queue()
+    session = SessionStore(workdir / "sessions").create("bench")
+    studio = Studio(session, library, engine_factory=lambda listener: LocalEngine(
+        listener, library=library, reserve_core=False, loader=lambda *a: pipe))
+    studio.subscribe(inbox.put)
+
+    def through_engine(index: int) -> float:
+        start = time.perf_counter()
+        job = studio.submit(recipe)
+        while True:
+            event = inbox.get()
+            if isinstance(event, ev.Failed) and event.job_id == job:
+                raise SystemExit(f"engine job failed: {event.reason}")
+            if isinstance(event, ev.Finished) and event.job_id == job:
+                return time.perf_counter() - start
+
+    bare(-1), through_engine(-1)  # warm both paths (first call pays allocator and cache costs)
+    bare_times, engine_times = [], []
+    for index in range(args.rounds):
+        pair = [(bare, bare_times), (through_engine, engine_times)]
+        for run, times in pair if index % 2 == 0 else reversed(pair):
+            times.append(run(index))
+        print(f"round {index + 1:2d}: bare {bare_times[-1]:.3f} s  engine {engine_times[-1]:.3f} s", flush=True)
+    studio.shutdown()
+    bare_median, engine_median = statistics.median(bare_times), statistics.median(engine_times)
+    print(f"model {ref.name}, {args.steps} steps, {recipe.size}, {torch.get_num_threads()} threads, {args.rounds} rounds")
+    print(f"median per image: bare {bare_median:.3f} s, engine {engine_median:.3f} s")
+    print(f"img2img engine/bare wall time per image: {engine_median / bare_median:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The history keys that take an entry further: img2img, a variation, the mask painter.
+
+A mixin of StudioApp, beside HistoryActions. The form supplies the prompt and
+the parameters pane the strengths; the entry supplies the image (and, for a
+variation, the whole recipe).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from studio.printable import printable
+from studio.recipe import Recipe, RecipeError, random_seed
+
+
+class IterateActions:
+    # Set by StudioApp / HistoryActions.
+    session: Any
+    params: Any
+
+    def _entry_image(self) -> tuple[Any, Path] | None:
+        entry = self.highlighted_entry()
+        if entry is None:
+            return None
+        if not entry.images:
+            self.notify(f"#{entry.id} has no image ({entry.status})", severity="warning")
+            return None
+        return entry, self.session.image_path(entry.images[0])
+
+    def _over(self, entry: Any, image: Path, mask: Path | None = None) -> Recipe | None:
+        """The form's recipe over the entry's image, at its size and the form's strength."""
+        from studio.iterate import with_init
+
+        recipe = self.read_form()
+        if recipe is None:
+            return None
+        try:
+            recipe = recipe.replace(width=entry.recipe.width, height=entry.recipe.height,
+                                    strength=self.params.fraction("strength"), variation_strength=0.0)
+            return with_init(recipe, image, mask)
+        except RecipeError as exc:
+            self.notify(printable(str(exc)), title="cannot generate", severity="error")
+            return None
+
+    def action_img2img(self) -> None:
+        found = self._entry_image()
+        recipe = found and self._over(*found)
+        if recipe:
+            self.submit([recipe])
+            self.notify(f"img2img over #{found[0].id} at strength {recipe.strength:g}")
+
+    def action_variation(self) -> None:
+        entry = self.highlighted_entry()
+        if entry is None or not self.params.ready:
+            return
+        try:
+            strength = self.params.fraction("variation")
+            recipe = entry.recipe.replace(variation_seed=random_seed(), variation_strength=strength)
+        except RecipeError as exc:
+            self.notify(printable(str(exc)), title="cannot vary", severity="error")
+            return
+        self.submit([recipe])
+        self.notify(f"variation of #{entry.id}: seed {recipe.variation_seed} at {strength:g}")
+
+    def action_paint_mask(self) -> None:
+        from studio.tui.widgets.mask_painter import MaskPainter
+
+        found = self._entry_image()
+        if found is None:
+            return
+        entry, image = found
+        mask_path = _free(self.session.path, f"{entry.stem}-mask")
+
+        def painted(mask: Path | None) -> None:
+            recipe = mask and self._over(entry, image, mask)
+            if recipe:
+                self.submit([recipe])
+                self.notify(f"inpainting #{entry.id} under {mask.name}")
+
+        self.push_screen(MaskPainter(image, mask_path), painted)
+
+
+def _free(folder: Path, stem: str) -> Path:
+    path, n = folder / f"{stem}.png", 2
+    while path.exists():
+        path, n = folder / f"{stem}-{n}.png", n + 1
+    return path
