@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from studio.engine import events as ev
+from studio.printable import printable
 from studio.recipe import Recipe
 from studio.service import RecordFailed
 
@@ -85,15 +86,15 @@ class EngineView:
             case ev.Failed(job_id=job_id, reason=reason):
                 self._over(job_id)
                 status.state = "failed" if job_id else "engine failed"
-                status.idle(reason)
-                app.notify(reason, title="generation failed", severity="error", timeout=10)
+                status.idle(printable(reason))
+                app.notify(printable(reason), title="generation failed", severity="error", timeout=10, markup=False)
             case ev.Cancelled(job_id=job_id):
                 self._over(job_id)
                 if self.running is None:
                     status.state = "ready"
                 status.idle(f"#{job_id} cancelled")
             case RecordFailed(reason=reason):
-                app.notify(f"session not saved: {reason}", severity="error", timeout=10)
+                app.notify(printable(f"session not saved: {reason}"), severity="error", timeout=10, markup=False)
 
     def _over(self, job_id: str) -> None:
         self.jobs.pop(job_id, None)
