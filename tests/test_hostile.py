@@ -51,7 +51,10 @@ hostile_text = st.lists(
 
 def run_cli(capsys, argv: list[str], ok_codes=(0, 1)) -> str:
     start = time.monotonic()
-    code = main(argv)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse refusing a value: its one-line usage error
+        code = exc.code
     took = time.monotonic() - start
     out, err = capsys.readouterr()
     text = out + err
@@ -269,8 +272,8 @@ def test_models_lists_hostile_names_and_headers_slow(capsys, tmp_path, name, fil
 
 def _generate_property(capsys, tmp_path, prompt, model, lora):
     # The model never exists, so no case loads a pipeline: this is the path from file text to a message.
-    argv = ["generate", prompt, "--model", f"missing-{model}", "--lora", lora, "--session", "s",
-            "--sessions-dir", str(tmp_path / "sessions"), "-q"]
+    argv = ["generate", f"--model=missing-{model}", f"--lora={lora}", "--session", "s",
+            "--sessions-dir", str(tmp_path / "sessions"), "-q", "--", prompt]
     run_cli(capsys, argv, ok_codes=(0, 1, 2))
 
 

@@ -33,8 +33,8 @@ Locate = Callable[[str, str], tuple[str, str, str]]
 _UNREADABLE = (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError)
 
 # Caps on what one image may hand us. Real A1111 text is a few KB and a big ComfyUI
-# graph a few hundred; PIL itself refuses a compressed text chunk over 1 MB.
-MAX_CHUNK_CHARS = 2 << 20  # one metadata text
+# graph a few hundred KB (10,000 nodes, far past any real one, about 4 MB).
+MAX_CHUNK_CHARS = 8 << 20  # one metadata text: room for a 10,000-node ComfyUI graph
 MAX_NAME_CHARS = 1024  # a model, VAE, sampler or LoRA name
 MAX_LORAS = 256
 MAX_NOTES = 200

@@ -23,6 +23,9 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors format's own cap
 # The largest real files (a whole SDXL or Flux checkpoint, a LyCORIS full LoRA) hold a
 # few thousand tensors; 100,000 is past them all and keeps the check under a second.
 MAX_TENSORS = 100_000
+# Strings in the whole header (names, keys, metadata; an escaped quote counts too):
+# 100,000 tensors need 500,000, and kohya's metadata a few thousand more.
+MAX_STRINGS = 1_000_000
 MAX_DIMS = 64  # torch's own limit on a tensor's rank
 MAX_NUMBER_CHARS = 20  # a u64: 18446744073709551615
 MAX_DEPTH = 4  # {tensor: {shape: [...]}} nests three deep
@@ -86,9 +89,11 @@ def read_header(path: str | os.PathLike[str], max_header_bytes: int = MAX_HEADER
         raise HeaderError(str(exc)) from None
     except OSError as exc:
         raise HeaderError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    # Counted before parsing, so a million tiny tensors cost a byte scan, not a gigabyte.
+    # Counted before parsing, so a million tiny tensors or metadata entries cost a byte scan, not a gigabyte.
     if raw.count(b'"data_offsets"') > MAX_TENSORS:
         raise HeaderError(f"{name}: header lists over {MAX_TENSORS:,} tensors (the cap)")
+    if raw.count(b'"') > 2 * MAX_STRINGS:
+        raise HeaderError(f"{name}: header holds over {MAX_STRINGS:,} strings (the cap)")
     try:
         header = loads_json(
             raw.decode("utf-8"), "header", max_depth=MAX_DEPTH, max_chars=max_header_bytes,
