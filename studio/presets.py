@@ -10,9 +10,10 @@ Example (the built-in model ships one):
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
+
+from studio.bounded import read_toml_file
 
 _KEYS = {"steps": "steps", "cfg": "cfg_scale", "sampler": "sampler", "width": "width", "height": "height"}
 
@@ -23,7 +24,7 @@ def model_defaults(model_path: Path | None) -> dict[str, Any]:
         return {}
     path = model_path / "studio.toml"
     try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = read_toml_file(path, max_chars=1 << 16)  # a downloaded model's file: bounded, regular only
+    except (OSError, ValueError):  # missing, a FIFO, not TOML, nested or sized past the caps
         return {}
     return {field: data[key] for key, field in _KEYS.items() if key in data}

@@ -34,3 +34,18 @@ def printable(text: object, *, one_line: bool = True) -> str:
     pattern = _UNSAFE_ONE_LINE if one_line else _UNSAFE
     return pattern.sub(_escape, text)
 
+
+
+def _toml_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return "\\ufffd" if 0xD800 <= code <= 0xDFFF else f"\\u{code:04x}"  # TOML has no escape for a lone surrogate
+
+
+def printable_toml(text: str) -> str:
+    """TOML from `tomli_w.dumps` made printable and still valid TOML.
+
+    tomli_w escapes C0 controls in strings but writes C1 controls and bidi
+    overrides as they are; those can only sit inside its quoted strings, where
+    a `\\uXXXX` escape means the same character, so the TOML reads back the same.
+    """
+    return _UNSAFE.sub(_toml_escape, text)

@@ -19,6 +19,10 @@ from studio.samplers import DEFAULT_SAMPLER, SAMPLERS
 MAX_SEED = 2**63 - 1  # TOML integers are signed 64-bit
 MAX_SIDE = 8192
 MAX_CLIP_SKIP = 12  # CLIP ViT-L has 12 layers
+# A1111 has no cap on a prompt; the longest real ones run to a few thousand characters
+# (CLIP reads 75 tokens a chunk). 65,536 is far past any of them, and keeps a 50 MB
+# "prompt" from a hostile file from ever reaching the encoder, a session or a screen.
+MAX_PROMPT_CHARS = 65_536
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 RESIZE_MODES = ("crop", "resize", "pad")  # an init image of another size: crop and resize, stretch, or pad
@@ -163,6 +167,9 @@ def _validate(r: Recipe) -> None:
         wrong_bool = isinstance(value, bool) and expected is not bool
         if wrong_bool or not isinstance(value, expected):
             raise RecipeError(f"{name} has the wrong type: {value!r}")
+    for name, text in (("prompt", r.prompt), ("negative prompt", r.negative_prompt)):
+        if len(text) > MAX_PROMPT_CHARS:
+            raise RecipeError(f"{name} is {len(text):,} characters, over the {MAX_PROMPT_CHARS:,}-character cap")
     if not r.model:
         raise RecipeError("model must not be empty")
     if r.sampler not in SAMPLERS:

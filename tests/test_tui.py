@@ -13,7 +13,8 @@ from textual.widgets import Input, OptionList, TextArea
 from studio.engine import LocalEngine
 from studio.store.session import FILE_NAME, SessionStore
 from studio.tui.app import make_app
-from tests.test_tui_support import IdleEngine, seeded_session, started, wait_until, written
+from studio.recipe import Recipe
+from tests.test_tui_support import IdleEngine, gradient_png, seeded_session, started, wait_until, written
 
 SIZE = (120, 40)
 pytestmark = pytest.mark.anyio  # pilot tests are coroutines; anyio's plugin runs them
@@ -705,3 +706,34 @@ async def test_a_star_pressed_just_before_quitting_still_lands(studio, tmp_path)
         await pilot.press("f", "plus")
     reopened = SessionStore(tmp_path / "sessions").open("old").get(2)
     assert reopened.favourite and reopened.rating == 1
+
+
+async def test_a_hostile_prompt_is_shown_escaped_in_history_compare_and_fullscreen(studio, tmp_path):
+    from studio.tui.widgets.compare import CompareScreen
+    from studio.tui.widgets.fullscreen import FullscreenPreview
+
+    session = seeded_session(tmp_path / "sessions", "evil", count=2)
+    hostile = "a fox \x1b]52;c;aGk=\x07 \x1b]0;title\x07 \u202e"
+    entry = session.queue(Recipe(prompt=hostile, model="studio-tiny", width=64, height=64, seed=7))
+    session.start(entry.id)
+    gradient_png(session.path / f"{entry.stem}.png", hue=200)
+    session.finish(entry.id, entry.recipe, [f"{entry.stem}.png"], 1.0)
+    escaped = "\\x1b]52;c;aGk=\\x07"
+    app = studio("evil", engine_factory=IdleEngine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        history = app.query_one("#history-list", OptionList)
+        rows = [str(history.get_option_at_index(i).prompt) for i in range(history.option_count)]
+        assert any(escaped in row for row in rows) and not any("\x1b" in row for row in rows)
+        await pilot.press("alt+5", "c", "down", "c")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)
+        shot = app.export_screenshot()
+        assert "\\x1b]52;c;aGk=" in shot and "\x1b]52" not in shot
+        await pilot.press("escape", "alt+5", "home")
+        await wait_until(pilot, lambda: app.preview.path is not None and app.preview.path.name == f"{entry.stem}.png")
+        await pilot.press("ctrl+f")
+        assert isinstance(app.screen, FullscreenPreview)
+        assert escaped in app.screen.caption and "\x1b" not in app.screen.caption
+        shot = app.export_screenshot()
+        assert "\\x1b]0;title" in shot and "\x1b]0" not in shot

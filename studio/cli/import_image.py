@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from studio.printable import printable
+from studio.printable import printable, printable_toml
 
 if TYPE_CHECKING:
     from studio.config import Config
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if args.device:
             recipe = recipe.replace(device=args.device)
     except RecipeError as exc:
-        print(f"studio import: {exc}", file=sys.stderr)
+        print(printable(f"studio import: {exc}"), file=sys.stderr)
         return 2
     return run_in_session([recipe], args, config, library)
 
@@ -62,7 +62,7 @@ def render(result: ImportResult, image: Path) -> str:
     for note in result.notes:
         lines.append(printable(f"# could not map: {note}"))
     body = tomli_w.dumps({"source": result.source, "notes": result.notes, "recipe": result.recipe.to_dict()})
-    return "\n".join(lines) + "\n" + body
+    return "\n".join(lines) + "\n" + printable_toml(body)
 
 
 def run_in_session(recipes: list[Recipe], args: argparse.Namespace, config: Config, library: ModelLibrary) -> int:

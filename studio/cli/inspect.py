@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from studio.printable import printable
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -41,17 +43,18 @@ def run(args: argparse.Namespace) -> int:
         library = ModelLibrary.from_config(load_config(), extra_dirs=[Path(d) for d in args.dir])
         entry = library.find(args.path)
         if entry is None:
-            print(f"studio inspect: {args.path}: no such file or model (looked in: {library.looked_in(args.path)})",
-                  file=sys.stderr)
+            print(printable(f"studio inspect: {args.path}: no such file or model"
+                            f" (looked in: {library.looked_in(args.path)})"), file=sys.stderr)
             return 1
         path = entry.path
     try:
         result = inspect_file(path, allow_pickle=args.allow_pickle)
     except (HeaderError, PickleRefused) as exc:
-        print(f"studio inspect: {exc}", file=sys.stderr)
+        print(printable(f"studio inspect: {exc}"), file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        # ASCII JSON: every control, bidi or unpaired character in the metadata arrives as a \u escape.
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=True))
     else:
         print(format_inspection(result, all_metadata=args.metadata, tags=args.tags))
     return 0

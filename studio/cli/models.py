@@ -7,6 +7,8 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from studio.printable import printable
+
 if TYPE_CHECKING:
     from studio.models.discovery import ModelEntry
     from studio.models.hashing import HashCache
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     dirs = [Path(d).expanduser() for d in args.dir]
     for d in dirs:
         if not d.is_dir():
-            print(f"studio models: {d}: not a folder", file=sys.stderr)
+            print(printable(f"studio models: {d}: not a folder"), file=sys.stderr)
             return 2
     library = ModelLibrary.from_config(load_config(), extra_dirs=dirs)
     entries = library.scan(hf_cache=not args.no_hf_cache)
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not entries:
         where = [str(d) for d in library.dirs] + ([] if args.no_hf_cache else ["the Hugging Face cache"])
-        print(f"no models found in {', '.join(where)}", file=sys.stderr)
+        print(printable(f"no models found in {', '.join(where)}"), file=sys.stderr)
         return 0
     print(format_table(entries))
     return 0
@@ -82,11 +84,10 @@ def _hash_with_progress(entries: list[ModelEntry], cache: HashCache) -> list[Mod
 
 
 def format_table(entries: list[ModelEntry]) -> str:
+    from studio.cli.table import format_table as table
     from studio.models.report import human_bytes
 
     header = ("NAME", "KIND", "ARCHITECTURE", "SIZE", "DTYPE", "HASH")
-    rows = [header] + [
+    return table(header, [
         (e.name, e.kind, e.architecture, human_bytes(e.size), e.dtype or "-", e.hash or "-") for e in entries
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    ])

@@ -1,14 +1,15 @@
 """ComfyUI's `prompt` chunk: the node graph it ran, walked back from the first sampler.
 
-The graph is untrusted: every walk is bounded in depth and in the nodes it
-visits, so a graph that branches without end cannot hang import.
+The graph is untrusted: its JSON is depth-checked before it is parsed, and
+every walk visits each node at most once (`_ComfyWalk`), so a graph that
+fans out or loops is read in time linear in its size.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from studio.bounded import loads_json
 from studio.formats.fields import Reading, lora, number, sampler, size, stem
 from studio.samplers import sampler_from_a1111
 
@@ -22,9 +23,7 @@ _SAMPLERS = {
 _SCHEDULES = {"karras": "Karras", "normal": "Automatic", "simple": "Automatic",
               "sgm_uniform": "Automatic", "ddim_uniform": "Automatic"}
 
-MAX_DEPTH = 20  # links followed from one input
 MAX_CHAIN = 50  # model nodes between a sampler and its checkpoint
-MAX_VISITS = 10_000  # nodes one walk (a prompt, a value, the model chain) may visit
 
 
 def comfy_sampler(sampler_name: str, scheduler: str = "normal") -> tuple[str | None, str]:
@@ -47,10 +46,14 @@ def comfy_sampler(sampler_name: str, scheduler: str = "normal") -> tuple[str | N
 
 
 def read_comfyui(text: str) -> Reading:
-    graph = json.loads(text)
+    graph = loads_json(text, "ComfyUI prompt")
     if not isinstance(graph, dict):
         raise ValueError("ComfyUI prompt is not a node graph")
-    graph = {str(k): v for k, v in graph.items() if isinstance(v, dict)}
+    # Every node a dict with a dict of inputs, so no walk meets a surprise type.
+    graph = {
+        str(k): {**v, "inputs": v["inputs"] if isinstance(v.get("inputs"), dict) else {}}
+        for k, v in graph.items() if isinstance(v, dict)
+    }
     samplers = [
         (node_id, node) for node_id, node in graph.items()
         if str(node.get("class_type", "")).startswith("KSampler") or "sampler_name" in node.get("inputs", {})
@@ -92,8 +95,6 @@ def read_comfyui(text: str) -> Reading:
     else:
         notes.append("image size: the sampler does not start from an empty latent (img2img?)")
     fields["model"], fields["loras"] = walk.model_chain(inputs.get("model"))
-    if walk.cut_short:
-        notes.append(f"the graph is too large to follow whole (over {MAX_VISITS} node visits); check the prompt")
     return fields, notes
 
 
@@ -107,66 +108,95 @@ def _latent_source(graph: dict[str, Any], sampler: dict[str, Any]) -> dict[str, 
 
 
 class _ComfyWalk:
-    """Follow links ([node_id, output]) through a ComfyUI prompt graph."""
+    """Follow links ([node_id, output]) through a ComfyUI prompt graph.
+
+    The graph is untrusted, so no walk recurses and none visits a node twice: a
+    cycle ends where it closes, and a node that many inputs share is read once.
+    Each walk takes time linear in the graph however it branches, and a prompt
+    is at most the texts of the graph's nodes, each once.
+    """
 
     TEXT_KEYS = ("text", "text_g", "string", "value", "prompt", "text_l")
+    VALUE_KEYS = ("value", "seed", "noise_seed", "int", "float", "string", "text", "number")
+    COMBINE_PREFIXES = ("conditioning", "positive", "negative")
 
     def __init__(self, graph: dict[str, Any], notes: list[str]) -> None:
         self.graph, self.notes = graph, notes
-        self.left = MAX_VISITS
-        self.cut_short = False
+        self._values: dict[str, Any] = {}  # node id -> the literal it holds (None: none)
 
-    def _node(self, link: Any, depth: int) -> dict[str, Any] | None:
-        if depth == 0:
-            self.left = MAX_VISITS  # each walk from the sampler has its own allowance
-        if isinstance(link, list) and link and str(link[0]) in self.graph:
-            if self.left > 0:
-                self.left -= 1
-                return self.graph[str(link[0])]
-            self.cut_short = True
+    def _target(self, link: Any) -> str | None:
+        """The id of the node `link` points at, or None when it is not a link into the graph."""
+        if isinstance(link, list) and link and isinstance(link[0], (str, int)) and str(link[0]) in self.graph:
+            return str(link[0])
         return None
 
-    def value(self, value: Any, depth: int = 0) -> Any:
-        """A literal input, or the literal a linked primitive node holds."""
-        node = self._node(value, depth)
-        if node is None:
-            return value
-        if depth > MAX_DEPTH:
-            return None
-        for key in ("value", "seed", "noise_seed", "int", "float", "string", "text", "number"):
-            if key in node.get("inputs", {}):
-                return self.value(node["inputs"][key], depth + 1)
-        return None
+    def inputs(self, node_id: str) -> dict[str, Any]:
+        return self.graph[node_id]["inputs"]
 
-    def text(self, link: Any, depth: int = 0) -> str:
-        """The prompt text behind a conditioning input (CLIPTextEncode and friends)."""
-        node = self._node(link, depth)
-        if node is None or depth > MAX_DEPTH:
+    def value(self, value: Any) -> Any:
+        """A literal input, or the literal a chain of linked primitive nodes holds."""
+        chain: list[str] = []
+        seen: set[str] = set()
+        while (node_id := self._target(value)) is not None:
+            if node_id in self._values:
+                value = self._values[node_id]
+                break
+            if node_id in seen:  # a cycle of primitives holds no literal
+                value = None
+                break
+            seen.add(node_id)
+            chain.append(node_id)
+            inputs = self.inputs(node_id)
+            key = next((k for k in self.VALUE_KEYS if k in inputs), None)
+            value = inputs[key] if key is not None else None
+        for node_id in chain:
+            self._values[node_id] = value
+        return value
+
+    def text(self, link: Any) -> str:
+        """The prompt text behind a conditioning input (CLIPTextEncode and friends), depth first."""
+        if self._target(link) is None:
             return link if isinstance(link, str) else ""
-        inputs = node.get("inputs", {})
-        for key in self.TEXT_KEYS:
-            if key in inputs:
+        parts: list[str] = []
+        seen: set[str] = set()
+        combined: dict[str, None] = {}  # class types that joined prompts, in order, once each
+        stack = [link]
+        while stack:
+            node_id = self._target(stack.pop())
+            if node_id is None or node_id in seen:
+                continue
+            seen.add(node_id)
+            inputs = self.inputs(node_id)
+            key = next((k for k in self.TEXT_KEYS if k in inputs), None)
+            if key is not None:
                 value = inputs[key]
-                return self.text(value, depth + 1) if isinstance(value, list) else str(value)
-        parts = [
-            self.text(value, depth + 1)
-            for key, value in inputs.items()
-            if isinstance(value, list) and key.startswith(("conditioning", "positive", "negative"))
-        ]
-        parts = [p for p in parts if p]
+                if isinstance(value, list):
+                    stack.append(value)
+                elif str(value):
+                    parts.append(str(value))
+                continue
+            children = [
+                value for name, value in inputs.items()
+                if isinstance(value, list) and name.startswith(self.COMBINE_PREFIXES)
+            ]
+            if len(children) > 1:
+                combined[str(self.graph[node_id].get("class_type"))] = None
+            stack.extend(reversed(children))
         if len(parts) > 1:
-            self.notes.append(f"{node.get('class_type')}: combined prompts were joined with ', '")
+            self.notes.extend(f"{kind}: combined prompts were joined with ', '" for kind in combined)
         return ", ".join(parts)
 
     def model_chain(self, link: Any) -> tuple[str, list[dict[str, Any]]]:
         """Walk model inputs back to the checkpoint, collecting LoRAs on the way."""
         loras: list[dict[str, Any]] = []
-        for step in range(MAX_CHAIN):
-            node = self._node(link, step)
-            if node is None:
+        seen: set[str] = set()
+        for _ in range(MAX_CHAIN):
+            node_id = self._target(link)
+            if node_id is None or node_id in seen:
                 break
-            inputs = node.get("inputs", {})
-            kind = str(node.get("class_type", ""))
+            seen.add(node_id)
+            inputs = self.inputs(node_id)
+            kind = str(self.graph[node_id].get("class_type", ""))
             if "ckpt_name" in inputs or "unet_name" in inputs:
                 return str(self.value(inputs.get("ckpt_name", inputs.get("unet_name")))), loras[::-1]
             if "lora_name" in inputs:

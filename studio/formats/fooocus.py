@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from studio.bounded import loads_json
 from studio.formats.comfyui import comfy_sampler
 from studio.formats.fields import Reading, lora, number, sampler, size, stem
 
@@ -23,7 +23,7 @@ def is_fooocus(text: str) -> bool:
 
 
 def read_fooocus(text: str) -> Reading:
-    data = json.loads(text)
+    data = loads_json(text, "Fooocus parameters")
     if not isinstance(data, dict) or "prompt" not in data:
         raise ValueError("JSON parameters without a prompt")
     notes: list[str] = []

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from studio.bounded import check_regular, open_regular
 from studio.builtin import DEFAULT_MODEL
 from studio.errors import first_line
 from studio.formats.a1111 import PARAMETERS_KEY, read_a1111
@@ -30,6 +31,14 @@ Locate = Callable[[str, str], tuple[str, str, str]]
 
 # What a reader raises on metadata that is not what it claims; RecursionError is JSON nested too deep.
 _UNREADABLE = (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError)
+
+# Caps on what one image may hand us. Real A1111 text is a few KB and a big ComfyUI
+# graph a few hundred KB (10,000 nodes, far past any real one, about 4 MB).
+MAX_CHUNK_CHARS = 8 << 20  # one metadata text: room for a 10,000-node ComfyUI graph
+MAX_NAME_CHARS = 1024  # a model, VAE, sampler or LoRA name
+MAX_LORAS = 256
+MAX_NOTES = 200
+MAX_NOTE_CHARS = 500
 
 
 class ImportFailed(Exception):
@@ -52,22 +61,25 @@ def read_metadata(path: Path) -> dict[str, str]:
 
     path = Path(path)
     try:
-        size = path.stat().st_size
+        if path.is_dir():
+            raise ImportFailed(f"{path}: is a folder, not an image")
+        size = check_regular(path).st_size  # a FIFO or a device is refused before anything opens it
+        if size == 0:
+            raise ImportFailed(f"{path}: empty file")
+        handle = open_regular(path)
     except FileNotFoundError:
         raise ImportFailed(f"{path}: no such file") from None
     except OSError as exc:
-        raise ImportFailed(f"{path}: cannot read ({exc.strerror})") from None
-    if path.is_dir():
-        raise ImportFailed(f"{path}: is a folder, not an image")
-    if size == 0:
-        raise ImportFailed(f"{path}: empty file")
+        raise ImportFailed(f"{path}: cannot read ({exc.strerror or first_line(exc)})") from None
     try:
-        image = Image.open(path)
+        image = Image.open(handle)
     except UnidentifiedImageError:
+        handle.close()
         raise ImportFailed(f"{path}: not an image studio can read (PNG, JPEG or WebP)") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        handle.close()
         raise ImportFailed(f"{path}: cannot open image ({first_line(exc)})") from None
-    with image:
+    with handle, image:
         try:
             image.load()  # reads to the end: a truncated file fails here
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -121,6 +133,27 @@ def _read_studio(text: str) -> Reading:
     return read_studio_recipe(text), []
 
 
+def _studio_fields(fields: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """A studio chunk the Recipe refused, as reader fields: what no Recipe holds becomes a note."""
+    if not isinstance(fields.get("prompt"), str):
+        raise ValueError("studio recipe has no prompt")  # not a recipe at all: let another chunk try
+    known = set(Recipe.__dataclass_fields__)
+    for key in [k for k in fields if k not in known]:
+        notes.append(f"{key}: not a recipe field; dropped")
+        del fields[key]
+    loras = []
+    for entry in fields.get("loras") or []:
+        try:
+            loras.append({**LoraRef(**entry).__dict__})
+        except TypeError:
+            notes.append(f"loras: bad entry {entry!r}; dropped")
+    fields["loras"] = loras
+    for key in ("embeddings", "embedding_hashes"):
+        if not isinstance(fields.get(key, []), list):
+            notes.append(f"{key}: could not read {fields.pop(key)!r}")
+    return fields
+
+
 def _read_parameters(text: str) -> Reading:
     return read_fooocus(text) if is_fooocus(text) else read_a1111(text)
 
@@ -147,15 +180,23 @@ def import_recipe(path: Path, locate: Locate | None = None) -> ImportResult:
     for key, source, reader in _READERS:
         if key not in texts:
             continue
+        if len(texts[key]) > MAX_CHUNK_CHARS:
+            failures.append(f"{key}: {len(texts[key]):,} characters, over the {MAX_CHUNK_CHARS:,}-character cap")
+            continue
         try:
             fields, notes = reader(texts[key])
-            if key == RECIPE_KEY:  # exact: built as it is, never patched up
-                return ImportResult(Recipe.from_dict(fields), source, notes)
-        except _UNREADABLE as exc:  # RecipeError too: a studio chunk that is no recipe
+            if key == RECIPE_KEY:
+                try:  # exact when it is a whole recipe; else each field it cannot hold is a note
+                    return ImportResult(Recipe.from_dict(dict(fields)), source, notes)
+                except (RecipeError, TypeError):
+                    fields = _studio_fields(fields, notes)
+                    return ImportResult(_validated(fields, notes), source, _bounded(notes))
+        except _UNREADABLE as exc:
             failures.append(f"{key}: {first_line(exc)}")
             continue
         source = fields.pop("_source", source)
-        return ImportResult(_finish(fields, notes, locate), source, notes)
+        recipe = _finish(fields, notes, locate)
+        return ImportResult(recipe, source, _bounded(notes))
     try:
         generic = read_with_sd_parsers(Path(path))
     except _UNREADABLE as exc:
@@ -163,7 +204,8 @@ def import_recipe(path: Path, locate: Locate | None = None) -> ImportResult:
         generic = None
     if generic is not None:
         (fields, notes), source = generic
-        return ImportResult(_finish(fields, notes, locate), source, notes)
+        recipe = _finish(fields, notes, locate)
+        return ImportResult(recipe, source, _bounded(notes))
     if failures:
         raise ImportFailed(f"{path}: metadata found but unreadable ({failures[0]})")
     raise ImportFailed(f"{path}: no generation metadata found (not made by a known tool)")
@@ -208,6 +250,9 @@ def _as_written(name: str, model_hash: str, why: str) -> tuple[str, str, str]:
 def _finish(fields: dict[str, Any], notes: list[str], locate: Locate | None) -> Recipe:
     """Find the model, drop what the Recipe cannot hold, and validate."""
     name, model_hash = str(fields.pop("model", "") or ""), str(fields.pop("model_hash", "") or "")
+    if len(name) > MAX_NAME_CHARS or len(model_hash) > MAX_NAME_CHARS:
+        notes.append(f"model: its name or hash is over the {MAX_NAME_CHARS:,}-character cap; not looked up")
+        name, model_hash = "", ""
     if not name and not model_hash:
         model, found_hash, note = DEFAULT_MODEL, "", f"no model named in the image; used {DEFAULT_MODEL}"
     elif locate is None:
@@ -217,27 +262,53 @@ def _finish(fields: dict[str, Any], notes: list[str], locate: Locate | None) -> 
     fields["model"], fields["model_hash"] = model, found_hash
     if note:
         notes.append(note)
-    fields["loras"] = tuple(LoraRef(**lora) for lora in fields.get("loras", []))
-    fields["embeddings"] = tuple(fields.get("embeddings", ()))
-    fields["embedding_hashes"] = tuple(fields.get("embedding_hashes", ()))
+    _cap_names(fields, notes)
     fields.setdefault("sampler", DEFAULT_SAMPLER)
     if not fields.get("prompt"):
         notes.append("the image has no prompt")
     for key in ("steps", "cfg_scale"):
         if key not in fields:
             notes.append(f"{key}: not in the image; used {getattr(Recipe(prompt=''), key)}")
-    for _ in range(len(fields)):
+    return _validated(fields, notes)
+
+
+def _cap_names(fields: dict[str, Any], notes: list[str]) -> None:
+    """Names too long for any real model, and LoRAs past `MAX_LORAS`, become notes."""
+    for key, value in list(fields.items()):
+        if key not in ("prompt", "negative_prompt") and isinstance(value, str) and len(value) > MAX_NAME_CHARS:
+            notes.append(f"{key}: {len(value):,} characters, over the {MAX_NAME_CHARS:,}-character cap; dropped")
+            del fields[key]
+    loras = [lora for lora in fields.get("loras", []) if len(str(lora.get("name", ""))) <= MAX_NAME_CHARS]
+    if len(loras) > MAX_LORAS:
+        notes.append(f"loras: {len(loras):,} of them; kept the first {MAX_LORAS}")
+    fields["loras"] = loras[:MAX_LORAS]
+
+
+def _validated(fields: dict[str, Any], notes: list[str]) -> Recipe:
+    """A Recipe from reader fields; each value the Recipe refuses is dropped, with a note naming its field."""
+    fields["loras"] = tuple(LoraRef(**lora) for lora in fields.get("loras", []))
+    fields["embeddings"] = tuple(fields.get("embeddings", ()))
+    fields["embedding_hashes"] = tuple(fields.get("embedding_hashes", ()))
+    try:
+        return Recipe(**fields)
+    except (RecipeError, TypeError):
+        pass
+    # Find the culprits one field at a time, so the note names the field, whatever the message says.
+    for key in [k for k in fields if k != "prompt"]:
         try:
-            return Recipe(**fields)
-        except RecipeError as exc:
-            # Drop the offending value and say so, rather than give up on the whole image.
-            message = first_line(exc)
-            bad = next(
-                (k for k in fields if message.lower().startswith(k.replace("_", " ")) or k in message.lower().split()),
-                None,
-            )
-            if bad is None or bad == "prompt":
-                raise ImportFailed(f"recovered recipe is not usable: {message}") from None
-            notes.append(f"{bad}: {message}; used the default")
-            fields.pop(bad)
-    raise ImportFailed("recovered recipe is not usable")
+            Recipe(prompt="", **{key: fields[key]})
+        except (RecipeError, TypeError) as exc:
+            notes.append(f"{key}: {first_line(exc)}; used the default")
+            del fields[key]
+    try:
+        return Recipe(**fields)
+    except (RecipeError, TypeError) as exc:
+        raise ImportFailed(f"recovered recipe is not usable: {first_line(exc)}") from None
+
+
+def _bounded(notes: list[str]) -> list[str]:
+    """The notes, each once, each at most a line's worth, at most `MAX_NOTES` of them."""
+    unique = [n if len(n) <= MAX_NOTE_CHARS else n[: MAX_NOTE_CHARS - 3] + "..." for n in dict.fromkeys(notes)]
+    if len(unique) > MAX_NOTES:
+        unique = unique[:MAX_NOTES] + [f"... and {len(unique) - MAX_NOTES:,} more notes"]
+    return unique

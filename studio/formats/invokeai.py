@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from studio.bounded import loads_json
 from studio.formats.fields import Reading, lora, number, sampler, size
 from studio.samplers import sampler_from_a1111
 
@@ -38,7 +38,7 @@ def invoke_sampler(name: str) -> str | None:
 
 
 def read_invokeai(text: str) -> Reading:
-    data = json.loads(text)
+    data = loads_json(text, "invokeai_metadata")
     if not isinstance(data, dict):
         raise ValueError("invokeai_metadata is not a table")
     notes: list[str] = []
@@ -72,7 +72,7 @@ def read_invokeai(text: str) -> Reading:
 
 
 def read_invokeai_legacy(text: str) -> Reading:
-    data = json.loads(text)
+    data = loads_json(text, "sd-metadata")
     image = data["image"]
     notes: list[str] = []
     prompts = image.get("prompt", [])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import tomllib
 from typing import TYPE_CHECKING, Any
 
+from studio.bounded import loads_toml
+
 if TYPE_CHECKING:
     from studio.recipe import Recipe
 
@@ -20,9 +22,7 @@ def recipe_toml(recipe: Recipe) -> str:
 
 def read_studio_recipe(text: str) -> dict[str, Any]:
     """The recipe fields in a `studio-recipe` chunk; ValueError when it is not a recipe's TOML."""
-    if len(text) > MAX_RECIPE_CHARS:
-        raise ValueError(f"studio recipe is over {MAX_RECIPE_CHARS} characters")
     try:
-        return tomllib.loads(text)
+        return loads_toml(text, "studio recipe", max_chars=MAX_RECIPE_CHARS)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"studio recipe is not valid TOML ({exc})") from None

@@ -6,13 +6,13 @@ A1111 and ComfyUI tell checkpoints apart; nothing is loaded or executed.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from studio.bounded import NotRegular, check_regular, loads_json, read_json_file
 from studio.models.pickles import is_pickle, load_pickle_state_dict
 from studio.models.safetensors_header import HeaderError, read_header
 
@@ -65,6 +65,12 @@ def inspect_file(path: str | Path, *, allow_pickle: bool = False) -> Inspection:
         return inspect_diffusers_folder(path)
     if not path.exists():
         raise HeaderError(f"{path}: no such file")
+    try:
+        check_regular(path)  # a FIFO or a device is refused before anything opens it
+    except NotRegular as exc:
+        raise HeaderError(f"{path}: {str(exc).partition(': ')[2]}") from None
+    except OSError as exc:
+        raise HeaderError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if is_pickle(path):
         state = load_pickle_state_dict(path, allow_pickle=allow_pickle)
         shapes = {k: tuple(v.shape) for k, v in state.items()}
@@ -103,8 +109,8 @@ def training_tags(metadata: Mapping[str, str]) -> list[tuple[str, int]]:
     if not raw:
         return []
     try:
-        folders = json.loads(raw)
-    except json.JSONDecodeError:
+        folders = loads_json(raw, "ss_tag_frequency")
+    except ValueError:  # not JSON, or nested or sized past the caps
         return []
     totals: Counter[str] = Counter()
     if isinstance(folders, dict):
@@ -322,8 +328,8 @@ _PIPELINES = {
 
 def _json(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        data = read_json_file(path, max_chars=1 << 20)  # a config is a few KB
+    except (OSError, ValueError):  # missing, not a regular file, not JSON, past the caps
         return {}
     return data if isinstance(data, dict) else {}
 

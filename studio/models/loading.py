@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from studio.bounded import read_json_file
 from studio.errors import first_line
 from studio.models.discovery import hf_hub_cache
 from studio.models.inspect import CHECKPOINT, VAE, classify
@@ -159,7 +160,12 @@ def load_single_file(
                 " Use a diffusers folder of this model (e.g. from the Hugging Face cache)"
             )
         config_dir = CONFIGS_DIR / SINGLE_FILE_CONFIGS[arch]
-    index = json.loads((config_dir / "model_index.json").read_text(encoding="utf-8"))
+    try:
+        index = read_json_file(config_dir / "model_index.json", max_chars=1 << 20)
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"{config_dir}: cannot read model_index.json ({first_line(exc)})") from None
+    if not isinstance(index, dict) or not isinstance(index.get("_class_name"), str):
+        raise LoadError(f"{config_dir}: model_index.json names no pipeline class")
     pipeline_class = getattr(diffusers, index["_class_name"])
     components = _tokenizers(config_dir, index, arch, tokenizers)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from studio.models.inspect import Inspection
+from studio.printable import printable
 
 # Metadata worth a line of its own; the rest is shown with --metadata.
 HIGHLIGHTS = (
@@ -20,7 +21,7 @@ LABELS = {
 
 
 def format_inspection(result: Inspection, *, all_metadata: bool = False, tags: int = 20) -> str:
-    """A plain-text report; the TUI's inspector shows the same lines."""
+    """A plain-text report, every line printable (metadata is anyone's text); the TUI's inspector shows the same lines."""
     total = sum(result.dtypes.values()) or 1
     dtypes = ", ".join(
         f"{name} {count / total:.0%}" for name, count in sorted(result.dtypes.items(), key=lambda i: -i[1])
@@ -47,7 +48,7 @@ def format_inspection(result: Inspection, *, all_metadata: bool = False, tags: i
         count_width = len(str(result.tags[0][1]))
         for rank, (tag, count) in enumerate(result.tags[:tags], 1):
             lines.append(f"  {rank:>3}. {count:>{count_width}}  {tag}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def _short(value: str, full: bool) -> str:

@@ -4,17 +4,31 @@ The format is an 8-byte little-endian header length, a JSON header, then one
 flat data buffer. We read it ourselves so that a hostile or damaged file is
 caught before anything allocates memory for it: the header size is capped and
 every tensor's dtype, shape and byte range are checked against the file.
+
+The header is untrusted JSON, so before it is parsed its depth, its numbers'
+lengths and its tensor count are checked (`studio.bounded`), and no product of
+a shape's dimensions grows past what the file could hold.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MAX_HEADER_BYTES = 100 * 1024 * 1024
+from studio.bounded import NotRegular, Unbounded, check_regular, loads_json
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors format's own cap
+# The largest real files (a whole SDXL or Flux checkpoint, a LyCORIS full LoRA) hold a
+# few thousand tensors; 100,000 is past them all and keeps the check under a second.
+MAX_TENSORS = 100_000
+# Strings in the whole header (names, keys, metadata; an escaped quote counts too):
+# 100,000 tensors need 500,000, and kohya's metadata a few thousand more.
+MAX_STRINGS = 1_000_000
+MAX_DIMS = 64  # torch's own limit on a tensor's rank
+MAX_NUMBER_CHARS = 20  # a u64: 18446744073709551615
+MAX_DEPTH = 4  # {tensor: {shape: [...]}} nests three deep
 
 # Bits per element; sub-byte float formats pack elements into whole bytes.
 DTYPE_BITS: dict[str, int] = {
@@ -55,7 +69,7 @@ def read_header(path: str | os.PathLike[str], max_header_bytes: int = MAX_HEADER
     path = Path(path)
     name = path.name
     try:
-        file_size = path.stat().st_size
+        file_size = check_regular(path).st_size  # a FIFO would block the open below forever
         with path.open("rb") as handle:
             prefix = handle.read(8)
             if len(prefix) < 8:
@@ -71,15 +85,29 @@ def read_header(path: str | os.PathLike[str], max_header_bytes: int = MAX_HEADER
                     f"{name}: truncated: header needs {8 + length} bytes, file has {file_size}"
                 )
             raw = handle.read(length)
+    except NotRegular as exc:
+        raise HeaderError(str(exc)) from None
     except OSError as exc:
         raise HeaderError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    # Counted before parsing, so a million tiny tensors or metadata entries cost a byte scan, not a gigabyte.
+    if raw.count(b'"data_offsets"') > MAX_TENSORS:
+        raise HeaderError(f"{name}: header lists over {MAX_TENSORS:,} tensors (the cap)")
+    if raw.count(b'"') > 2 * MAX_STRINGS:
+        raise HeaderError(f"{name}: header holds over {MAX_STRINGS:,} strings (the cap)")
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = loads_json(
+            raw.decode("utf-8"), "header", max_depth=MAX_DEPTH, max_chars=max_header_bytes,
+            max_number=MAX_NUMBER_CHARS,
+        )
+    except Unbounded as exc:
+        raise HeaderError(f"{name}: {exc}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
         raise HeaderError(f"{name}: header is not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(header, dict):
         raise HeaderError(f"{name}: header is not a JSON object")
     metadata = _check_metadata(name, header.pop("__metadata__", {}))
+    if len(header) > MAX_TENSORS:
+        raise HeaderError(f"{name}: header lists over {MAX_TENSORS:,} tensors (the cap)")
     tensors = {key: _check_tensor(name, key, value) for key, value in header.items()}
     _check_layout(name, tensors, file_size - 8 - length)
     return SafetensorsHeader(tensors, metadata, length, file_size)
@@ -93,29 +121,50 @@ def _check_metadata(name: str, metadata: object) -> dict[str, str]:
     return metadata
 
 
+def _short(value: object, limit: int = 80) -> str:
+    """A value's repr for a one-line error, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check_tensor(name: str, key: str, value: object) -> TensorInfo:
+    label = f"{name}: tensor {_short(key)}"
     if not isinstance(value, dict):
-        raise HeaderError(f"{name}: tensor {key!r} entry is not an object")
+        raise HeaderError(f"{label} entry is not an object")
     dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")
-    if dtype not in DTYPE_BITS:
-        raise HeaderError(f"{name}: tensor {key!r} has unknown dtype {dtype!r}")
-    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-        raise HeaderError(f"{name}: tensor {key!r} has a bad shape {shape!r}")
+    if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
+        raise HeaderError(f"{label} has unknown dtype {_short(dtype)}")
+    if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(_is_count(d) for d in shape):
+        raise HeaderError(f"{label} has a bad shape {_short(shape)}")
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
         or not all(_is_count(o) for o in offsets)
         or offsets[0] > offsets[1]
     ):
-        raise HeaderError(f"{name}: tensor {key!r} has bad data_offsets {offsets!r}")
+        raise HeaderError(f"{label} has bad data_offsets {_short(offsets)}")
     info = TensorInfo(dtype, tuple(shape), offsets[0], offsets[1])
-    bits = info.numel * DTYPE_BITS[dtype]
-    if bits % 8 or bits // 8 != info.end - info.begin:
-        raise HeaderError(
-            f"{name}: tensor {key!r} is {info.end - info.begin} bytes"
-            f" but {dtype}{list(shape)} needs {bits / 8:g}"
-        )
+    size = info.end - info.begin
+    # The product stops growing once it passes what the byte range holds: huge dimensions
+    # would otherwise make each multiplication slower than the last.
+    numel = _bounded_product(shape, limit=size * 8)
+    bits = None if numel is None else numel * DTYPE_BITS[dtype]
+    if bits is None or bits % 8 or bits // 8 != size:
+        needs = f"over {size}" if bits is None else f"{bits / 8:g}"
+        raise HeaderError(f"{label} is {size} bytes but {dtype}{_short(shape)} needs {needs}")
     return info
+
+
+def _bounded_product(dims: list[int], limit: int) -> int | None:
+    """The product of `dims`, or None once it passes `limit`."""
+    if 0 in dims:
+        return 0
+    product = 1
+    for dim in dims:
+        product *= dim
+        if product > limit:
+            return None
+    return product
 
 
 def _is_count(value: object) -> bool:

@@ -119,9 +119,9 @@ class StudioApp(HistoryActions, IterateActions, App):
         self.prompt_pane.focus_prompt()
         self.refresh_history()
         for warning in [*self.session.warnings[:3], *self.studio.recovered]:
-            self.notify(printable(warning), severity="warning", timeout=8)
+            self.notify(printable(warning), severity="warning", timeout=8, markup=False)
         if self.config.warning:
-            self.notify(printable(self.config.warning), severity="warning", timeout=8)
+            self.notify(printable(self.config.warning), severity="warning", timeout=8, markup=False)
         self.call_after_refresh(self._after_first_paint)
 
     @on(ParamsPane.Ready)
@@ -246,7 +246,7 @@ class StudioApp(HistoryActions, IterateActions, App):
             recipe = self.params.read(self.base)
             return recipe.replace(prompt=prompt.prompt, negative_prompt=prompt.negative)
         except RecipeError as exc:
-            self.notify(str(exc), title="cannot generate", severity="error")
+            self.notify(printable(exc), title="cannot generate", severity="error", markup=False)
             return None
 
     def submit(self, recipes: Iterable[Recipe]) -> list[str]:
@@ -256,7 +256,7 @@ class StudioApp(HistoryActions, IterateActions, App):
             try:
                 ids.append(self.studio.submit(recipe))
             except Exception as exc:  # SessionError: read-only or unwritable session
-                self.notify(str(exc), title="cannot queue", severity="error")
+                self.notify(printable(exc), title="cannot queue", severity="error", markup=False)
                 break
             self.last_recipe = recipe
         return ids
@@ -307,7 +307,7 @@ class StudioApp(HistoryActions, IterateActions, App):
     # -- actions: views ---------------------------------------------------------
 
     def action_fullscreen(self) -> None:
-        from studio.tui.widgets.fullscreen import FullscreenPreview
+        from studio.tui.widgets.fullscreen import FullscreenPreview, fullscreen_caption
 
         if isinstance(self.screen, FullscreenPreview):
             self.pop_screen()
@@ -317,6 +317,9 @@ class StudioApp(HistoryActions, IterateActions, App):
             self.notify("no image to show")
             return
         caption = file_link(preview.path) if preview.path else "live preview"
+        entry = self._entry(self.history.highlighted_id)
+        if preview.path and entry is not None and entry.images and self.session.image_path(entry.images[0]) == preview.path:
+            caption = fullscreen_caption(caption, entry.recipe.prompt)
         self.push_screen(FullscreenPreview(preview.current, self.image_class, caption))
 
     def action_focus_pane(self, number: int) -> None:
@@ -361,7 +364,7 @@ class StudioApp(HistoryActions, IterateActions, App):
                 else:
                     self.studio.abandon([entry])
             except Exception as exc:  # SessionError: the file cannot be written
-                self.notify(printable(f"#{entry.id}: {exc}"), severity="error")
+                self.notify(printable(f"#{entry.id}: {exc}"), severity="error", markup=False)
         self.refresh_history()
 
     # -- command palette --------------------------------------------------------

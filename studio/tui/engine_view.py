@@ -86,8 +86,8 @@ class EngineView:
             case ev.Failed(job_id=job_id, reason=reason):
                 self._over(job_id)
                 status.state = "failed" if job_id else "engine failed"
-                status.idle(reason)
-                app.notify(reason, title="generation failed", severity="error", timeout=10)
+                status.idle(printable(reason))
+                app.notify(printable(reason), title="generation failed", severity="error", timeout=10, markup=False)
             case ev.Cancelled(job_id=job_id):
                 self._over(job_id)
                 if self.running is None:
@@ -96,7 +96,7 @@ class EngineView:
             case ev.Notice(job_id=job_id, message=message):
                 app.notify(printable(message), title=f"#{job_id}", severity="warning", timeout=8)
             case RecordFailed(reason=reason):
-                app.notify(f"session not saved: {reason}", severity="error", timeout=10)
+                app.notify(printable(f"session not saved: {reason}"), severity="error", timeout=10, markup=False)
 
     def _over(self, job_id: str) -> None:
         self.jobs.pop(job_id, None)

@@ -13,6 +13,7 @@ from typing import Any
 
 from textual import work
 
+from studio.printable import printable
 from studio.tui.messages import SessionWritten, ThumbnailsReady
 from studio.tui.widgets.history import LIMIT, MAX_RATING, HistoryPane
 
@@ -148,7 +149,7 @@ class HistoryActions:
             else:
                 self._unwritten.pop(entry_id, None)
         if message.error:
-            self.notify(f"#{entry_id} not {_DONE[kind]}: {message.error}", severity="error")
+            self.notify(printable(f"#{entry_id} not {_DONE[kind]}: {message.error}"), severity="error", markup=False)
             if kind == "delete" and entry_id in self.undo_stack:
                 self.undo_stack.remove(entry_id)
             elif kind == "restore":

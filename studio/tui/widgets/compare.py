@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from studio.printable import printable
+
 # Bookkeeping that differs between any two runs and says nothing about the image.
 _IGNORED = {"studio_version"}
 
@@ -27,9 +29,10 @@ def recipe_diff(a: Any, b: Any) -> list[tuple[str, str, str]]:
 
 
 def _show(value: Any) -> str:
+    """A recipe value as one printable line: prompts and names come from files anyone writes."""
     if isinstance(value, str):
-        return value if value else '""'
-    return str(value)
+        return printable(value) if value else '""'
+    return printable(value)
 
 
 class CompareScreen(Screen):

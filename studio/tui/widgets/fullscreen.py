@@ -8,7 +8,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center
 from textual.screen import Screen
+from rich.markup import escape
 from textual.widgets import Footer, Static
+
+from studio.printable import printable
+
+
+def fullscreen_caption(link: str, prompt: str = "") -> str:
+    """Markup for the caption: the prompt, printable and escaped (it is file text), then the file's link."""
+    if not prompt:
+        return link
+    return f"{escape(printable(' '.join(prompt.split())))}  {link}"
 
 
 class FullscreenPreview(Screen):

@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
+from studio.printable import printable
 from studio.tui import actions
 from studio.tui.thumbnail import THUMB_COLS
 
@@ -32,7 +33,8 @@ STATUS_STYLE = {
 
 
 def excerpt(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
+    """One line of file text, printable (a prompt may hold escape sequences), cut to `width`."""
+    text = printable(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -138,7 +140,7 @@ class HistoryPane(Vertical):
         lines = [
             head,
             Text(excerpt(r.prompt)),
-            Text(f"seed {r.seed} · {r.sampler} · {r.steps} steps · {r.model}", style="dim"),  # cut from the right
+            Text(printable(f"seed {r.seed} · {r.sampler} · {r.steps} steps · {r.model}"), style="dim"),  # cut from the right
             Text(excerpt(entry.reason), style="red dim") if entry.reason
             else Text("✎ " + excerpt(entry.note, 58), style="italic") if entry.note else Text(""),
         ]

@@ -12,6 +12,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
+
+from studio.printable import printable
 from textual.widgets.option_list import Option
 
 from studio.builtin import BUILTIN_DIR
@@ -111,11 +113,11 @@ class ModelPicker(ModalScreen[str | None]):
         ol = self.query_one("#model-list", OptionList)
         ol.clear_options()
         for row in self.rows:
-            label = Path(row.name).name
+            label = printable(Path(row.name).name)  # file names are anyone's text
             if needle and needle not in f"{label} {row.architecture} {row.hash} {row.source}".lower():
                 continue
             text = Text(label, style="bold")
-            text.append(f"  {row.architecture} · {human_size(row.size)} · {row.hash or '…'}", style="dim")
+            text.append(printable(f"  {row.architecture} · {human_size(row.size)} · {row.hash or '…'}"), style="dim")
             ol.add_option(Option(text, id=row.name))
         if ol.option_count:
             ol.highlighted = 0

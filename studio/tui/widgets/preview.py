@@ -10,13 +10,14 @@ from textual.app import ComposeResult
 from textual.containers import Center, Vertical
 from textual.widgets import Static
 
+from studio.printable import printable
 from studio.tui.widgets.live_preview import LivePreview
 
 
 def file_link(path: Path, text: str | None = None) -> str:
     """Content markup for a path as an OSC 8 hyperlink (plain text where unsupported)."""
     path = Path(path).resolve()
-    return f"[link={escape(path.as_uri())!r}]{escape(text or str(path))}[/link]"
+    return f"[link={escape(path.as_uri())!r}]{escape(printable(text or str(path)))}[/link]"
 
 
 class PreviewPane(Vertical, can_focus=True):
@@ -51,7 +52,7 @@ class PreviewPane(Vertical, can_focus=True):
         self.current = self.path
         self._show_file(self.path)
         link = file_link(self.path, f"{self.path.parent.name}/{self.path.name}")
-        self.query_one("#caption", Static).update(f"{escape(caption)}  {link}" if caption else link)
+        self.query_one("#caption", Static).update(f"{escape(printable(caption))}  {link}" if caption else link)
 
     def show_live(self, image: Any) -> None:
         """A step preview; the status bar shows which step, so nothing here re-lays out."""
