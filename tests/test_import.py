@@ -73,8 +73,10 @@ def test_a1111_png(tmp_path):
     assert r.vae == "vae-ft-mse-840000-ema-pruned.safetensors" and r.vae_hash == "735e4c3a44"
     assert r.loras == (LoraRef("add_detail", 0.8, "7c6bad76eb54"),)
     assert r.embeddings == ("easynegative",)
+    assert r.clip_skip == 2  # A1111's own count, read as written
     joined = " | ".join(result.notes)
-    for unmapped in ("Hires upscale: 2", "Hires steps: 10", "Clip skip: 2", "Denoising strength: 0.45",
+    assert "Clip skip" not in joined
+    for unmapped in ("Hires upscale: 2", "Hires steps: 10", "Denoising strength: 0.45",
                      "not found locally"):
         assert unmapped in joined
     assert "Version" not in joined
