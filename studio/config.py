@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.bounded import read_toml_file, Unbounded
 from studio.atomic import write_text_atomically
 
 ENV_CONFIG = "STUDIO_CONFIG"
@@ -115,14 +116,14 @@ def load_config(path: Path | None = None) -> Config:
     path = Path(path) if path is not None else default_path()
     config = Config()
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-        config = config_from_dict(data, str(path))
+        config = config_from_dict(read_toml_file(path), str(path))
     except FileNotFoundError:
         pass
     except tomllib.TOMLDecodeError as exc:
         config.warning = f"{path}: {exc}; using default settings"
     except ConfigError as exc:
+        config.warning = f"{exc}; using default settings"
+    except Unbounded as exc:
         config.warning = f"{exc}; using default settings"
     except (OSError, UnicodeDecodeError) as exc:
         config.warning = f"{path}: cannot read ({exc}); using default settings"

@@ -737,3 +737,24 @@ async def test_a_hostile_prompt_is_shown_escaped_in_history_compare_and_fullscre
         assert escaped in app.screen.caption and "\x1b" not in app.screen.caption
         shot = app.export_screenshot()
         assert "\\x1b]0;title" in shot and "\x1b]0" not in shot
+
+
+async def test_the_hostile_corpus_never_reaches_the_screen_raw(studio, tmp_path):
+    """Every entry of the printable corpus, as prompt, negative and note, in one history."""
+    from tests.test_printable import HOSTILE
+
+    session = seeded_session(tmp_path / "sessions", "corpus", count=1)
+    for index, (raw, _) in enumerate(HOSTILE):
+        entry = session.queue(Recipe(prompt=f"p{index} {raw}", negative_prompt=raw, model=f"m{raw}",
+                                     width=64, height=64, seed=index))
+        session.mark(entry.id, note=raw)
+    app = studio("corpus", engine_factory=IdleEngine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        history = app.query_one("#history-list", OptionList)
+        rows = [str(history.get_option_at_index(i).prompt) for i in range(history.option_count)]
+        shot = app.export_screenshot()
+    unsafe = [c for text in (*rows, shot) for c in text
+              if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF
+              or c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"]
+    assert len(rows) >= len(HOSTILE) and unsafe == []

@@ -8,7 +8,6 @@ one on first use by decoding a few random latents through the model's VAE once.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,9 @@ class LatentProjection:
     def from_file(cls, path: Path) -> LatentProjection:
         import torch
 
-        data = json.loads(path.read_text())
+        from studio.bounded import read_json_file
+
+        data = read_json_file(path)  # a downloaded model's file: bounded like any other
         return cls(torch.tensor(data["weights"]), torch.tensor(data["bias"]))
 
     @classmethod
@@ -60,7 +61,10 @@ class LatentProjection:
 def projection_for(pipe: Any, model_path: Path | None) -> LatentProjection | None:
     """The model's shipped projection, else one fitted from its VAE, else None."""
     if model_path is not None and (model_path / "preview.json").is_file():
-        return LatentProjection.from_file(model_path / "preview.json")
+        try:
+            return LatentProjection.from_file(model_path / "preview.json")
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError):
+            pass  # a damaged preview.json costs the shipped projection, never the job: fit one instead
     vae = getattr(pipe, "vae", None)
     channels = getattr(getattr(vae, "config", None), "latent_channels", None)
     if vae is None or not channels:

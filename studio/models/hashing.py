@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from studio.bounded import read_json_file
 from studio.atomic import write_text_atomically
 
 CACHE_VERSION = 1
@@ -54,7 +55,7 @@ class HashCache:
     def _load(self) -> dict[str, dict[str, object]]:
         if self._entries is None:
             try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
+                data = read_json_file(self.path)
                 ok = isinstance(data, dict) and data.get("version") == CACHE_VERSION
                 self._entries = data["files"] if ok and isinstance(data.get("files"), dict) else {}
             except (OSError, ValueError, UnicodeDecodeError):

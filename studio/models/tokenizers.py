@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
+
+from studio.bounded import read_json_file
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -85,7 +86,7 @@ def find_clip_bpe(
     for folder in [*_candidate_folders(named, hf_cache), *_comfyui_folders(model_dirs)]:
         pair = _pair(folder)
         if pair:
-            vocab = json.loads(pair[0].read_text(encoding="utf-8"))
+            vocab = read_json_file(pair[0])
             if len(vocab) == CLIP_VOCAB_SIZE or folder in named or folder.parent in named:
                 return vocab, read_merges(pair[1].read_text(encoding="utf-8"), str(pair[1]))
     packaged = _packaged_bpe()
@@ -152,6 +153,6 @@ def clip_tokenizer(config_folder: Path, vocab: dict[str, int], merges: list[Merg
     """A CLIPTokenizer with the special tokens of `config_folder/tokenizer_config.json`."""
     from transformers import CLIPTokenizer
 
-    settings = json.loads((config_folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    settings = read_json_file(config_folder / "tokenizer_config.json")
     keep = ("model_max_length", "bos_token", "eos_token", "unk_token", "pad_token")
     return CLIPTokenizer(vocab=vocab, merges=merges, **{k: settings[k] for k in keep if k in settings})

@@ -13,11 +13,11 @@ it reads the tokenizer's own files with the `tokenizers` library.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio.bounded import read_json_file
 from studio.prompts.attention import Fragment, parse_attention
 from studio.prompts.schedule import prompt_schedule
 
@@ -82,7 +82,7 @@ class TokenCounter:
         else:
             from tokenizers import models, normalizers, pre_tokenizers
 
-            vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+            vocab = read_json_file(folder / "vocab.json")
             lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
             merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#")]
             bpe = models.BPE(vocab, merges, end_of_word_suffix="</w>", unk_token="<|endoftext|>")
@@ -93,7 +93,7 @@ class TokenCounter:
         self._tokenizer.no_truncation()
         config = folder / "tokenizer_config.json"
         if config.is_file():
-            window = int(json.loads(config.read_text(encoding="utf-8")).get("model_max_length", window))
+            window = int(read_json_file(config).get("model_max_length", window))
         self.size = max(1, min(window, 10_000) - 2)
         self.comma_id = self._tokenizer.token_to_id(",</w>")
 

@@ -11,6 +11,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from studio.bounded import read_toml_file
+
 PROJECT_THEMES = Path(__file__).resolve().parents[2] / "themes"  # a checkout or editable install
 INSTALLED_THEMES = Path(sys.prefix) / "share" / "studio" / "themes"  # a wheel install
 _FIELDS = (
@@ -38,7 +40,7 @@ def load_themes(dirs: list[Path] | None = None) -> tuple[list[Any], list[str]]:
             continue
         for path in files:
             try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
+                data = read_toml_file(path)
                 unknown = sorted(set(data) - set(_FIELDS))
                 if unknown:
                     raise ValueError(f"unknown key {unknown[0]!r}")
