@@ -321,3 +321,19 @@ def test_model_library_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_tokenizer_folder_is_the_models_own_or_the_configured_one(tiny_model_dir, tmp_path):
+    from studio.builtin import BUILTIN_DIR, DEFAULT_MODEL
+    from studio.models.library import ModelLibrary
+
+    single = tmp_path / "one.safetensors"
+    single.write_bytes(b"")  # located by path only; nothing reads it
+    words = tmp_path / "words"
+    words.mkdir()
+    library = ModelLibrary(use_hf_cache=False)
+    assert library.tokenizer_folder(str(tiny_model_dir)) == tiny_model_dir / "tokenizer"
+    assert library.tokenizer_folder(DEFAULT_MODEL) == BUILTIN_DIR / DEFAULT_MODEL / "tokenizer"
+    assert library.tokenizer_folder(str(single)) is None  # nothing to count with: no count, not a wrong one
+    (words / "vocab.json").write_text("{}")
+    assert ModelLibrary(use_hf_cache=False, tokenizer_dirs=[words]).tokenizer_folder(str(single)) == words

@@ -758,3 +758,13 @@ async def test_the_hostile_corpus_never_reaches_the_screen_raw(studio, tmp_path)
               if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF
               or c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"]
     assert len(rows) >= len(HOSTILE) and unsafe == []
+
+
+async def test_the_token_count_follows_the_chosen_model(studio, tmp_path, tiny_model_dir):
+    app = studio(engine_factory=IdleEngine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        assert app.prompt_pane.tokenizer_dir == tiny_model_dir / "tokenizer"  # the fixture's model
+        app._model_chosen("studio-tiny")
+        await pilot.pause()
+        assert app.prompt_pane.tokenizer_dir.parent.name == "studio-tiny"

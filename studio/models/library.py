@@ -94,6 +94,19 @@ class ModelLibrary:
         found = self._locate(model, CHECKPOINT)
         return model_defaults(found[1]) if found else {}
 
+    def tokenizer_folder(self, model: str) -> Path | None:
+        """The CLIP tokenizer files `model`'s first text encoder uses, for counting tokens; hashes nothing.
+
+        A diffusers folder's own `tokenizer/`; for a single file, the first of
+        `tokenizer_dirs` that holds a vocabulary; else None (the count is hidden).
+        """
+        found = self._locate(model, CHECKPOINT)
+        candidates = [found[1] / "tokenizer"] if found and found[1].is_dir() else list(self.tokenizer_dirs)
+        for folder in candidates:
+            if (folder / "tokenizer.json").is_file() or (folder / "vocab.json").is_file():
+                return folder
+        return None
+
     def looked_in(self, name: str, kind: str = CHECKPOINT) -> str:
         """The places a lookup of `name` searches, each once, for messages."""
         places = [str(Path(name).expanduser())] if looks_like_path(name) else []

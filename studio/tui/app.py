@@ -128,6 +128,7 @@ class StudioApp(HistoryActions, IterateActions, App):
     def _fill_form(self) -> None:
         self.params.set_model(self.base.model)
         self.params.apply_defaults(self.library.defaults(self.base.model))
+        self.prompt_pane.set_tokenizer(self.library.tokenizer_folder(self.base.model))
         self.params.set_seed(random_seed())
 
     def _after_first_paint(self) -> None:
@@ -348,6 +349,7 @@ class StudioApp(HistoryActions, IterateActions, App):
         params = self.params
         params.set_model(model)
         params.apply_defaults(self.library.defaults(model))
+        self.prompt_pane.set_tokenizer(self.library.tokenizer_folder(model))
         self.preload()
 
     @on(ParamsPane.PickModel)

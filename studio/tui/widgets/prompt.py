@@ -25,8 +25,8 @@ class PromptPane(Vertical):
 
     BORDER_TITLE = "1 Prompt"
 
-    tokenizer_dir: Path = DEFAULT_TOKENIZER
-    """The tokenizer files the count uses (vocab.json + merges.txt, or tokenizer.json)."""
+    tokenizer_dir: Path | None = DEFAULT_TOKENIZER
+    """The tokenizer files the count uses (vocab.json + merges.txt, or tokenizer.json); None: no count."""
 
     def compose(self) -> ComposeResult:
         yield TextArea(id="prompt", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
@@ -48,9 +48,9 @@ class PromptPane(Vertical):
         self.query_one("#prompt", TextArea).text = prompt
         self.query_one("#negative", TextArea).text = negative
 
-    def set_tokenizer(self, folder: Path) -> None:
-        """Count with this model's tokenizer from now on."""
-        self.tokenizer_dir = Path(folder)
+    def set_tokenizer(self, folder: Path | None) -> None:
+        """Count with this model's tokenizer from now on; None when it has none studio can read."""
+        self.tokenizer_dir = Path(folder) if folder is not None else None
         self._count_tokens(self.prompt, self.negative)
 
     def focus_prompt(self) -> None:
@@ -63,6 +63,9 @@ class PromptPane(Vertical):
     def _count_tokens(self, prompt: str, negative: str) -> None:
         """On the event loop, so the count is never stale: the Rust tokenizer takes
         microseconds for a prompt; the first count reads its files once (lazily)."""
+        if self.tokenizer_dir is None:
+            self.border_subtitle = ""
+            return
         if len(prompt) + len(negative) > MAX_COUNTED:
             self.border_subtitle = "tokens: too long to count"
             return
