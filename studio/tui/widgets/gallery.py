@@ -21,6 +21,7 @@ from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 
 from studio.printable import printable
@@ -37,6 +38,21 @@ def stars(hit: Any) -> str:
     return ("★ " if hit.favourite else "") + ("●" * hit.rating + "○" * (MAX_RATING - hit.rating) if hit.rating else "")
 
 
+class Caption(Widget):
+    """Two lines under a thumbnail; a fixed size, so a new caption repaints without a re-layout."""
+
+    def __init__(self) -> None:
+        super().__init__(classes="gallery-caption")
+        self.text: Text = Text("")
+
+    def set(self, text: Text) -> None:
+        self.text = text
+        self.refresh()
+
+    def render(self) -> Text:
+        return self.text
+
+
 class GalleryCell(Vertical):
     """One thumbnail and its two caption lines; reused for whatever hit lands in its place."""
 
@@ -44,27 +60,36 @@ class GalleryCell(Vertical):
         super().__init__(classes="gallery-cell")
         self.image_class = image_class
         self.shown: Any = None  # the thumbnail path on screen
+        self._state: Any = ()  # what the cell shows now: a page turn touches only the cells that change
 
     def compose(self) -> ComposeResult:
         if self.image_class is not None:
             yield self.image_class(None, classes="gallery-image")
         else:
             yield Static("", classes="gallery-image")
-        yield Static("", classes="gallery-caption")
+        yield Caption()
 
     def show(self, hit: Any, thumb: Path | None, selected: bool) -> None:
-        self.set_class(selected, "-selected")
-        self.set_class(hit is None, "-empty")
-        caption = self.query_one(".gallery-caption", Static)
+        state = (hit, thumb, selected)
+        if state == self._state:
+            return
+        if not self._state or self._state[2] != selected:
+            self.set_class(selected, "-selected")
+        if not self._state or (self._state[0] is None) != (hit is None):
+            self.set_class(hit is None, "-empty")
+        self._state = state
+        caption = self.query_one(Caption)
         if hit is None:
-            caption.update("")
+            caption.set(Text(""))
             self._picture(None)
             return
         head = Text(printable(f"{hit.session}:{hit.id}"), style="bold")
         if hit.favourite or hit.rating:
             head.append(" " + stars(hit), style="yellow")
         line = Text(printable(" ".join(hit.prompt.split())), style="dim")
-        caption.update(Text("\n").join([head, line]))
+        for text in (head, line):
+            text.no_wrap, text.overflow = True, "ellipsis"
+        caption.set(Text("\n").join([head, line]))
         self._picture(thumb)
 
     def _picture(self, thumb: Path | None) -> None:
