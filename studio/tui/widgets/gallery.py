@@ -87,9 +87,9 @@ class GalleryCell(Vertical):
         if hit.favourite or hit.rating:
             head.append(" " + stars(hit), style="yellow")
         line = Text(printable(" ".join(hit.prompt.split())), style="dim")
-        for text in (head, line):
-            text.no_wrap, text.overflow = True, "ellipsis"
-        caption.set(Text("\n").join([head, line]))
+        text = Text("\n").join([head, line])
+        text.no_wrap, text.overflow = True, "ellipsis"
+        caption.set(text)
         self._picture(thumb)
 
     def _picture(self, thumb: Path | None) -> None:
@@ -122,7 +122,7 @@ class GalleryScreen(Screen):
     GalleryScreen #gallery-grid { layout: grid; height: 1fr; }
     GalleryScreen .gallery-cell { border: round $panel-lighten-2; height: 1fr; width: 1fr; }
     GalleryScreen .gallery-cell.-selected { border: heavy $accent; }
-    GalleryScreen .gallery-cell.-empty { border: none; }
+    GalleryScreen .gallery-cell.-empty { border: blank; }
     GalleryScreen .gallery-image { height: 1fr; width: 100%; }
     GalleryScreen .gallery-caption { height: 2; width: 100%; }
     """
@@ -206,19 +206,28 @@ class GalleryScreen(Screen):
     def _draw(self) -> None:
         size = self.page_size
         start = (self.cursor // size) * size
-        missing = False
-        for i, cell in enumerate(self._cells):
-            hit = self._hit(start + i) if start + i < self.total else None
-            missing |= hit is None and start + i < self.total
-            if cell.is_mounted:
-                cell.show(hit, self.thumbs.get(hit.images[0]) if hit and hit.images else None, start + i == self.cursor)
+        end = min(self.total, start + size)
+        missing = any(self.hits.get(p) is None for p in range(start, end))
         if missing:
-            self._fetch_page(start)
-        self._load_thumbs(start)
+            self._fetch_page(start)  # the cells keep the last page until this one comes: no blank flash
+        else:
+            for i, cell in enumerate(self._cells):
+                hit = self._hit(start + i) if start + i < end else None
+                if cell.is_mounted:
+                    cell.show(hit, self.thumbs.get(hit.images[0]) if hit and hit.images else None,
+                              start + i == self.cursor)
+            self._load_thumbs(start)
+            for near in (start + size, start - size):  # the next page is usually there before PageDown
+                if 0 <= near < self.total:
+                    self._fetch_page(near)
         self._status()
-        if self.first_page_at is None and self.total and not missing:
-            import time
+        if self.first_page_at is None and self.total and not missing and all(c.is_mounted for c in self._cells):
+            self.call_after_refresh(self._painted)
 
+    def _painted(self) -> None:
+        import time
+
+        if self.first_page_at is None:
             self.first_page_at = time.perf_counter()
 
     def _hit(self, position: int) -> Any:
@@ -254,8 +263,9 @@ class GalleryScreen(Screen):
         self.cursor = 0
         self._run(self._fetch, self._generation, text, 0, max(self.page_size, 64), True)
 
-    def _fetch_page(self, offset: int) -> None:
-        if offset in self._asked:
+    def _fetch_page(self, offset: int, again: bool = False) -> None:
+        held = all(p in self.hits for p in range(offset, min(self.total, offset + self.page_size)))
+        if not again and (offset in self._asked or held):
             return
         self._asked.add(offset)
         self._run(self._fetch, self._generation, self.query_text, offset, self.page_size, False)
@@ -486,8 +496,7 @@ class GalleryScreen(Screen):
             self.app.refresh_history()  # type: ignore[attr-defined]
         size = self.page_size
         start = (self.cursor // size) * size
-        self._asked.discard(start)
-        self._fetch_page(start)  # read the marks back from the index
+        self._fetch_page(start, again=True)  # read the marks back from the index
 
     def on_unmount(self) -> None:
         for error in self.writes.flush():
