@@ -52,10 +52,15 @@ async def measure(root: Path, size: tuple[int, int]) -> dict[str, float]:
         out["total"] = gallery.total
         out["page"] = gallery.page_size
 
-        def thumbs_shown() -> bool:
-            return all(cell.shown is not None for cell in gallery._cells)
+        print(f"  first page drawn {out['first_paint'] * 1000:.0f} ms after the key", flush=True)
 
-        await wait_until(pilot, thumbs_shown, timeout=60)
+        def thumbs_made() -> bool:  # every thumbnail of the page made (or found unreadable) and drawn
+            return not gallery._loading and all(
+                c.shown is not None for c in gallery._cells if c._state and c._state[0] is not None
+                and c._state[0].images and gallery.thumbs.get(c._state[0].images[0]))
+
+        await wait_until(pilot, thumbs_made, timeout=60)
+        await pilot.pause()
         out["thumbs"] = time.perf_counter() - pressed
         turns = []
         for _ in range(20):

@@ -11,6 +11,7 @@ own session through `SessionWrites`, then into the index, off the event loop.
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,89 +19,19 @@ from typing import Any
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Container, Vertical
+from textual.containers import Container
 from textual.message import Message
 from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 
 from studio.printable import printable
 from studio.tui import actions
+from studio.tui.widgets.gallery_cell import MAX_RATING, GalleryCell
 from studio.tui.writes import SessionWrites
 
 CELL_WIDTH = 20  # columns a cell wants, border included
 CELL_HEIGHT = 9  # rows: border, image, two caption lines
 _KEEP = 2000  # hits held in memory; a far jump drops the rest and fetches again
-MAX_RATING = 5
-
-
-def stars(hit: Any) -> str:
-    return ("★ " if hit.favourite else "") + ("●" * hit.rating + "○" * (MAX_RATING - hit.rating) if hit.rating else "")
-
-
-class Caption(Widget):
-    """Two lines under a thumbnail; a fixed size, so a new caption repaints without a re-layout."""
-
-    def __init__(self) -> None:
-        super().__init__(classes="gallery-caption")
-        self.text: Text = Text("")
-
-    def set(self, text: Text) -> None:
-        self.text = text
-        self.refresh()
-
-    def render(self) -> Text:
-        return self.text
-
-
-class GalleryCell(Vertical):
-    """One thumbnail and its two caption lines; reused for whatever hit lands in its place."""
-
-    def __init__(self, image_class: Any) -> None:
-        super().__init__(classes="gallery-cell")
-        self.image_class = image_class
-        self.shown: Any = None  # the thumbnail path on screen
-        self._state: Any = ()  # what the cell shows now: a page turn touches only the cells that change
-
-    def compose(self) -> ComposeResult:
-        if self.image_class is not None:
-            yield self.image_class(None, classes="gallery-image")
-        else:
-            yield Static("", classes="gallery-image")
-        yield Caption()
-
-    def show(self, hit: Any, thumb: Path | None, selected: bool) -> None:
-        state = (hit, thumb, selected)
-        if state == self._state:
-            return
-        if not self._state or self._state[2] != selected:
-            self.set_class(selected, "-selected")
-        if not self._state or (self._state[0] is None) != (hit is None):
-            self.set_class(hit is None, "-empty")
-        self._state = state
-        caption = self.query_one(Caption)
-        if hit is None:
-            caption.set(Text(""))
-            self._picture(None)
-            return
-        head = Text(printable(f"{hit.session}:{hit.id}"), style="bold")
-        if hit.favourite or hit.rating:
-            head.append(" " + stars(hit), style="yellow")
-        line = Text(printable(" ".join(hit.prompt.split())), style="dim")
-        text = Text("\n").join([head, line])
-        text.no_wrap, text.overflow = True, "ellipsis"
-        caption.set(text)
-        self._picture(thumb)
-
-    def _picture(self, thumb: Path | None) -> None:
-        if thumb == self.shown:
-            return
-        self.shown = thumb
-        image = self.query_one(".gallery-image")
-        if self.image_class is not None:
-            image.image = thumb
-        else:
-            image.update("")
 
 
 class GalleryGrid(Container, can_focus=True):
@@ -124,7 +55,7 @@ class GalleryScreen(Screen):
     GalleryScreen .gallery-cell.-selected { border: heavy $accent; }
     GalleryScreen .gallery-cell.-empty { border: blank; }
     GalleryScreen .gallery-image { height: 1fr; width: 100%; }
-    GalleryScreen .gallery-caption { height: 2; width: 100%; }
+    GalleryScreen .gallery-caption { height: 2; width: 100%; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     class Results(Message):
@@ -155,6 +86,7 @@ class GalleryScreen(Screen):
         self.cursor = 0
         self.hits: dict[int, Any] = {}  # position in the results -> Hit
         self.thumbs: dict[Path, Path | None] = {}
+        self.last_query_s: float | None = None
         self.first_page_at: float | None = None  # perf_counter when the first page was drawn (the bench)
         self._generation = 0
         self._asked: set[int] = set()  # page offsets requested for this generation
@@ -225,8 +157,6 @@ class GalleryScreen(Screen):
             self.call_after_refresh(self._painted)
 
     def _painted(self) -> None:
-        import time
-
         if self.first_page_at is None:
             self.first_page_at = time.perf_counter()
 
@@ -277,6 +207,7 @@ class GalleryScreen(Screen):
         from studio.review.index import IndexBusy
         from studio.review.query import QueryError, parse_query
 
+        started = time.perf_counter()
         try:
             query = parse_query(text)
             if not self._updated:
@@ -293,6 +224,8 @@ class GalleryScreen(Screen):
         except Exception as exc:  # an unreadable index is rebuilt inside; anything else is one line
             self.post_message(self.Results(generation, offset, [], 0, f"search failed: {exc}"))
             return
+        if count:
+            self.last_query_s = time.perf_counter() - started  # the bench reports it
         self.post_message(self.Results(generation, offset, hits, total))
 
     @on(Results)
