@@ -23,7 +23,8 @@ _KEY_TEXT = {"plus": "+", "equals_sign": "=", "minus": "-", "asterisk": "*", "sl
 @dataclass(frozen=True)
 class Action:
     where: str
-    """Whose BINDINGS hold the keys: "anywhere" (the app), "history" or "queue" (that pane), "painter" (the mask painter)."""
+    """Whose BINDINGS hold the keys: "anywhere" (the app), "history" or "queue" (that pane),
+    "painter" (the mask painter), "gallery" or "sessions" (that screen)."""
     keys: tuple[str, ...]
     """Textual key names, e.g. ("ctrl+g", "ctrl+enter")."""
     action: str
@@ -72,6 +73,10 @@ ACTIONS: tuple[Action, ...] = (
     Action("anywhere", ("ctrl+o",), "pick_model", "choose a local model", title="Pick model", footer="Model", priority=True),
     Action("anywhere", ("ctrl+f",), "fullscreen", "show the current image full screen",
            title="Full-screen preview", footer="View", priority=True),
+    Action("anywhere", ("ctrl+l", "f8"), "gallery", "the gallery: thumbnails of every session's entries for a query",
+           title="Gallery", priority=True),
+    Action("anywhere", ("ctrl+b", "f9"), "sessions", "the session browser: every session; open, rename, archive",
+           title="Session browser", priority=True),
     Action("anywhere", ("ctrl+up",), "history_move(-1)", "highlight the next newer history entry", priority=True),
     Action("anywhere", ("ctrl+down",), "history_move(1)", "highlight the next older history entry", priority=True),
     *(
@@ -127,6 +132,27 @@ ACTIONS: tuple[Action, ...] = (
     Action("painter", ("enter",), "save", "save the mask beside the session's images and queue the inpaint job",
            footer="Inpaint", local=True),
     Action("painter", ("escape",), "close", "close without inpainting", footer="Close", local=True),
+    Action("gallery", ("left",), "move(-1)", "previous entry", local=True),
+    Action("gallery", ("right",), "move(1)", "next entry", local=True),
+    Action("gallery", ("up",), "move_row(-1)", "a row up", local=True),
+    Action("gallery", ("down",), "move_row(1)", "a row down", local=True),
+    Action("gallery", ("pageup",), "page(-1)", "the page before", local=True),
+    Action("gallery", ("pagedown",), "page(1)", "the page after", local=True),
+    Action("gallery", ("enter",), "show_entry", "the entry full screen, with its whole recipe", footer="Show", local=True),
+    Action("gallery", ("o",), "open_session", "open the entry's session", footer="Open", local=True),
+    Action("gallery", ("b",), "branch", "load the entry's recipe into the form, seed locked", footer="Branch", local=True),
+    Action("gallery", ("plus", "equals_sign"), "rate(1)", "rating up, in the entry's own session",
+           footer="Rate +", local=True),
+    Action("gallery", ("minus",), "rate(-1)", "rating down", local=True),
+    Action("gallery", ("f",), "favourite", "toggle the entry's star", footer="Fav", local=True),
+    Action("gallery", ("n",), "edit_note", "a one-line note on the entry", footer="Note", local=True),
+    Action("gallery", ("slash",), "focus_query", "edit the query (enter runs it)", footer="Query", local=True),
+    Action("gallery", ("escape",), "close", "back to the studio", footer="Close", local=True),
+    Action("sessions", ("enter", "o"), "open_session", "open the session", footer="Open", local=True),
+    Action("sessions", ("g",), "gallery_of", "the gallery of the session", footer="Gallery", local=True),
+    Action("sessions", ("r",), "rename", "rename the session (its folder)", footer="Rename", local=True),
+    Action("sessions", ("a",), "archive", "move the session into archive/", footer="Archive", local=True),
+    Action("sessions", ("escape",), "close", "back to the studio", footer="Close", local=True),
     Action("queue", ("x", "delete"), "cancel_highlighted", "cancel the highlighted job",
            title="Cancel highlighted job", footer="Cancel job", local=True),
     Action("queue", ("X",), "cancel_all", "cancel every job", footer="Cancel all"),

@@ -323,6 +323,20 @@ class StudioApp(HistoryActions, IterateActions, App):
             caption = fullscreen_caption(caption, entry.recipe.prompt)
         self.push_screen(FullscreenPreview(preview.current, self.image_class, caption))
 
+    def action_gallery(self) -> None:
+        from studio.tui.widgets.gallery import GalleryScreen
+
+        if isinstance(self.screen, GalleryScreen):
+            self.screen.action_focus_query()
+        else:
+            self.push_screen(GalleryScreen(self.studio.index, self.image_class))
+
+    def action_sessions(self) -> None:
+        from studio.tui.widgets.sessions_browser import SessionsScreen
+
+        if not isinstance(self.screen, SessionsScreen):
+            self.push_screen(SessionsScreen(self.studio.index, self.session.name))
+
     def action_focus_pane(self, number: int) -> None:
         if number == 4:
             self.action_pick_model()

@@ -1,0 +1,113 @@
+"""How fast the TUI gallery paints its first page for a query of 100,000 entries.
+
+Writes 1,000 sessions × 100 entries as bench/review.py does (the real format,
+through the store's record writer), builds the review index, and gives the
+newest two sessions real PNGs (so the first page has thumbnails to make).
+Then, headless (`app.run_test`, half-cells, an engine that runs nothing), it
+presses the gallery key and times, from the key press:
+
+- first paint: the first page of hits drawn in the grid (the query, its count
+  and the page come from the index in a thread worker; the index is caught up
+  with every session file first, as the gallery does on opening);
+- thumbnails: every cell of that page showing its thumbnail (made now into an
+  empty thumbnail cache, off the event loop);
+- a page turn: PageDown until the next page is drawn, median of 20 (each
+  fetches its page by offset).
+
+Goal: first paint ≤ 0.5 s.
+
+    python bench/gallery.py [--sessions 1000] [--entries 100] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+async def measure(root: Path, size: tuple[int, int]) -> dict[str, float]:
+    from studio.tui.app import make_app
+    from studio.tui.widgets.gallery import GalleryScreen
+    from tests.test_tui_support import IdleEngine, started, wait_until
+
+    app = make_app(root, engine_factory=IdleEngine, graphics="halfcell", model="studio-tiny")
+    out: dict[str, float] = {}
+    async with app.run_test(size=size) as pilot:
+        await started(pilot)
+        await app.workers.wait_for_complete()
+        pressed = time.perf_counter()
+        await pilot.press("ctrl+l")
+        gallery = await wait_until(pilot, lambda: isinstance(app.screen, GalleryScreen) and app.screen)
+        await wait_until(pilot, lambda: gallery.first_page_at is not None, timeout=60)
+        out["first_paint"] = gallery.first_page_at - pressed
+        out["query"] = gallery.last_query_s or 0.0
+        out["total"] = gallery.total
+        out["page"] = gallery.page_size
+
+        print(f"  first page drawn {out['first_paint'] * 1000:.0f} ms after the key", flush=True)
+
+        def thumbs_made() -> bool:  # every thumbnail of the page made (or found unreadable) and drawn
+            return not gallery._loading and all(
+                c.shown is not None for c in gallery._cells if c._state and c._state[0] is not None
+                and c._state[0].images and gallery.thumbs.get(c._state[0].images[0]))
+
+        await wait_until(pilot, thumbs_made, timeout=60)
+        await pilot.pause()
+        out["thumbs"] = time.perf_counter() - pressed
+        turns = []
+        for _ in range(20):
+            start = time.perf_counter()
+            await pilot.press("pagedown")
+            await wait_until(pilot, lambda: gallery.selected() is not None and all(
+                c.has_class("-empty") is False for c in gallery._cells), timeout=30)
+            turns.append(time.perf_counter() - start)
+        out["turn"] = statistics.median(turns)
+        out["turn_max"] = max(turns)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--entries", type=int, default=100)
+    parser.add_argument("--dir", type=Path, default=None, help="where to build (default: a temp dir)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        os.environ["STUDIO_CACHE_DIR"] = str(Path(tmp) / "cache")  # the index and thumbnails, fresh
+        os.environ["STUDIO_CONFIG"] = str(Path(tmp) / "config.toml")
+        from bench.review import build
+        from studio.review.index import ReviewIndex
+        from studio.store.session import SessionStore
+        from tests.test_tui_support import gradient_png
+
+        root = Path(tmp) / "sessions"
+        store = SessionStore(root)
+        start = time.perf_counter()
+        build(store, args.sessions, args.entries, random.Random(16))
+        print(f"wrote {args.sessions} sessions × {args.entries} entries in {time.perf_counter() - start:.1f} s")
+        for summary in store.list()[-2:]:
+            for i in range(1, args.entries + 1):
+                gradient_png(summary.path / f"{i:04d}.png", hue=i)
+        start = time.perf_counter()
+        ReviewIndex(root, notice=lambda text: None).update()
+        print(f"index built in {time.perf_counter() - start:.1f} s")
+        for size in ((80, 24), (160, 45)):
+            got = asyncio.run(measure(root, size))
+            print(f"{size[0]}x{size[1]}: {int(got['total'])} matches, {int(got['page'])} a page; "
+                  f"first paint {got['first_paint'] * 1000:.0f} ms (index catch-up, count and page {got['query'] * 1000:.0f} ms), thumbnails in {got['thumbs'] * 1000:.0f} ms, "
+                  f"page turn median {got['turn'] * 1000:.0f} ms (max {got['turn_max'] * 1000:.0f} ms)")
+            print(f"(goal first paint ≤ 0.5 s: {'ok' if got['first_paint'] <= 0.5 else 'OVER GOAL'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Pilot tests of the gallery and the session browser (issue 16): queries, moving, Enter,
+marks landing in the entry's own session file, rename and archive."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input, OptionList
+
+from studio.store.session import SessionStore
+from studio.tui.app import make_app
+from studio.tui.widgets.entry_detail import EntryDetail
+from studio.tui.widgets.gallery import GalleryScreen
+from studio.tui.widgets.sessions_browser import NameDialog, SessionsScreen
+from tests.test_tui_support import IdleEngine, seeded_session, started, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def two_sessions(tmp_path):
+    root = tmp_path / "sessions"
+    seeded_session(root, "here", count=3)
+    seeded_session(root, "there", count=3)
+    return root
+
+
+def make(root, name="here"):
+    return make_app(root, name, engine_factory=IdleEngine, graphics="halfcell", model="studio-tiny")
+
+
+async def open_gallery(pilot):
+    await started(pilot)
+    await pilot.press("ctrl+l")
+    gallery = await wait_until(pilot, lambda: isinstance(pilot.app.screen, GalleryScreen) and pilot.app.screen)
+    await wait_until(pilot, lambda: gallery.total and gallery.first_page_at is not None)
+    return gallery
+
+
+def entries(root, name):
+    return {e.id: e for e in SessionStore(root).open(name, read_only=True).entries()}
+
+
+async def test_gallery_query_move_and_enter(two_sessions):
+    app = make(two_sessions)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gallery = await open_gallery(pilot)
+        assert gallery.total == 6  # both sessions, not only the open one
+        assert gallery.page_size > 1
+        first = gallery.selected()
+        assert first.session == "there"  # newest first
+
+        await pilot.press("right")
+        assert gallery.cursor == 1
+        await pilot.press("left", "left")
+        assert gallery.cursor == 0  # stops at the first
+
+        gallery.query_one("#gallery-query", Input).value = "lighthouse dawn"
+        gallery.query_one("#gallery-query", Input).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: gallery.total == 2 and gallery.hits)
+        assert {h.session for h in gallery.hits.values()} == {"here", "there"}
+        assert all("dawn" in h.prompt for h in gallery.hits.values())
+
+        await pilot.press("enter")
+        detail = await wait_until(pilot, lambda: isinstance(app.screen, EntryDetail) and app.screen)
+        assert detail.entry.recipe.prompt == "a lighthouse at dawn, watercolour"
+        await pilot.press("escape")
+        assert app.screen is gallery
+
+        gallery.query_one("#gallery-query", Input).value = "lora:"
+        gallery.query_one("#gallery-query", Input).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "lora" in str(gallery.query_one("#gallery-status").render()))
+        assert gallery.total == 0
+
+
+async def test_gallery_marks_land_in_the_entrys_own_session(two_sessions):
+    app = make(two_sessions)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gallery = await open_gallery(pilot)
+        hit = gallery.selected()
+        assert hit.session == "there"
+        await pilot.press("plus", "plus", "f")
+        await wait_until(pilot, lambda: entries(two_sessions, "there")[hit.id].favourite
+                         and entries(two_sessions, "there")[hit.id].rating == 2)
+        assert not any(e.rating or e.favourite for e in entries(two_sessions, "here").values())
+        # the index has it too: a query for favourites finds exactly that entry
+        await wait_until(pilot, lambda: not gallery._overrides)
+        assert app.studio.index.count("fav:yes") == 1
+
+        # an entry of the open session goes through the app's own session object
+        await pilot.press("pagedown")  # past the end: the last (oldest) entry, which is this session's
+        await wait_until(pilot, lambda: gallery.selected() is not None)
+        assert gallery.cursor == gallery.total - 1
+        mine = gallery.selected()
+        await pilot.press("minus", "plus")
+        await wait_until(pilot, lambda: entries(two_sessions, "here")[mine.id].rating == 1)
+        assert app.session.get(mine.id).rating == 1
+
+
+async def test_gallery_branch_loads_the_recipe(two_sessions):
+    app = make(two_sessions)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gallery = await open_gallery(pilot)
+        hit = gallery.selected()
+        await pilot.press("b")
+        await wait_until(pilot, lambda: not isinstance(app.screen, GalleryScreen))
+        assert app.prompt_pane.prompt == hit.prompt
+        assert app.read_form().seed == hit.seed
+
+        await pilot.press("ctrl+l")
+        gallery = await wait_until(pilot, lambda: isinstance(app.screen, GalleryScreen) and app.screen)
+        await wait_until(pilot, lambda: gallery.total)
+        await pilot.press("o")  # another session: a notice with the command, the gallery stays
+        assert isinstance(app.screen, GalleryScreen)
+
+
+async def test_gallery_pages_through_many_entries(tmp_path):
+    root = tmp_path / "sessions"
+    seeded_session(root, "here", count=1)
+    big = SessionStore(root).create("big")
+    from studio.recipe import Recipe
+
+    for i in range(120):
+        big.queue(Recipe(prompt=f"entry {i}", seed=i))
+    app = make(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        gallery = await open_gallery(pilot)
+        size = gallery.page_size
+        assert gallery.total == 121
+        assert len(gallery.query(".gallery-cell")) == size < 121  # a page of cells, not a widget per entry
+        await pilot.press("pagedown", "pagedown")
+        await wait_until(pilot, lambda: gallery.selected() is not None)
+        assert gallery.cursor == 2 * size
+        await pilot.press("down")
+        assert gallery.cursor == 2 * size + gallery.columns
+        await pilot.press("pageup")
+        await wait_until(pilot, lambda: gallery.selected() is not None)
+        assert gallery.cursor == size + gallery.columns
+        assert gallery.selected().prompt == f"entry {119 - gallery.cursor}"
+
+
+async def open_browser(pilot):
+    await started(pilot)
+    await pilot.press("ctrl+b")
+    browser = await wait_until(pilot, lambda: isinstance(pilot.app.screen, SessionsScreen) and pilot.app.screen)
+    await wait_until(pilot, lambda: browser.rows)
+    return browser
+
+
+async def test_session_browser_rename_and_archive(two_sessions):
+    app = make(two_sessions)
+    async with app.run_test(size=(120, 40)) as pilot:
+        browser = await open_browser(pilot)
+        assert [(r.name, r.entries) for r in browser.rows] == [("here", 3), ("there", 3)]
+        ol = browser.query_one(OptionList)
+        await wait_until(pilot, lambda: browser.strips.get("there"))
+        assert len(browser.strips["there"]) == 3
+
+        ol.highlighted = 0  # the open session: refused, one line
+        await pilot.press("a")
+        assert (two_sessions / "here").is_dir()
+
+        ol.highlighted = 1
+        await pilot.press("r")
+        dialog = await wait_until(pilot, lambda: isinstance(app.screen, NameDialog) and app.screen)
+        dialog.query_one(Input).value = "elsewhere"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: [r.name for r in browser.rows] == ["elsewhere", "here"])
+        assert (two_sessions / "elsewhere" / "session.toml").is_file()
+        assert not (two_sessions / "there").exists()
+        assert len(entries(two_sessions, "elsewhere")) == 3
+
+        ol.highlighted = 0
+        await pilot.press("a")
+        await wait_until(pilot, lambda: [r.name for r in browser.rows] == ["here"])
+        assert (two_sessions / "archive" / "elsewhere" / "session.toml").is_file()
+        assert app.studio.index.count("session:elsewhere") == 0
