@@ -286,6 +286,7 @@ class LocalEngine:
                 callback_on_step_end=callback,
                 **mode.kwargs,
             )
+        _refuse_flagged(output, recipe.batch_size)
         return mode.finish(list(output.images))
 
     def _save(self, job: Job, images: list[Any], recipe: Recipe) -> list[Path]:
@@ -376,6 +377,15 @@ def _dress(loaded: LoadedPipeline, extras: Extras, allow_pickle: bool) -> None:
         loaded.extras["loras"] = wanted
     if extras.embeddings:
         load_embeddings(loaded.pipe, extras.embeddings, allow_pickle=allow_pickle)
+
+
+def _refuse_flagged(output: Any, total: int) -> None:
+    """An opted-in safety checker's blacked-out images fail the job, saying so."""
+    from studio.models.safety import SafetyFlagged, flagged_indices, flagged_message
+
+    flagged = flagged_indices(output)
+    if flagged:
+        raise SafetyFlagged(flagged_message(flagged, total))
 
 
 def _save_png(image: Image, path: Path, recipe: Recipe) -> None:
