@@ -250,7 +250,13 @@ class LocalEngine:
             self._emit(ev.Loading(job.job_id, ref.name))
         loaded = self._cache.get(key, ref, job.recipe, device, dtype)
         _dress(loaded, extras, job.recipe.allow_pickle)
-        recipe = recorded(extras.recipe.replace(model_hash=ref.hash, device=device, dtype=dtype))
+        if "license" not in loaded.extras:  # read once per loaded model: the card or the header
+            from studio.models.license import recorded_license
+
+            loaded.extras["license"] = recorded_license(Path(ref.path))
+        recipe = recorded(extras.recipe.replace(
+            model_hash=ref.hash, device=device, dtype=dtype, model_license=loaded.extras["license"],
+        ))
         return loaded, recipe, (extras.prompt, extras.negative_prompt)
 
     def _load_pipeline(self, ref: ModelRef, device: str, dtype: str, recipe: Recipe) -> Any:

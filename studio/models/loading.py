@@ -22,6 +22,7 @@ from studio.models.library import ModelLibrary
 from studio.models.pickles import ALLOW_PICKLE_HINT, PickleRefused, is_pickle, load_pickle_state_dict
 from studio.models.resolve import ModelRef
 from studio.models.safetensors_header import read_header
+from studio.models.safety import component_overrides
 from studio.models.tokenizers import TokenizerMissing, clip_tokenizer, find_clip_bpe, missing_message
 from studio.recipe import Recipe
 
@@ -113,8 +114,6 @@ class TokenizerSearch:
 def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool, safety_checker: bool = False) -> Any:
     """A folder's pipeline; its safety checker only if asked for (never loaded otherwise)."""
     from diffusers import DiffusionPipeline
-
-    from studio.models.safety import component_overrides
 
     has_safetensors = any(path.rglob("*.safetensors"))
     if not has_safetensors and any(path.rglob("*.bin")) and not allow_pickle:
