@@ -22,6 +22,7 @@ from studio.models.library import ModelLibrary
 from studio.models.pickles import ALLOW_PICKLE_HINT, PickleRefused, is_pickle, load_pickle_state_dict
 from studio.models.resolve import ModelRef
 from studio.models.safetensors_header import read_header
+from studio.models.architectures import optional_components
 from studio.models.safety import component_overrides
 from studio.models.tokenizers import TokenizerMissing, clip_tokenizer, find_clip_bpe, missing_message
 from studio.recipe import Recipe
@@ -128,6 +129,7 @@ def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool, saf
         # With --allow-pickle diffusers may read .bin files; it does so with weights_only=True.
         use_safetensors=True if has_safetensors or not allow_pickle else None,
         **component_overrides(path, safety_checker),
+        **optional_components(path),  # SD3 without T5
     )
 
 
