@@ -83,3 +83,29 @@ def test_defaults_listed_and_inspected(arch_models, capsys):
         assert any(line.startswith(name) and arch in line for line in out.splitlines()), out
     assert main(["inspect", str(arch_models["flux-dev"])]) == 0
     assert "Flux dev" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["flux-schnell", "sd3"])
+def test_previews_for_packed_and_16_channel_style_latents(arch_models, tmp_path, name):
+    from studio.engine import LocalEngine
+    from tests.test_engine import Recorder, plain_save
+
+    rec = Recorder()
+    engine = LocalEngine(rec, previews=True, preview_interval=0.0, saver=plain_save)
+    try:
+        job = engine.submit(recipe_for(arch_models[name], steps=3, sampler="Euler", cfg_scale=0.0), tmp_path)
+        rec.until(ev.Finished, job)
+    finally:
+        engine.shutdown()
+    previews = [e for e in rec.seen if isinstance(e, ev.Preview)]
+    assert len(previews) == 3
+    assert previews[0].image.size == (32, 32)  # the latent grid, unpacked for Flux
+
+
+def test_cli_refuses_a_noise_sampler_for_flux_in_one_line(arch_models, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("STUDIO_SESSIONS_DIR", str(tmp_path / "sessions"))
+    code = main(["generate", "a cat", "--model", str(arch_models["flux-dev"]), "--sampler", "DDIM", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "flow matching" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "sessions").exists()

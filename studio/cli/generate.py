@@ -76,13 +76,18 @@ def run(args: argparse.Namespace) -> int:
 
 def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: Config) -> list[Recipe]:
     """One recipe per job; job i starts at seed + i * batch size so no seed repeats."""
-    library.resolve(args.model)  # a missing model is a one-line error before anything is recorded
+    from studio.models.architectures import check_sampler, folder_scheduler_config
+    from studio.samplers import DEFAULT_SAMPLER
+
+    ref = library.resolve(args.model)  # a missing model is a one-line error before anything is recorded
     fields: dict[str, Any] = {"width": 512, "height": 512}
     fields.update(library.defaults(args.model))
     given = {"steps": args.steps, "cfg_scale": args.cfg, "sampler": args.sampler}
     fields.update({key: value for key, value in given.items() if value is not None})
     if args.size:
         fields["width"], fields["height"] = parse_size(args.size)
+    if Path(ref.path).is_dir():  # Flux, SD3: only flow-matching samplers; refused before anything is recorded
+        check_sampler(fields.get("sampler", DEFAULT_SAMPLER), folder_scheduler_config(Path(ref.path)), ref.name)
     seed = random_seed() if args.seed is None else args.seed
     base = Recipe(
         prompt=args.prompt,

@@ -344,9 +344,13 @@ class _StepReporter:
         return kwargs
 
     def _preview(self, step: int, latents: Any) -> None:
-        if latents is None or latents.ndim != 4:
-            return  # packed latents (Flux, SD3 variants) have no cheap projection here
         loaded = self.loaded
+        if latents is not None and latents.ndim == 3 and hasattr(loaded.pipe, "_unpack_latents"):
+            # Flux packs 2x2 latent patches into tokens: unpack to (B, C, H, W) first.
+            recipe = self.job.recipe
+            latents = loaded.pipe._unpack_latents(latents, recipe.height, recipe.width, loaded.pipe.vae_scale_factor)
+        if latents is None or latents.ndim != 4:
+            return
         if not loaded.projection_tried:
             from studio.engine.preview import projection_for
 
