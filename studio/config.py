@@ -38,6 +38,7 @@ class Config:
     attention_slicing: bool = False
     vae_tiling: bool = False
     cpu_offload: bool = False
+    safety_checker: bool = False  # opt-in: load a model folder's safety checker
     # Where this config was read from (and where save_config writes); not stored.
     path: Path | None = field(default=None, compare=False, repr=False)
     # Why the file was not used, if it was not; the caller shows it once.
@@ -53,6 +54,7 @@ class Config:
             "attention_slicing": self.attention_slicing,
             "vae_tiling": self.vae_tiling,
             "cpu_offload": self.cpu_offload,
+            "safety_checker": self.safety_checker,
         }
 
 

@@ -79,6 +79,11 @@ def make_scheduler(name: str, base_config: Any, seed: int = 0) -> Any:
     """A fresh diffusers scheduler for `name`, built from the model's own config."""
     import diffusers
 
+    from studio.models.architectures import FLOW_SAMPLERS, check_sampler, is_flow
+
+    if is_flow(base_config):  # Flux, SD3: flow matching has its own schedulers
+        check_sampler(name, base_config)
+        return getattr(diffusers, FLOW_SAMPLERS[name]).from_config(base_config)
     spec = SAMPLERS[name]
     cls = getattr(diffusers, spec.scheduler)
     options = dict(spec.options)

@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention-slicing", action="store_true", help="lower memory use, a little slower")
     parser.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
     parser.add_argument("--cpu-offload", action="store_true", help="keep idle model parts in CPU memory")
+    parser.add_argument("--safety-checker", action="store_true",
+                        help="load the safety checker a model folder ships (off by default; flagged images fail the job)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     iterate_args.add_arguments(parser)
 
@@ -74,13 +76,18 @@ def run(args: argparse.Namespace) -> int:
 
 def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: Config) -> list[Recipe]:
     """One recipe per job; job i starts at seed + i * batch size so no seed repeats."""
-    library.resolve(args.model)  # a missing model is a one-line error before anything is recorded
+    from studio.models.architectures import check_sampler, folder_scheduler_config
+    from studio.samplers import DEFAULT_SAMPLER
+
+    ref = library.resolve(args.model)  # a missing model is a one-line error before anything is recorded
     fields: dict[str, Any] = {"width": 512, "height": 512}
     fields.update(library.defaults(args.model))
     given = {"steps": args.steps, "cfg_scale": args.cfg, "sampler": args.sampler}
     fields.update({key: value for key, value in given.items() if value is not None})
     if args.size:
         fields["width"], fields["height"] = parse_size(args.size)
+    if Path(ref.path).is_dir():  # Flux, SD3: only flow-matching samplers; refused before anything is recorded
+        check_sampler(fields.get("sampler", DEFAULT_SAMPLER), folder_scheduler_config(Path(ref.path)), ref.name)
     seed = random_seed() if args.seed is None else args.seed
     base = Recipe(
         prompt=args.prompt,
@@ -98,6 +105,7 @@ def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: C
         attention_slicing=args.attention_slicing or config.attention_slicing,
         vae_tiling=args.vae_tiling or config.vae_tiling,
         cpu_offload=args.cpu_offload or config.cpu_offload,
+        safety_checker=args.safety_checker or config.safety_checker,
         **fields,
     )
     base = iterate_args.apply(args, base, config, size_given=bool(args.size))

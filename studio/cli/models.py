@@ -87,7 +87,15 @@ def format_table(entries: list[ModelEntry]) -> str:
     from studio.cli.table import format_table as table
     from studio.models.report import human_bytes
 
-    header = ("NAME", "KIND", "ARCHITECTURE", "SIZE", "DTYPE", "HASH")
-    return table(header, [
-        (e.name, e.kind, e.architecture, human_bytes(e.size), e.dtype or "-", e.hash or "-") for e in entries
-    ])
+    header = ("NAME", "KIND", "ARCHITECTURE", "SIZE", "DTYPE", "HASH", "LICENSE")
+    rows = [
+        (e.name, e.kind, e.architecture, human_bytes(e.size), e.dtype or "-", e.hash or "-", _license(e))
+        for e in entries
+    ]
+    return table(header, rows)
+
+
+def _license(entry: ModelEntry) -> str:
+    """The declared license, flagged, and whether the folder ships a safety checker (never loaded unasked)."""
+    text = entry.license or "-"
+    return text + ("; ships a safety checker (off)" if entry.safety_checker else "")

@@ -32,6 +32,7 @@ def cache_key(ref: ModelRef, recipe: Recipe, device: str, dtype: str) -> tuple:
         recipe.vae_tiling,
         recipe.cpu_offload,
         recipe.allow_pickle,
+        recipe.safety_checker,
     )
 
 

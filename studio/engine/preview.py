@@ -27,7 +27,7 @@ class LatentProjection:
         return cls(torch.tensor(data["weights"]), torch.tensor(data["bias"]))
 
     @classmethod
-    def fit(cls, vae: Any, channels: int, scaling_factor: float) -> LatentProjection:
+    def fit(cls, vae: Any, channels: int, scaling_factor: float, shift_factor: float = 0.0) -> LatentProjection:
         """Least-squares fit of RGB = latents @ W + b on a few VAE decodes."""
         import torch
 
@@ -36,7 +36,7 @@ class LatentProjection:
         param = next(vae.parameters())
         with torch.no_grad():
             decoded = vae.decode(
-                (latents / scaling_factor).to(param.device, param.dtype)
+                (latents / scaling_factor + shift_factor).to(param.device, param.dtype)
             ).sample.float().cpu()
         rgb = torch.nn.functional.adaptive_avg_pool2d(decoded, latents.shape[-2:])
         rgb = ((rgb + 1) / 2).clamp(0, 1)
@@ -71,6 +71,7 @@ def projection_for(pipe: Any, model_path: Path | None) -> LatentProjection | Non
         return None
     scaling = getattr(vae.config, "scaling_factor", 1.0) or 1.0
     try:
-        return LatentProjection.fit(vae, channels, scaling)
+        shift = getattr(vae.config, "shift_factor", None) or 0.0  # SD3, Flux: latents are (z - shift) * scale
+        return LatentProjection.fit(vae, channels, scaling, shift)
     except Exception:  # a preview is a nicety; never fail a job over it
         return None

@@ -250,7 +250,13 @@ class LocalEngine:
             self._emit(ev.Loading(job.job_id, ref.name))
         loaded = self._cache.get(key, ref, job.recipe, device, dtype)
         _dress(loaded, extras, job.recipe.allow_pickle)
-        recipe = recorded(extras.recipe.replace(model_hash=ref.hash, device=device, dtype=dtype))
+        if "license" not in loaded.extras:  # read once per loaded model: the card or the header
+            from studio.models.license import recorded_license
+
+            loaded.extras["license"] = recorded_license(Path(ref.path))
+        recipe = recorded(extras.recipe.replace(
+            model_hash=ref.hash, device=device, dtype=dtype, model_license=loaded.extras["license"],
+        ))
         return loaded, recipe, (extras.prompt, extras.negative_prompt)
 
     def _load_pipeline(self, ref: ModelRef, device: str, dtype: str, recipe: Recipe) -> Any:
@@ -286,6 +292,7 @@ class LocalEngine:
                 callback_on_step_end=callback,
                 **mode.kwargs,
             )
+        _refuse_flagged(output, recipe.batch_size)
         return mode.finish(list(output.images))
 
     def _save(self, job: Job, images: list[Any], recipe: Recipe) -> list[Path]:
@@ -337,9 +344,13 @@ class _StepReporter:
         return kwargs
 
     def _preview(self, step: int, latents: Any) -> None:
-        if latents is None or latents.ndim != 4:
-            return  # packed latents (Flux, SD3 variants) have no cheap projection here
         loaded = self.loaded
+        if latents is not None and latents.ndim == 3 and hasattr(loaded.pipe, "_unpack_latents"):
+            # Flux packs 2x2 latent patches into tokens: unpack to (B, C, H, W) first.
+            recipe = self.job.recipe
+            latents = loaded.pipe._unpack_latents(latents, recipe.height, recipe.width, loaded.pipe.vae_scale_factor)
+        if latents is None or latents.ndim != 4:
+            return
         if not loaded.projection_tried:
             from studio.engine.preview import projection_for
 
@@ -376,6 +387,15 @@ def _dress(loaded: LoadedPipeline, extras: Extras, allow_pickle: bool) -> None:
         loaded.extras["loras"] = wanted
     if extras.embeddings:
         load_embeddings(loaded.pipe, extras.embeddings, allow_pickle=allow_pickle)
+
+
+def _refuse_flagged(output: Any, total: int) -> None:
+    """An opted-in safety checker's blacked-out images fail the job, saying so."""
+    from studio.models.safety import SafetyFlagged, flagged_indices, flagged_message
+
+    flagged = flagged_indices(output)
+    if flagged:
+        raise SafetyFlagged(flagged_message(flagged, total))
 
 
 def _save_png(image: Image, path: Path, recipe: Recipe) -> None:

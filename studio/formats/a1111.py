@@ -71,6 +71,8 @@ def a1111_parameters(recipe: Recipe) -> str:
         fields.append(("Clip skip", str(recipe.clip_skip)))
     # A1111 names a checkpoint by its file stem; a path would leak the user's folders.
     fields.append(("Model", Path(recipe.model).stem if "/" in recipe.model else recipe.model))
+    if recipe.model_license:  # the terms the model was released under, as it declares them
+        fields.append(("License", recipe.model_license))
     if recipe.vae_hash:
         fields.append(("VAE hash", recipe.vae_hash))
     if recipe.vae:
@@ -168,6 +170,7 @@ _USED = {
     "prompt", "negative_prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size",
     "Model hash", "Model", "VAE", "VAE hash", "Lora hashes", "TI hashes", "Clip skip",
     "Variation seed", "Variation seed strength", "Mask blur", "Inpaint area", "Masked area padding",
+    "License",
 }
 _IGNORED = {"Version", "Hashes", "ENSD", "Eta"}  # no effect on our samplers' pixels
 
@@ -200,6 +203,8 @@ def read_a1111(text: str) -> Reading:
         fields["vae"] = params["VAE"]
     if params.get("VAE hash"):
         fields["vae_hash"] = params["VAE hash"]
+    if params.get("License"):
+        fields["model_license"] = params["License"]
     if params.get("TI hashes"):
         embeddings = parse_lora_hashes(params["TI hashes"])
         fields["embeddings"], fields["embedding_hashes"] = list(embeddings), list(embeddings.values())

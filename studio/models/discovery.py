@@ -41,6 +41,8 @@ class ModelEntry:
     format: str  # safetensors, pickle or diffusers
     source: str  # the folder (or "hf-cache") it was found in
     hash: str = ""  # AutoV2; filled in by `with_hashes`
+    license: str = ""  # the license as one line, flagged (`License.label`); "" when none is declared
+    safety_checker: bool = False  # a folder that ships one
 
 
 EntryProgress = Callable[[ModelEntry, int, int], None]  # (entry, bytes done, bytes total)
@@ -169,7 +171,10 @@ def _read_entry(path: Path, hint: str, source: str, name: str | None) -> ModelEn
         return ModelEntry(name, path, hint or UNKNOWN, "damaged (studio inspect says why)", _size(path), "", "damaged", source)
     if found.kind == UNKNOWN and path.is_file() and not hint:
         return None  # a stray component or unrelated tensor file
-    return ModelEntry(name, path, found.kind, found.architecture, found.size, found.dtype, found.format, source)
+    return ModelEntry(
+        name, path, found.kind, found.architecture, found.size, found.dtype, found.format, source,
+        license=found.license.label(), safety_checker=found.safety_checker,
+    )
 
 
 def _size(path: Path) -> int:

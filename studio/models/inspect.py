@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Mapping
 
 from studio.bounded import NotRegular, check_regular, loads_json, read_json_file
+from studio.models.license import License, license_of
 from studio.models.pickles import is_pickle, load_pickle_state_dict
+from studio.models.safety import ships_safety_checker
 from studio.models.safetensors_header import HeaderError, read_header
 
 # Kinds, as `studio models` lists them.
@@ -33,6 +35,8 @@ class Inspection:
     metadata: dict[str, str] = field(default_factory=dict)
     tags: list[tuple[str, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    license: License = License("")
+    safety_checker: bool = False  # a folder that ships one (studio loads it only when asked)
 
     @property
     def dtype(self) -> str:
@@ -52,6 +56,9 @@ class Inspection:
             "metadata": self.metadata,
             "tags": [list(t) for t in self.tags],
             "notes": self.notes,
+            "license": {"id": self.license.id, "name": self.license.name, "link": self.license.link,
+                        "flag": self.license.flag},
+            "safety_checker": self.safety_checker,
         }
 
 
@@ -100,6 +107,7 @@ def _build(path: Path, fmt: str, shapes, dtypes, metadata) -> Inspection:
         metadata=dict(metadata),
         tags=training_tags(metadata),
         notes=notes,
+        license=license_of(path, metadata),
     )
 
 
@@ -369,4 +377,10 @@ def inspect_diffusers_folder(path: Path) -> Inspection:
     if any(path.rglob("*.bin")) and not tensors:
         notes.append("weights are pickled .bin files; studio loads only .safetensors")
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return Inspection(path, "diffusers", CHECKPOINT, arch, params, dict(dtypes), tensors, size, notes=notes)
+    checker = ships_safety_checker(path)
+    if checker:
+        notes.append("ships a safety checker: studio does not load it unless asked (--safety-checker)")
+    return Inspection(
+        path, "diffusers", CHECKPOINT, arch, params, dict(dtypes), tensors, size, notes=notes,
+        license=license_of(path), safety_checker=checker,
+    )

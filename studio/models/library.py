@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from studio.builtin import BUILTIN_DIR
 from studio.config import Config
 from studio.models import discovery
+from studio.models.architectures import architecture_defaults
 from studio.models.discovery import ModelEntry
 from studio.models.hashing import HashCache
 from studio.models.inspect import CHECKPOINT, UNKNOWN
@@ -92,7 +93,7 @@ class ModelLibrary:
         from a scan walks the folders if no scan is kept yet (once, as `scan` does).
         """
         found = self._locate(model, CHECKPOINT)
-        return model_defaults(found[1]) if found else {}
+        return {**architecture_defaults(found[1]), **model_defaults(found[1])} if found else {}
 
     def tokenizer_folder(self, model: str) -> Path | None:
         """The CLIP tokenizer files `model`'s first text encoder uses, for counting tokens; hashes nothing.

@@ -22,6 +22,8 @@ from studio.models.library import ModelLibrary
 from studio.models.pickles import ALLOW_PICKLE_HINT, PickleRefused, is_pickle, load_pickle_state_dict
 from studio.models.resolve import ModelRef
 from studio.models.safetensors_header import read_header
+from studio.models.architectures import optional_components
+from studio.models.safety import component_overrides
 from studio.models.tokenizers import TokenizerMissing, clip_tokenizer, find_clip_bpe, missing_message
 from studio.recipe import Recipe
 
@@ -45,6 +47,7 @@ def load_pipeline(
     attention_slicing: bool = False,
     vae_tiling: bool = False,
     cpu_offload: bool = False,
+    safety_checker: bool = False,
     config_dir: Path | None = None,
     tokenizer_dir: Path | None = None,
     tokenizer_dirs: Iterable[Path] = (),
@@ -64,7 +67,7 @@ def load_pipeline(
     torch_dtype = getattr(torch, dtype)
     path = Path(ref.path)
     if path.is_dir():
-        pipe = _load_diffusers_folder(path, torch_dtype, allow_pickle)
+        pipe = _load_diffusers_folder(path, torch_dtype, allow_pickle, safety_checker)
     else:
         search = TokenizerSearch(
             (*([tokenizer_dir] if tokenizer_dir else []), *tokenizer_dirs),
@@ -92,6 +95,7 @@ def load_pipeline_for_recipe(
         attention_slicing=recipe.attention_slicing,
         vae_tiling=recipe.vae_tiling,
         cpu_offload=recipe.cpu_offload,
+        safety_checker=recipe.safety_checker,
         tokenizer_dirs=library.tokenizer_dirs,
         model_dirs=library.dirs,
         hf_cache=library.hf_cache,
@@ -108,7 +112,8 @@ class TokenizerSearch:
     hf_cache: Path | None = None
 
 
-def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool) -> Any:
+def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool, safety_checker: bool = False) -> Any:
+    """A folder's pipeline; its safety checker only if asked for (never loaded otherwise)."""
     from diffusers import DiffusionPipeline
 
     has_safetensors = any(path.rglob("*.safetensors"))
@@ -123,6 +128,8 @@ def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool) -> 
         local_files_only=True,
         # With --allow-pickle diffusers may read .bin files; it does so with weights_only=True.
         use_safetensors=True if has_safetensors or not allow_pickle else None,
+        **component_overrides(path, safety_checker),
+        **optional_components(path),  # SD3 without T5
     )
 
 

@@ -33,14 +33,18 @@ def format_inspection(result: Inspection, *, all_metadata: bool = False, tags: i
         ("parameters", f"{human_count(result.params)} ({result.params:,})"),
         ("dtypes", dtypes or "-"),
         ("size", human_bytes(result.size)),
+        ("license", _license_line(result)),
     ]
     rows += [("note", note) for note in result.notes]
     shown = [k for k in (result.metadata if all_metadata else HIGHLIGHTS) if k in result.metadata]
+    if not all_metadata:
+        shown = [k for k in shown if k != "modelspec.license"]  # the license row above says it
     rows += [(LABELS.get(key, key), _short(result.metadata[key], all_metadata)) for key in shown]
     lines = [str(result.path)]
     width = max(len(label) for label, _ in rows)
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]
     hidden = len(result.metadata) - len(shown) - ("ss_tag_frequency" in result.metadata and not all_metadata)
+    hidden -= "modelspec.license" in result.metadata and not all_metadata
     if hidden > 0:
         lines.append(f"  ({hidden} more metadata {'entry' if hidden == 1 else 'entries'}; --metadata shows them)")
     if result.tags and tags > 0:
@@ -49,6 +53,13 @@ def format_inspection(result: Inspection, *, all_metadata: bool = False, tags: i
         for rank, (tag, count) in enumerate(result.tags[:tags], 1):
             lines.append(f"  {rank:>3}. {count:>{count_width}}  {tag}")
     return "\n".join(printable(line) for line in lines)
+
+
+def _license_line(result: Inspection) -> str:
+    lic = result.license
+    if not lic.id:
+        return "not declared (no model card front matter or modelspec.license)"
+    return lic.label() + (f" <{lic.link}>" if lic.link else "")
 
 
 def _short(value: str, full: bool) -> str:

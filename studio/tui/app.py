@@ -73,7 +73,7 @@ class StudioApp(HistoryActions, IterateActions, App):
         self.library = studio.library
         self.config = config
         self.graphics_mode = graphics.normalise(graphics_mode)
-        self.base = Recipe(prompt="", model=model, device=device, dtype=dtype)
+        self.base = Recipe(prompt="", model=model, device=device, dtype=dtype, safety_checker=config.safety_checker)
         # The service records each event, then this hands it to the event loop.
         studio.subscribe(lambda event: self.post_message(EngineEvent(event)))
         self.engine_view = EngineView(self)

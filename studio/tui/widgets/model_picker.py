@@ -28,6 +28,8 @@ class ModelRow:
     size: int
     hash: str
     source: str
+    license: str = ""  # as `License.label` gives it, flags included
+    safety_checker: bool = False
 
 
 def human_size(size: int) -> str:
@@ -61,7 +63,10 @@ def list_models(library: ModelLibrary) -> list[ModelRow]:
         if index is not None:
             rows[index] = replace(rows[index], architecture=f"{entry.architecture} (built-in)")
             continue
-        rows.append(ModelRow(str(entry.path), entry.architecture, entry.size, entry.hash, entry.source))
+        rows.append(ModelRow(
+            str(entry.path), entry.architecture, entry.size, entry.hash, entry.source,
+            entry.license, entry.safety_checker,
+        ))
     return rows
 
 
@@ -118,6 +123,11 @@ class ModelPicker(ModalScreen[str | None]):
                 continue
             text = Text(label, style="bold")
             text.append(printable(f"  {row.architecture} · {human_size(row.size)} · {row.hash or '…'}"), style="dim")
+            if row.license:  # a non-commercial or "other" license stands out
+                flagged = "(non-commercial)" in row.license or "(read its terms)" in row.license
+                text.append(printable(f" · {row.license}"), style="bold yellow" if flagged else "dim")
+            if row.safety_checker:
+                text.append(" · ships a safety checker (off)", style="dim")
             ol.add_option(Option(text, id=row.name))
         if ol.option_count:
             ol.highlighted = 0

@@ -1,0 +1,94 @@
+"""What differs per architecture: optional components, recommended settings, the samplers it can use.
+
+Flux and SD3 sample by flow matching (diffusers' FlowMatch* schedulers), so A1111's
+noise-prediction samplers (DPM++, DDIM, LMS…) do not apply to them; `FLOW_SAMPLERS`
+names the ones that do, under the names A1111 and Forge give them. Plain Python:
+the recipe and the CLI import it without torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from studio.bounded import read_json_file
+
+# Our sampler name -> the flow-matching scheduler it means.
+FLOW_SAMPLERS = {"Euler": "FlowMatchEulerDiscreteScheduler", "Heun": "FlowMatchHeunDiscreteScheduler"}
+# Dynamic shifting (Flux) needs a scheduler that takes the pipeline's own sigmas and shift.
+DYNAMIC_SHIFT_SAMPLERS = ("Euler",)
+
+
+class SamplerUnavailable(ValueError):
+    """A sampler this model cannot use; the message is one line."""
+
+
+def _json(path: Path) -> dict:
+    try:
+        data = read_json_file(path, max_chars=1 << 20)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def is_flow(scheduler_config: Any) -> bool:
+    return str(dict(scheduler_config).get("_class_name", "")).startswith("FlowMatch")
+
+
+def samplers_for(scheduler_config: Any) -> tuple[str, ...] | None:
+    """The sampler names a model with this scheduler config can use; None: every A1111 sampler."""
+    config = dict(scheduler_config)
+    if not is_flow(config):
+        return None
+    return DYNAMIC_SHIFT_SAMPLERS if config.get("use_dynamic_shifting") else tuple(FLOW_SAMPLERS)
+
+
+def check_sampler(name: str, scheduler_config: Any, model: str = "this model") -> None:
+    allowed = samplers_for(scheduler_config)
+    if allowed is not None and name not in allowed:
+        raise SamplerUnavailable(
+            f"{model} samples by flow matching: sampler {name!r} cannot be used with it; choose {' or '.join(allowed)}"
+        )
+
+
+def folder_scheduler_config(folder: Path) -> dict:
+    return _json(Path(folder) / "scheduler" / "scheduler_config.json")
+
+
+def folder_architecture(folder: Path) -> str:
+    """'flux-dev', 'flux-schnell', 'sd3' or '' for a diffusers folder."""
+    cls = str(_json(Path(folder) / "model_index.json").get("_class_name", ""))
+    if cls.startswith("Flux"):
+        dev = _json(Path(folder) / "transformer" / "config.json").get("guidance_embeds")
+        return "flux-dev" if dev else "flux-schnell"
+    if cls.startswith("StableDiffusion3"):
+        return "sd3"
+    return ""
+
+
+# Recommended settings, as the model cards give them; a folder's studio.toml overrides these.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    # dev is guidance-distilled: the guidance value is an input, not CFG (no negative pass).
+    "flux-dev": {"sampler": "Euler", "steps": 28, "cfg_scale": 3.5, "width": 1024, "height": 1024},
+    # schnell is timestep-distilled: 4 steps, no guidance at all.
+    "flux-schnell": {"sampler": "Euler", "steps": 4, "cfg_scale": 0.0, "width": 1024, "height": 1024},
+    "sd3": {"sampler": "Euler", "steps": 28, "cfg_scale": 4.5, "width": 1024, "height": 1024},
+}
+
+
+def architecture_defaults(path: Path | None) -> dict[str, Any]:
+    if path is None or not Path(path).is_dir():
+        return {}
+    return dict(DEFAULTS.get(folder_architecture(Path(path)), {}))
+
+
+def optional_components(folder: Path) -> dict[str, Any]:
+    """from_pretrained keywords for components a folder may leave out (SD3's T5 encoder)."""
+    index = _json(Path(folder) / "model_index.json")
+    overrides: dict[str, Any] = {}
+    for name in ("text_encoder_3", "tokenizer_3"):
+        entry = index.get(name)
+        absent = not isinstance(entry, list) or entry[:1] == [None] or not (Path(folder) / name).is_dir()
+        if str(index.get("_class_name", "")).startswith("StableDiffusion3") and absent:
+            overrides[name] = None
+    return overrides
