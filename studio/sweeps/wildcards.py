@@ -20,7 +20,7 @@ from studio.recipe import RecipeError
 
 MAX_DEPTH = 20  # a wildcard file naming itself must end, not recurse forever
 MAX_FILE_BYTES = 4 * 1024 * 1024
-_WILDCARD = re.compile(r"__([A-Za-z0-9][\w./ -]*?)__")
+_WILDCARD = re.compile(r"__([\w.][\w./ -]*?)__")
 _COUNT = re.compile(r"^\s*(\d+)(?:\s*-\s*(\d+))?\s*\$\$(?:(.*?)\$\$)?", re.DOTALL)
 
 # Where A1111's and ComfyUI's wildcard extensions keep their files, under the home folder.
