@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--wildcards", action="append", type=Path, default=[], metavar="DIR",
                        help="a wildcards folder for __name__ (repeatable; searched before the config's and the usual ones)")
     group.add_argument("--cluster", default="local", metavar="WHERE", help=f"where cells run: {CLUSTERS} (default: local)")
+    group.add_argument("--workers", type=int, metavar="N", help="Ray actors to start (default: one per GPU, else one per core but one)")
     group.add_argument("--dry-run", action="store_true", help="print the cells and their count; run nothing")
 
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         base = generate.recipes_from_args(args, library, config)[0]
         sweep = Sweep.build(base, args.x, args.y, args.z, wildcards_for(args.wildcards, config.wildcard_dirs))
-        engine_factory = engine_factory_for(args.cluster, library, config)
+        engine_factory = engine_factory_for(args.cluster, library, config, args.workers)
     except (RecipeError, LookupError, ValueError) as exc:
         say(str(exc))
         return 2
@@ -68,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is None:
         print(f"seed {base.seed}", file=sys.stderr)
     studio = make_studio(session, library, config, out_dir=args.out, engine_factory=engine_factory)
+    try:
+        studio.start()  # a cluster that cannot be reached is refused before any cell is recorded
+    except ValueError as exc:
+        say(str(exc))
+        return 1
     result = run_jobs(studio, lambda s: submit_sweep(s, sweep), quiet=args.quiet)
     grids = finish_sweeps(session, args.out, only={sweep.id})
     for path in grids:
@@ -77,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.ok and grids else 1
 
 
-def engine_factory_for(cluster: str, library, config):  # type: ignore[no-untyped-def]
+def engine_factory_for(cluster: str, library, config, workers: int | None = None):  # type: ignore[no-untyped-def]
     """None for the local engine, else a factory for the Ray engine on `cluster`; ValueError if unknown."""
     if cluster == "local":
         return None
@@ -87,4 +93,4 @@ def engine_factory_for(cluster: str, library, config):  # type: ignore[no-untype
         raise ValueError(f"--cluster must be {CLUSTERS} (got {cluster!r})")
     from studio.engine.ray_engine import ray_engine_factory
 
-    return ray_engine_factory(cluster, library, cache_size=config.cache_models)
+    return ray_engine_factory(cluster, library, cache_size=config.cache_models, workers=workers)
