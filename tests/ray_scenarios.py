@@ -3,7 +3,7 @@
 `python -m tests.ray_scenarios kill SESSIONS MODEL`: a sweep on 2 actors, one
 actor SIGKILLed after the first cell lands; prints JSON of what the session
 recorded. `... time SESSIONS MODEL WORKERS CELLS STEPS`: wall time of a sweep
-(prints JSON). Used by tests/test_ray_engine.py and bench/ray_sweep.py.
+after every worker has loaded the model (WORKERS 0: the local engine; prints JSON). Used by tests/test_ray_engine.py and bench/ray_sweep.py.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _studio(root: Path, model: str, workers: int) -> tuple[Studio, Session, list
         engines.append(RayEngine(listener, address="ray", library=library, workers=workers))
         return engines[-1]
 
-    studio = Studio(session, library, engine_factory=factory)
+    studio = Studio(session, library, engine_factory=factory if workers else None)  # 0: the local engine
     studio.start()
     return studio, session, engines
 
