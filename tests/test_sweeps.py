@@ -19,7 +19,7 @@ from studio.sweeps.axes import AxisError, parse_axis
 from studio.sweeps.grid import SWEEP_KEY
 from studio.sweeps.run import finish_sweeps, is_grid, submit_sweep
 from studio.sweeps.sweep import Sweep
-from studio.sweeps.wildcards import Wildcards, WildcardError
+from studio.sweeps.wildcards import WildcardError, Wildcards
 from tests.test_service import ScriptedEngine
 
 BASE = Recipe(prompt="a red circle on grey", width=64, height=64, seed=7)

@@ -35,6 +35,7 @@ from typing import Any
 from studio.atomic import atomic_writer
 from studio.engine import events as ev
 from studio.engine.protocol import Listener
+from studio.errors import first_line
 from studio.recipe import Recipe
 
 POLL_SECONDS = 0.2
@@ -156,8 +157,8 @@ class RayEngine:
             self._owns_ray = True
             try:
                 _connect(ray, address, threads, workers)
-            except Exception as exc:  # a wrong address, a cluster that is down: one line
-                raise RayUnavailable(f"cannot reach Ray at {address}: {str(exc).splitlines()[0]}") from None
+            except Exception as exc:  # noqa: BLE001  (a wrong address, a cluster that is down: one line)
+                raise RayUnavailable(f"cannot reach Ray at {address}: {first_line(exc)}") from None
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         count = workers or gpus or max(1, int(resources.get("CPU", 1)) - 1)
@@ -275,7 +276,7 @@ class RayEngine:
             self._lost_actor(job)
             return
         except Exception as exc:  # noqa: BLE001  (a task error: the job fails, the engine goes on)
-            final, images = ev.Failed(job.job_id, f"Ray worker: {str(exc).splitlines()[0]}"), []
+            final, images = ev.Failed(job.job_id, f"Ray worker: {first_line(exc)}"), []
         if isinstance(final, ev.Finished):
             try:
                 paths = tuple(self._write(job, name, data) for name, data in images)
@@ -329,8 +330,9 @@ class RayEngine:
             if latest is None or latest == job.last:
                 continue
             job.last = latest
-            if isinstance(latest, ev.Started):
-                job.started = True
+            if isinstance(latest, ev.Progress) and not job.started:  # the poll missed Started: say it first
+                self._on_event(ev.Started(job.job_id, job.recipe))
+            job.started = job.started or isinstance(latest, (ev.Started, ev.Progress))
             self._on_event(latest)
 
     def _idle_check(self) -> None:

@@ -199,7 +199,7 @@ def _with_lora_weight(recipe: Recipe, name: str, weight: float) -> Recipe:
     """The LoRA at `weight`: in its prompt tag when the prompt has one (a tag's weight wins), else in the list."""
     if name in tagged_names(recipe.prompt) or name in tagged_names(recipe.negative_prompt):
         tag = re.compile(rf"<(?:lora|lyco):\s*{re.escape(name)}\s*(?::[^<>]*)?>", re.IGNORECASE)
-        retag = lambda text: tag.sub(lambda _: lora_tag(name, weight), text)  # noqa: E731
+        retag = lambda text: tag.sub(lambda _: lora_tag(name, weight), text)
         return recipe.replace(prompt=retag(recipe.prompt), negative_prompt=retag(recipe.negative_prompt))
     if any(lora.name == name for lora in recipe.loras):
         loras = tuple(dataclasses.replace(lora, weight=weight) if lora.name == name else lora for lora in recipe.loras)

@@ -83,7 +83,7 @@ def _font(size: int) -> Any:
 
 
 def _line_height(font: Any) -> int:
-    left, top, right, bottom = font.getbbox("Ag")
+    _, top, _, bottom = font.getbbox("Ag")
     return int(bottom - top) + 4
 
 
