@@ -5,12 +5,6 @@ when an image is written or read).
 """
 
 from studio.formats.png import save_png
-from studio.store.session import (
-    Entry,
-    Session,
-    SessionError,
-    SessionStore,
-    SessionSummary,
-)
+from studio.store.session import Entry, Session, SessionError, SessionStore, SessionSummary
 
 __all__ = ["Entry", "Session", "SessionError", "SessionStore", "SessionSummary", "save_png"]

@@ -16,12 +16,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from studio.store.tomlio import dump_table, fast_parse, fast_parse_records
 
@@ -123,7 +122,7 @@ class Journal:
         start, line = self.torn
         size = os.fstat(fd).st_size
         tail = _pread(fd, size - start, start)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         aside = self.path.with_name(f"{self.path.name}.torn-{stamp}")
         with open(aside, "xb") as handle:
             handle.write(tail)

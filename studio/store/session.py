@@ -19,21 +19,16 @@ import re
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
-from studio.store.journal import (
-    SCHEMA,
-    Journal,
-    Scan,
-    record_bytes,  # noqa: F401  (tests build sessions from raw records)
-)
+from studio.store.journal import SCHEMA, Journal, Scan
+from studio.store.journal import record_bytes  # noqa: F401  (tests build sessions from raw records)
 from studio.store.records import FIELDS, check_event, check_record
 
 FILE_NAME = "session.toml"
@@ -57,7 +52,7 @@ class SessionError(Exception):
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -113,7 +108,7 @@ class _State:
     a field to Entry needs no second list here.
     """
 
-    __slots__ = ("line", "recipe", "recipe_data", "values")
+    __slots__ = ("line", "recipe_data", "recipe", "values")
 
     def __init__(self, entry_id: int, time: str, line: int, recipe_data: dict[str, Any], tags: dict[str, Any]) -> None:
         self.line = line  # where it was queued, for error messages
