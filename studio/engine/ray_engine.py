@@ -138,8 +138,9 @@ class _Job:
 class RayEngine:
     """Jobs on Ray actors; events through `on_event` on the dispatcher thread (Queued on the caller's).
 
-    `address`: "ray" starts a local Ray instance (loopback only, token
-    authentication on); "ray://HOST:PORT" or a cluster address joins one.
+    `address`: "ray" starts a local Ray instance (token authentication on,
+    127.0.0.1 asked for as its node address); "ray://HOST:PORT" or a cluster
+    address joins one.
     `workers`: how many actors (default: one per GPU, else one per CPU core
     but one). `threads`: torch threads per CPU actor (default 1).
     """
