@@ -32,6 +32,7 @@ class ConfigError(ValueError):
 class Config:
     sessions_dir: Path = Path("sessions")
     model_dirs: list[Path] = field(default_factory=list)
+    wildcard_dirs: list[Path] = field(default_factory=list)  # searched before A1111's and ComfyUI's usual ones
     graphics: str = "auto"
     theme: str = ""
     cache_models: int = 1
@@ -48,6 +49,7 @@ class Config:
         return {
             "sessions_dir": str(self.sessions_dir),
             "model_dirs": [str(p) for p in self.model_dirs],
+            "wildcard_dirs": [str(p) for p in self.wildcard_dirs],
             "graphics": self.graphics,
             "theme": self.theme,
             "cache_models": self.cache_models,
@@ -89,7 +91,7 @@ def _check(key: str, value: Any, label: str) -> Any:
         if not isinstance(value, str) or not value:
             raise wrong("a folder path")
         return Path(value).expanduser()
-    if key == "model_dirs":
+    if key in ("model_dirs", "wildcard_dirs"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise wrong("a list of folder paths")
         return [Path(v).expanduser() for v in value]

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from studio.engine import events as ev
 from studio.engine.protocol import Engine, EngineFactory, Listener
@@ -97,9 +98,11 @@ class Studio:
 
     # -- making images ---------------------------------------------------------
 
-    def submit(self, recipe: Recipe) -> str:
-        """Record `recipe` as queued, then queue it; returns its job id (the entry id as text)."""
-        entry = self.session.queue(recipe)
+    def submit(self, recipe: Recipe, sweep: dict[str, Any] | None = None, template: str = "") -> str:
+        """Record `recipe` as queued, then queue it; returns its job id (the entry id as text).
+
+        `sweep` tags a sweep's cell (studio.sweeps), `template` is the prompt before its wildcards."""
+        entry = self.session.queue(recipe, sweep=sweep, template=template)
         self._reindex()
         return self._run(entry, recipe)
 
@@ -108,8 +111,10 @@ class Studio:
         return [self.submit(each) for each in recipe.series(count)]
 
     def resume(self, entries: Iterable[Entry]) -> list[str]:
-        """Run entries a crashed run left unfinished, under their own ids and file names."""
-        return [self._run(entry, entry.recipe) for entry in entries]
+        """Run entries a crashed run left unfinished, under their own ids and file names.
+
+        A sweep's grid entry is drawn from its cells (studio.sweeps.run.finish_sweeps), never run."""
+        return [self._run(entry, entry.recipe) for entry in entries if not (entry.sweep and "cells" in entry.sweep)]
 
     def abandon(self, entries: Iterable[Entry], reason: str = "left unfinished by an earlier run; not resumed") -> None:
         """Close entries a crashed run left unfinished, without running them."""

@@ -20,6 +20,7 @@ from studio.printable import printable
 COMMANDS: list[tuple[str, str, str]] = [
     ("tui", "studio.cli.tui", "open the terminal studio (the default)"),
     ("generate", "studio.cli.generate", "make images headlessly and print their paths"),
+    ("sweep", "studio.cli.sweep", "an X/Y/Z grid: any field against any other, prompt S/R, wildcards"),
     ("rerun", "studio.cli.rerun", "make a session entry's image again"),
     ("import", "studio.cli.import_image", "print the recipe inside a PNG/JPEG/WebP as TOML"),
     ("sessions", "studio.cli.sessions", "list sessions"),

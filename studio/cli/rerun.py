@@ -54,7 +54,14 @@ def run(args: argparse.Namespace) -> int:
     def submit(studio: Studio) -> list[str]:
         return studio.resume(left) + [studio.submit(recipe) for recipe in recipes]
 
-    return 0 if run_jobs(studio, submit, quiet=args.quiet).ok else 1
+    ok = run_jobs(studio, submit, quiet=args.quiet).ok
+    if args.resume:  # a sweep's cells are all in: its grid next (printed last)
+        from studio.printable import printable
+        from studio.sweeps.run import finish_sweeps
+
+        for path in finish_sweeps(session):
+            print(printable(path), flush=True)
+    return 0 if ok else 1
 
 
 def _warn_if_model_changed(entry: Entry, library: ModelLibrary) -> None:

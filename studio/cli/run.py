@@ -21,6 +21,7 @@ from studio.recipe import Recipe
 
 if TYPE_CHECKING:
     from studio.config import Config
+    from studio.engine.protocol import EngineFactory
     from studio.models.library import ModelLibrary
     from studio.service import Studio
     from studio.store.session import Entry, Session
@@ -64,10 +65,13 @@ def open_session(args: argparse.Namespace, config: Config) -> Session | None:
         return None
 
 
-def make_studio(session: Session, library: ModelLibrary, config: Config, out_dir: Path | None = None) -> Studio:
+def make_studio(
+    session: Session, library: ModelLibrary, config: Config, out_dir: Path | None = None,
+    engine_factory: EngineFactory | None = None,
+) -> Studio:
     from studio.service import Studio
 
-    studio = Studio(session, library, out_dir=out_dir, cache_size=config.cache_models)
+    studio = Studio(session, library, out_dir=out_dir, cache_size=config.cache_models, engine_factory=engine_factory)
     for note in studio.recovered:
         print(printable(f"note: {note}"), file=sys.stderr)
     return studio

@@ -16,7 +16,7 @@ KINDS = frozenset(
 )
 
 FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "queued": {"recipe": (dict,), "owner": (str,)},
+    "queued": {"recipe": (dict,), "owner": (str,), "sweep": (dict,), "template": (str,)},
     "started": {"owner": (str,)},
     "done": {
         "recipe": (dict,),
@@ -59,6 +59,8 @@ def check_event(ev: Any) -> str:
             return f"field {key!r} has the wrong type ({value!r})"
     if kind == "queued" and "recipe" not in ev:
         return "a 'queued' record needs a [event.recipe] table"
+    if kind == "queued" and "sweep" in ev:
+        return check_sweep_tag(ev["sweep"])
     if kind == "mark" and "rating" in ev and not 0 <= ev["rating"] <= 5:
         return f"field 'rating' must be 0–5 (got {ev['rating']})"
     if kind == "done":
@@ -66,6 +68,38 @@ def check_event(ev: Any) -> str:
             return "field 'images' must be a list of file names"
         if ev.get("duration", 0) < 0:
             return "field 'duration' must not be negative"
+    return ""
+
+
+# A sweep's tag on a `queued` record: optional, so a session without sweeps reads as before.
+# A cell: id, at = [x, y, z] indices, shape = [nx, ny, nz], axes = 3 axis titles,
+# labels = its 3 value labels. A grid: id, shape, axes, cells = entry ids (0: no cell).
+_SWEEP_TAG = {"id": str, "at": list, "shape": list, "axes": list, "labels": list, "cells": list}
+
+
+def check_sweep_tag(tag: dict[str, Any]) -> str:
+    """'' when `tag` is a well-formed sweep cell or grid tag, else what is wrong with it."""
+    for key, value in tag.items():
+        if key not in _SWEEP_TAG:
+            return f"unknown field {key!r} in a sweep tag"
+        if not isinstance(value, _SWEEP_TAG[key]):
+            return f"sweep field {key!r} has the wrong type ({value!r})"
+    if not tag.get("id") or "shape" not in tag or "axes" not in tag:
+        return "a sweep tag needs an id, a shape and axes"
+    whole = [key for key in ("at", "shape", "cells") if key in tag]
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for key in whole for n in tag[key]):
+        return "sweep fields 'at', 'shape' and 'cells' hold whole numbers ≥ 0"
+    if len(tag["shape"]) != 3 or min(tag["shape"]) < 1 or len(tag["axes"]) != 3:
+        return "a sweep tag's shape and axes have three items (x, y, z)"
+    if ("at" in tag) == ("cells" in tag):
+        return "a sweep tag is a cell ('at') or a grid ('cells'), not both"
+    if "at" in tag:
+        if len(tag["at"]) != 3 or any(i >= n for i, n in zip(tag["at"], tag["shape"])):
+            return f"sweep cell at {tag['at']} lies outside shape {tag['shape']}"
+        if len(tag.get("labels", ())) != 3:
+            return "a sweep cell's labels have three items (x, y, z)"
+    if not all(isinstance(text, str) for key in ("axes", "labels") for text in tag.get(key, ())):
+        return "sweep fields 'axes' and 'labels' hold text"
     return ""
 
 

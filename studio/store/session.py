@@ -74,6 +74,8 @@ class Entry:
     deleted: bool = False
     finished: str = ""  # when it reached its final status
     owner: str = ""  # host:pid of the process that queued it
+    sweep: dict[str, Any] | None = None  # a sweep cell's or grid's tag (studio.sweeps.tags), as queued
+    template: str = ""  # the prompt before its wildcards were drawn (studio.sweeps.wildcards)
 
     @property
     def stem(self) -> str:
@@ -108,13 +110,11 @@ class _State:
 
     __slots__ = ("line", "recipe_data", "recipe", "values")
 
-    def __init__(self, entry_id: int, time: str, line: int, recipe_data: dict[str, Any], owner: str) -> None:
+    def __init__(self, entry_id: int, time: str, line: int, recipe_data: dict[str, Any], tags: dict[str, Any]) -> None:
         self.line = line  # where it was queued, for error messages
         self.recipe_data = recipe_data
         self.recipe: Recipe | None = None
-        self.values: dict[str, Any] = {
-            **_ENTRY_DEFAULTS, "id": entry_id, "time": time, "status": "queued", "owner": owner
-        }
+        self.values: dict[str, Any] = {**_ENTRY_DEFAULTS, "id": entry_id, "time": time, "status": "queued", **tags}
 
     def snapshot(self) -> Entry:
         assert self.recipe is not None
@@ -196,9 +196,8 @@ class Session:
         if kind == "queued":
             if state is not None:
                 return f"id {entry_id} is queued twice"
-            self._states[entry_id] = _State(
-                entry_id, ev["time"], line, dict(ev["recipe"]), ev.get("owner", "")
-            )
+            tags = {key: ev[key] for key in ("owner", "sweep", "template") if key in ev}
+            self._states[entry_id] = _State(entry_id, ev["time"], line, dict(ev["recipe"]), tags)
             return ""
         if state is None:
             return f"a {kind!r} record for an entry that was never queued"
@@ -299,9 +298,10 @@ class Session:
 
     # writing
 
-    def queue(self, recipe: Recipe) -> Entry:
-        """Record a job before it runs, so a crash leaves it to resume."""
-        entry = self._append("queued", None, {"recipe": recipe.to_dict(), "owner": _OWNER})
+    def queue(self, recipe: Recipe, sweep: dict[str, Any] | None = None, template: str = "") -> Entry:
+        """Record a job before it runs, so a crash leaves it to resume; `sweep` tags a sweep's cell or grid."""
+        tags = {key: value for key, value in (("sweep", sweep), ("template", template)) if value}
+        entry = self._append("queued", None, {"recipe": recipe.to_dict(), "owner": _OWNER, **tags})
         assert entry is not None
         return entry
 

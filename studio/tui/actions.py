@@ -24,7 +24,8 @@ _KEY_TEXT = {"plus": "+", "equals_sign": "=", "minus": "-", "asterisk": "*", "sl
 class Action:
     where: str
     """Whose BINDINGS hold the keys: "anywhere" (the app), "history" or "queue" (that pane),
-    "painter" (the mask painter), "gallery" or "sessions" (that screen)."""
+    "painter" (the mask painter), "gallery" or "sessions" (that screen), "sweep" (the sweep
+    builder), "grid" (a sweep's grid view)."""
     keys: tuple[str, ...]
     """Textual key names, e.g. ("ctrl+g", "ctrl+enter")."""
     action: str
@@ -153,6 +154,17 @@ ACTIONS: tuple[Action, ...] = (
     Action("sessions", ("r",), "rename", "rename the session (its folder)", footer="Rename", local=True),
     Action("sessions", ("a",), "archive", "move the session into archive/", footer="Archive", local=True),
     Action("sessions", ("escape",), "close", "back to the studio", footer="Close", local=True),
+    Action("anywhere", ("f7",), "sweep_builder", "build a sweep over the form's recipe: X/Y/Z axes, the cell count before it runs",
+           title="Sweep builder"),
+    Action("history", ("g",), "grid_view", "the entry's sweep as a grid: arrows move across cells, enter branches from one",
+           title="Sweep grid"),
+    *(Action("grid", (key,), f"move({d})", f"move to the cell {name}", local=True)
+      for key, d, name in (("left", "-1, 0", "left"), ("right", "1, 0", "right"), ("up", "0, -1", "above"),
+                           ("down", "0, 1", "below"), ("pageup", "0, 0, -1", "of the previous Z value"),
+                           ("pagedown", "0, 0, 1", "of the next Z value"))),
+    Action("grid", ("enter",), "branch", "branch: load the cell's recipe into the form, seed locked", local=True),
+    Action("grid", ("escape",), "close", "close the grid", local=True),
+    Action("sweep", ("escape",), "close", "close the sweep builder without running (enter in a field runs it)", local=True),
     Action("queue", ("x", "delete"), "cancel_highlighted", "cancel the highlighted job",
            title="Cancel highlighted job", footer="Cancel job", local=True),
     Action("queue", ("X",), "cancel_all", "cancel every job", footer="Cancel all"),

@@ -1,0 +1,73 @@
+"""The sweep keys: the builder over the form's recipe (f7), and a sweep's grid view from history (g).
+
+A mixin of StudioApp, beside HistoryActions and IterateActions. Cells are
+queued through the service like any job; the grid PNG and its entry are made
+by `studio.sweeps.run.finish_sweeps` on a worker thread once every cell has ended.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from studio.printable import printable
+
+
+class SweepActions:
+    # Set by StudioApp / HistoryActions.
+    session: Any
+    studio: Any
+    params: Any
+    prompt_pane: Any
+
+    def action_sweep_builder(self) -> None:
+        from studio.tui.widgets.sweep_builder import SweepBuilder
+
+        recipe = self.read_form()
+        if recipe is None:
+            return
+
+        def built(sweep: Any) -> None:
+            if sweep is None:
+                return
+            from studio.sweeps.run import submit_sweep
+
+            self.start_engine()
+            try:
+                submit_sweep(self.studio, sweep)
+            except Exception as exc:  # SessionError: read-only or unwritable session
+                self.notify(printable(str(exc)), title="cannot queue", severity="error")
+                return
+            self.notify(printable(sweep.describe()))
+
+        self.push_screen(SweepBuilder(recipe), built)
+
+    def action_grid_view(self) -> None:
+        from studio.sweeps.run import sweeps_in
+        from studio.tui.widgets.grid_view import GridView
+
+        entry = self.highlighted_entry()
+        if entry is None or not entry.sweep:
+            self.notify("not a sweep's cell or grid", severity="warning")
+            return
+        cells, _ = sweeps_in(self.session).get(entry.sweep["id"], ([], []))
+        if not cells:
+            return
+
+        def branch(cell: Any) -> None:
+            if cell is not None and self.params.ready:
+                self.prompt_pane.set_texts(cell.recipe.prompt, cell.recipe.negative_prompt)
+                self.params.load(cell.recipe, lock_seed=True)
+                self.notify(f"recipe of #{cell.id} loaded; seed locked")
+
+        self.push_screen(GridView(cells), branch)
+        self.run_worker(lambda: self._finish_sweep(entry.sweep["id"]), thread=True)
+
+    def _finish_sweep(self, sweep_id: str) -> None:
+        """Draw and record the grid if every cell has ended and it is not there yet (a worker thread)."""
+        from studio.sweeps.run import finish_sweeps
+
+        try:
+            for path in finish_sweeps(self.session, only={sweep_id}):
+                self.call_from_thread(self.notify, printable(f"grid {path.name} recorded"))
+        except Exception as exc:  # a full disk: the cells stay, the grid can be made later
+            self.call_from_thread(self.notify, printable(str(exc)), title="no grid", severity="error")

@@ -1,0 +1,92 @@
+"""Ray scenarios run in a subprocess (Ray needs sockets; the test process blocks them).
+
+`python -m tests.ray_scenarios kill SESSIONS MODEL`: a sweep on 2 actors, one
+actor SIGKILLed after the first cell lands; prints JSON of what the session
+recorded. `... time SESSIONS MODEL WORKERS CELLS STEPS`: wall time of a sweep
+after every worker has loaded the model (WORKERS 0: the local engine; prints JSON). Used by tests/test_ray_engine.py and bench/ray_sweep.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from studio.engine import events as ev
+from studio.engine.ray_engine import RayEngine
+from studio.models.library import ModelLibrary
+from studio.recipe import Recipe
+from studio.service import Studio
+from studio.store.session import Session, SessionStore
+from studio.sweeps.run import finish_sweeps, submit_sweep
+from studio.sweeps.sweep import Sweep
+
+
+def _studio(root: Path, model: str, workers: int) -> tuple[Studio, Session, list[RayEngine]]:
+    session = SessionStore(root).create()
+    library = ModelLibrary(use_hf_cache=False)
+    engines: list[RayEngine] = []
+
+    def factory(listener):  # type: ignore[no-untyped-def]
+        engines.append(RayEngine(listener, address="ray", library=library, workers=workers))
+        return engines[-1]
+
+    studio = Studio(session, library, engine_factory=factory if workers else None)  # 0: the local engine
+    studio.start()
+    return studio, session, engines
+
+
+def kill(root: Path, model: str) -> dict:
+    studio, session, (engine,) = _studio(root, model, 2)
+    landed = threading.Event()
+    studio.subscribe(lambda event: landed.set() if isinstance(event, ev.Finished) else None)
+    base = Recipe(prompt="a red circle", model=model, width=64, height=64, steps=12, seed=5)
+    sweep = Sweep.build(base, "seed=1-6")
+    submit_sweep(studio, sweep)
+    landed.wait(300)
+    import ray
+
+    busy = [job.actor for job in list(engine._running.values())]
+    victim = busy[0] if busy else engine._actors[0]
+    pid = ray.get(victim.pid.remote())
+    os.kill(pid, signal.SIGKILL)
+    studio.wait_idle(300)
+    finish_sweeps(session, only={sweep.id})
+    studio.shutdown()
+    text = session.file.read_text()
+    entries = Session(session.path).entries()
+    return {
+        "killed": pid,
+        "statuses": [e.status for e in entries],
+        "done_records": text.count('kind = "done"'),
+        "cells": sweep.count,
+        "images": sorted(name for e in entries for name in e.images),
+    }
+
+
+def timed(root: Path, model: str, workers: int, cells: int, steps: int) -> dict:
+    studio, session, _ = _studio(root, model, workers)
+    base = Recipe(prompt="a red circle", model=model, width=64, height=64, steps=steps, seed=5)
+    warm = Sweep.build(base, f"seed=100-{99 + workers}")  # every actor loads its pipeline first
+    submit_sweep(studio, warm)
+    studio.wait_idle(300)
+    sweep = Sweep.build(base, f"seed=1-{cells}")
+    began = time.perf_counter()
+    submit_sweep(studio, sweep)
+    studio.wait_idle(600)
+    seconds = time.perf_counter() - began
+    studio.shutdown()
+    done = sum(1 for e in Session(session.path).entries() if e.status == "done")
+    return {"workers": workers, "cells": cells, "seconds": round(seconds, 3), "done": done}
+
+
+if __name__ == "__main__":
+    what, root, model, *rest = sys.argv[1:]
+    if what == "kill":
+        print(json.dumps(kill(Path(root), model)))
+    else:
+        print(json.dumps(timed(Path(root), model, *map(int, rest))))

@@ -1,0 +1,72 @@
+"""The sweep builder and a sweep's grid view, driven by the pilot on studio-tiny."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input, Label, TextArea
+
+from studio.engine import LocalEngine
+from studio.tui.app import make_app
+from studio.tui.widgets.grid_view import GridView
+from studio.tui.widgets.sweep_builder import SweepBuilder
+from tests.test_tui_support import started, wait_until
+
+SIZE = (120, 48)
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def app(tmp_path):
+    engines = []
+
+    def factory(on_event):
+        engines.append(LocalEngine(on_event, reserve_core=False))
+        return engines[-1]
+
+    made = make_app(tmp_path / "sessions", None, engine_factory=factory, graphics="halfcell", model="studio-tiny")
+    yield made
+    for engine in engines:
+        engine.shutdown(wait=True)
+
+
+@pytest.mark.slow
+async def test_build_a_sweep_see_its_count_run_it_and_branch_from_a_cell(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        app.query_one("#prompt", TextArea).text = "a red circle"
+        app.query_one("#steps", Input).value = "2"
+        app.query_one("#size", Input).value = "64x64"
+        await pilot.press("f7")
+        builder = await wait_until(pilot, lambda: isinstance(app.screen, SweepBuilder) and app.screen)
+        count = builder.query_one("#count", Label)
+        await pilot.press(*"steps=1,2")
+        await wait_until(pilot, lambda: "2 cells" in str(count.render()))
+        await pilot.press("tab", *"sr=square,blue")
+        await wait_until(pilot, lambda: "'square' is not in the prompt" in str(count.render()))
+        await pilot.press("enter")  # refused: nothing runs while the count shows an error
+        assert isinstance(app.screen, SweepBuilder)
+        builder.query_one("#axis-y", Input).value = "sr=red,blue"
+        await wait_until(pilot, lambda: "4 cells" in str(count.render()))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SweepBuilder))
+        cells = lambda: [e for e in app.session.entries() if e.sweep]  # noqa: E731
+        await wait_until(pilot, lambda: len(cells()) == 4 and all(e.status == "done" for e in cells()), timeout=180)
+
+        await pilot.press("alt+5", "g")
+        grid = await wait_until(pilot, lambda: isinstance(app.screen, GridView) and app.screen)
+        await wait_until(pilot, lambda: any(e.sweep and "cells" in e.sweep and e.status == "done"
+                                            for e in app.session.entries()), timeout=60)  # the grid entry
+        await pilot.press("right", "down")
+        assert grid.at == [1, 1, 0]
+        assert "blue" in grid.current.recipe.prompt and grid.current.recipe.steps == 2
+        await pilot.press("right")  # the edge holds
+        assert grid.at == [1, 1, 0]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, GridView))
+        assert app.query_one("#prompt", TextArea).text == "a blue circle"
+        assert app.query_one("#steps", Input).value == "2"
