@@ -182,14 +182,14 @@ class ParamsFields(Vertical):
             yield Input("1", id="count", type="integer", tooltip="jobs per generate, seeds counting up", compact=True)
         with Horizontal():
             yield Label("init", classes="first")
-            yield Input(id="init", placeholder="image file, or I on an entry", compact=True,
+            yield Input(id="init", placeholder="file, or I in history", compact=True,
                         tooltip="img2img from this image on every generate; ctrl+l clears it")
             yield Label("str")
             yield Input("0.75", id="strength", type="number", compact=True,
                         tooltip="img2img and inpaint: how much to repaint, 0..1")
         with Horizontal():
             yield Label("mask", classes="first")
-            yield Input(id="mask", placeholder="mask file, or m on an entry", compact=True,
+            yield Input(id="mask", placeholder="file, or m in history", compact=True,
                         tooltip="inpaint where white (needs an init image); ctrl+l clears it")
             yield Label("vary")
             yield Input("0.3", id="variation", type="number", compact=True,
