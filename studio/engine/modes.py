@@ -137,6 +137,7 @@ def varied_draws(recipe: Recipe, generators: list[Any]) -> tuple[list[Any], Call
 
     @contextlib.contextmanager
     def around():
+        import torch
         from diffusers.utils import torch_utils
 
         modules = [m for m in list(sys.modules.values())
@@ -150,8 +151,9 @@ def varied_draws(recipe: Recipe, generators: list[Any]) -> tuple[list[Any], Call
             if generator is not passed or len(shape) != 4:
                 return drawn
             other = original(shape, generator=others, device=device, dtype=dtype, layout=layout)
-            pairs = zip(drawn.split(1), other.split(1))
-            return torch_cat([slerp(b, a, w) if passed is varied else slerp(a, b, w) for a, b in pairs])
+            # slerp from the seed's draw to the variation seed's, image by image
+            pairs = zip(other.split(1), drawn.split(1)) if passed is varied else zip(drawn.split(1), other.split(1))
+            return torch.cat([slerp(seed_noise, varied_noise, w) for seed_noise, varied_noise in pairs])
 
         for module in modules:
             module.randn_tensor = randn
@@ -162,12 +164,6 @@ def varied_draws(recipe: Recipe, generators: list[Any]) -> tuple[list[Any], Call
                 module.randn_tensor = original
 
     return passed, around
-
-
-def torch_cat(parts: list[Any]) -> Any:
-    import torch
-
-    return torch.cat(parts)
 
 
 def _cpu_generator(seed: int) -> Any:
