@@ -138,6 +138,25 @@ def overlay(original: Image, generated: Image, mask: Image) -> Image:
     return PILImage.composite(generated.convert("RGB"), original, mask)
 
 
+def tinted(image: Image, recipe: Recipe, colour: tuple = (255, 0, 0)) -> Image:
+    """`image` with the recipe's mask shown over it, half `colour` where the mask is white.
+
+    The mask is fitted to the image as the engine fits it; a missing or unreadable mask
+    gives the image as it is (the compare screen shows what it can).
+    """
+    from PIL import Image as PILImage
+
+    picture = image.convert("RGB")
+    if not recipe.mask:
+        return picture
+    try:
+        mask = open_image(Path(recipe.mask), "mask").convert("L")
+    except RecipeError:
+        return picture
+    mask = fit(mask, picture.width, picture.height, recipe.resize_mode, fill=0).point(lambda v: v // 2)
+    return PILImage.composite(PILImage.new("RGB", picture.size, colour), picture, mask)
+
+
 def _edge_colour(image: Image) -> tuple:
     """The mean colour of the image's border, to pad with."""
     small = image.resize((8, 8))

@@ -221,5 +221,3 @@ def _validate_iteration(r: Recipe) -> None:
         raise RecipeError(f"variation seed must be between 0 and {MAX_SEED - 1024} (got {r.variation_seed})")
     if not 0 <= r.variation_strength <= 1:
         raise RecipeError(f"variation strength must be between 0 and 1 (got {r.variation_strength})")
-    if r.variation_strength and r.init_image:
-        raise RecipeError("variation seeds work on text-to-image only, not with an init image")

@@ -89,7 +89,6 @@ def runner(tmp_path_factory):
     ({"inpaint_area": "edges"}, "unknown inpaint area"),
     ({"mask_blur": -1}, "mask blur must be between"),
     ({"variation_strength": 2.0}, "variation strength must be between 0 and 1"),
-    ({"init_image": "a.png", "variation_strength": 0.5}, "variation seeds work on text-to-image only"),
 ])
 def test_impossible_recipes_are_one_line_errors(changes, message):
     with pytest.raises(RecipeError, match=message) as caught:
@@ -208,6 +207,36 @@ def test_variation_strength_is_exact_at_both_ends(runner, sampler):
     assert (images[f"{sampler}-v1"] == images[f"{sampler}-other"]).all()
     half = images[f"{sampler}-half"]
     assert (half != images[f"{sampler}-seed"]).any() and (half != images[f"{sampler}-other"]).any()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, sampler, strength", [
+    ("img2img", "Euler a", 0.7), ("inpaint", "Euler", 1.0), ("inpaint", "DPM++ 2M", 0.8),
+])
+def test_variations_over_an_init_image_are_exact_at_both_ends(runner, tmp_path, mode, sampler, strength):
+    import sys
+
+    from diffusers.utils import torch_utils
+
+    init, mask = draw_init(tmp_path / "init.png"), draw_mask(tmp_path / "mask.png")
+    base = with_init(BASE.replace(sampler=sampler, strength=strength), init, mask if mode == "inpaint" else None)
+    tag = f"{mode}-{sampler}-{strength}"
+    images = runner.make({
+        f"{tag}-seed": base,
+        f"{tag}-other": base.replace(seed=11),
+        f"{tag}-v0": base.replace(variation_seed=11, variation_strength=0.0),
+        f"{tag}-v1": base.replace(variation_seed=11, variation_strength=1.0),
+        f"{tag}-quarter": base.replace(variation_seed=11, variation_strength=0.25),
+        f"{tag}-three-quarters": base.replace(variation_seed=11, variation_strength=0.75),
+    })
+    seed, other = images[f"{tag}-seed"], images[f"{tag}-other"]
+    assert (seed != other).any()
+    assert (images[f"{tag}-v0"] == seed).all() and (images[f"{tag}-v1"] == other).all()
+    for between in ("quarter", "three-quarters"):
+        assert (images[f"{tag}-{between}"] != seed).any() and (images[f"{tag}-{between}"] != other).any()
+    drawing = [m for name, m in list(sys.modules.items()) if name.startswith("diffusers.pipelines.")
+               and "randn_tensor" in getattr(m, "__dict__", {})]
+    assert drawing and all(m.randn_tensor is torch_utils.randn_tensor for m in drawing)  # undone after the call
 
 
 @pytest.mark.slow

@@ -119,3 +119,64 @@ async def test_bad_strength_is_one_line(app):
         await pilot.pause()
         assert len(app.session.entries()) == 1
         assert any("strength must be between 0 and 1" in n.message for n in app._notifications)
+
+
+@pytest.mark.slow
+async def test_the_form_holds_an_init_image_and_mask_across_generates_until_cleared(app, tmp_path):
+    async with app.run_test(size=SIZE) as pilot:
+        await make_first_image(app, pilot)
+        first = done(app)[0]
+        image = app.session.image_path(first.images[0]).resolve()
+        app.query_one("#strength", Input).value = "0.4"
+        app.query_one("#seed-lock").value = False
+        app.query_one("#size", Input).value = "32x32"
+        await pilot.press("alt+5", "I")
+        assert app.query_one("#init", Input).value == str(image)
+        assert app.query_one("#size", Input).value == "64x64"  # the entry's size
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: len(done(app)) == 2, timeout=120)
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: len(done(app)) == 3, timeout=120)
+        held = done(app)[1:]
+        assert all(e.recipe.init_image == str(image) and e.recipe.strength == 0.4 for e in held)
+        assert held[0].recipe.seed != held[1].recipe.seed  # kept across generates, new seeds
+        assert app.query_one("#init", Input).value == str(image)
+
+        # a mask from a file, in the form's field: ctrl+g inpaints
+        mask = tmp_path / "drawn-mask.png"
+        Image.new("L", (64, 64), 0).save(mask)
+        Image.new("L", (32, 32), 255).save(tmp_path / "quarter.png")
+        square = Image.open(mask)
+        square.paste(255, (0, 0, 32, 32))
+        square.save(mask)
+        app.query_one("#mask", Input).value = str(mask)
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: len(done(app)) == 4, timeout=120)
+        inpainted = done(app)[3]
+        assert inpainted.recipe.mask == str(mask) and inpainted.recipe.mask_hash
+        before = np.asarray(Image.open(image).convert("RGB"))
+        after = np.asarray(Image.open(app.session.image_path(inpainted.images[0])).convert("RGB"))
+        assert (after[48:, 48:] == before[48:, 48:]).all()  # far outside the blurred square
+
+        # a mask of another size is one line, and nothing is queued
+        app.query_one("#mask", Input).value = str(tmp_path / "quarter.png")
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert len(app.session.entries()) == 4
+        assert any("is 32x32 but the init image is 64x64" in n.message for n in app._notifications)
+
+        await pilot.press("f12")
+        assert app.query_one("#init", Input).value == app.query_one("#mask", Input).value == ""
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: len(done(app)) == 5, timeout=120)
+        assert not done(app)[4].recipe.init_image and not done(app)[4].recipe.mask
+
+
+async def test_a_mask_without_an_init_image_in_the_form_is_one_line(app, tmp_path):
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        app.query_one("#mask", Input).value = str(tmp_path / "m.png")
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert not app.session.entries()
+        assert any("a mask needs an init image" in n.message for n in app._notifications)

@@ -17,13 +17,16 @@ the seed's noise and at 1 the variation seed's, exactly (the ends are returned,
 not computed). Ancestral and SDE samplers also draw noise at every step, from
 the job's generator; that generator is the one of whichever seed weighs more
 (the seed below 0.5, the variation seed from 0.5), so both ends are exact for
-them too and the step noise changes once, at 0.5.
+them too and the step noise changes once, at 0.5. Over an init image the same
+holds, with the noise varied where the pipeline draws it (`varied_draws`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from studio.engine.pipelines import LoadedPipeline
 from studio.recipe import Recipe, RecipeError
@@ -42,6 +45,7 @@ class Plan:
     finish: Callable[[list[Image]], list[Image]] = list  # applied to the decoded images
     images: list[Image] | None = None  # set when there is nothing to denoise (strength too low)
     notes: list[str] = field(default_factory=list)
+    around: Callable[[], ContextManager[Any]] = contextlib.nullcontext  # entered around the pipeline call
 
 
 def plan(loaded: LoadedPipeline, recipe: Recipe, generators: list[Any]) -> Plan:
@@ -58,11 +62,14 @@ def plan(loaded: LoadedPipeline, recipe: Recipe, generators: list[Any]) -> Plan:
     init, mask = load_inputs(recipe)
     if int(recipe.steps * recipe.strength) < 1:  # no step would run: the input is the answer
         return Plan(loaded.pipe, {}, generators, images=[init.copy() for _ in range(recipe.batch_size)])
+    around: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+    if recipe.variation_strength:
+        generators, around = varied_draws(recipe, generators)
     if mask is None:
         if _unet_channels(loaded.pipe) == 9:
             raise RecipeError(f"{loaded.ref.name} is an inpainting model: give it a mask too")
         pipe = derived(loaded, "img2img")
-        return Plan(pipe, {"image": init, "strength": recipe.strength}, generators)
+        return Plan(pipe, {"image": init, "strength": recipe.strength}, generators, around=around)
     pipe = derived(loaded, "inpaint")
     kwargs = {"image": init, "mask_image": mask, "strength": recipe.strength,
               "width": recipe.width, "height": recipe.height}
@@ -72,7 +79,7 @@ def plan(loaded: LoadedPipeline, recipe: Recipe, generators: list[Any]) -> Plan:
     def finish(images: list[Image]) -> list[Image]:
         return [overlay(init, image, mask) for image in images]
 
-    return Plan(pipe, kwargs, generators, finish)
+    return Plan(pipe, kwargs, generators, finish, around=around)
 
 
 def derived(loaded: LoadedPipeline, kind: str) -> Any:
@@ -109,6 +116,60 @@ def variation_noise(pipe: Any, recipe: Recipe, generators: list[Any]) -> tuple[A
     w = recipe.variation_strength
     latents = torch.cat([slerp(a, b, w) for a, b in zip(base_noise, other_noise)])
     return latents, varied if w >= 0.5 else generators
+
+
+def varied_draws(recipe: Recipe, generators: list[Any]) -> tuple[list[Any], Callable[[], ContextManager[Any]]]:
+    """Variations over an init image: the generators to pass, and a context for the pipeline call.
+
+    diffusers' img2img and inpaint pipelines draw their noise inside
+    `prepare_latents` (and inpainting ignores given latents below strength 1),
+    so the noise draw itself is varied: within the context, the pipeline
+    module's `randn_tensor` returns the slerp of what the passed generators
+    draw and what fresh generators of the other seed draw at the same point.
+    The passed generators are those of the seed that weighs more, so every
+    other draw (the VAE's sample of the init image, ancestral step noise) is
+    that seed's, and both ends are exact: at strength 1 the slerp returns the
+    variation seed's own draw, in a run that is then `--seed <variation seed>`'s.
+    """
+    w = recipe.variation_strength
+    varied = [_cpu_generator(recipe.variation_seed + i) for i in range(recipe.batch_size)]
+    passed, other_seed = (varied, recipe.seed) if w >= 0.5 else (generators, recipe.variation_seed)
+
+    @contextlib.contextmanager
+    def around():
+        import torch
+        from diffusers.utils import torch_utils
+
+        modules = [m for m in list(sys.modules.values())
+                   if getattr(m, "randn_tensor", None) is torch_utils.randn_tensor
+                   and getattr(m, "__name__", "").startswith("diffusers.pipelines.")]
+        original = torch_utils.randn_tensor
+        others = [_cpu_generator(other_seed + i) for i in range(recipe.batch_size)]
+
+        def randn(shape, generator=None, device=None, dtype=None, layout=None):
+            drawn = original(shape, generator=generator, device=device, dtype=dtype, layout=layout)
+            if generator is not passed or len(shape) != 4:
+                return drawn
+            other = original(shape, generator=others, device=device, dtype=dtype, layout=layout)
+            # slerp from the seed's draw to the variation seed's, image by image
+            pairs = zip(other.split(1), drawn.split(1)) if passed is varied else zip(drawn.split(1), other.split(1))
+            return torch.cat([slerp(seed_noise, varied_noise, w) for seed_noise, varied_noise in pairs])
+
+        for module in modules:
+            module.randn_tensor = randn
+        try:
+            yield
+        finally:
+            for module in modules:
+                module.randn_tensor = original
+
+    return passed, around
+
+
+def _cpu_generator(seed: int) -> Any:
+    import torch
+
+    return torch.Generator("cpu").manual_seed(seed)
 
 
 def slerp(a: Any, b: Any, t: float) -> Any:

@@ -280,7 +280,7 @@ class LocalEngine:
         pipe = mode.pipe
         pipe.scheduler = make_scheduler(recipe.sampler, loaded.base_scheduler_config, recipe.seed)
         prompt, negative = prompts
-        with torch.inference_mode():
+        with torch.inference_mode(), mode.around():
             inputs = conditioning_for(loaded, prompt, negative, recipe, lambda text: self._emit(ev.Notice(job.job_id, text)))
             callback = _StepReporter(self, job, loaded, recipe.steps, inputs.switch)
             output = pipe(

@@ -30,7 +30,7 @@ from studio.recipe import Recipe
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 
 # Architecture (as inspect names it) -> shipped config folder.
-SINGLE_FILE_CONFIGS = {"SD1.x": "sd1", "SD2.x": "sd2", "SDXL base": "sdxl"}
+SINGLE_FILE_CONFIGS = {"SD1.x": "sd1", "SD1.x inpainting": "sd1-inpainting", "SD2.x": "sd2", "SDXL base": "sdxl"}
 
 
 class LoadError(RuntimeError):

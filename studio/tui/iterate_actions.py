@@ -1,8 +1,10 @@
-"""The history keys that take an entry further: img2img, a variation, the mask painter.
+"""The keys that take an image further: img2img, a variation, the mask painter, the form's init image.
 
 A mixin of StudioApp, beside HistoryActions. The form supplies the prompt and
 the parameters pane the strengths; the entry supplies the image (and, for a
-variation, the whole recipe).
+variation, the whole recipe). `I` holds an entry's image in the form as its
+init image (the painter holds its mask there too), so ctrl+g keeps making
+img2img or inpaint jobs, new seeds and all, until f12 clears them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ class IterateActions:
     # Set by StudioApp / HistoryActions.
     session: Any
     params: Any
+    prompt_pane: Any
+    base: Recipe
 
     def _entry_image(self) -> tuple[Any, Path] | None:
         entry = self.highlighted_entry()
@@ -32,10 +36,11 @@ class IterateActions:
         """The form's recipe over the entry's image, at its size and the form's strength."""
         from studio.iterate import with_init
 
-        recipe = self.read_form()
-        if recipe is None:
+        if not self.params.ready:
             return None
-        try:
+        try:  # the form without its own init image and mask: the entry's image replaces them
+            recipe = self.params.read(self.base, init=False).replace(
+                prompt=self.prompt_pane.prompt, negative_prompt=self.prompt_pane.negative)
             recipe = recipe.replace(width=entry.recipe.width, height=entry.recipe.height,
                                     strength=self.params.fraction("strength"), variation_strength=0.0)
             return with_init(recipe, image, mask)
@@ -49,6 +54,22 @@ class IterateActions:
         if recipe:
             self.submit([recipe])
             self.notify(f"img2img over #{found[0].id} at strength {recipe.strength:g}")
+
+    def action_set_init(self) -> None:
+        """Hold the entry's image as the form's init image: every generate is img2img until f12."""
+        found = self._entry_image()
+        if found is None or not self.params.ready:
+            return
+        entry, image = found
+        self.params.set_init(str(image.resolve()), "", size=entry.recipe.size)
+        self.notify(f"init image: #{entry.id} (strength {self.params._value('strength')}); f12 clears it")
+
+    def action_clear_init(self) -> None:
+        if not self.params.ready:
+            return
+        had = self.params.init_image
+        self.params.set_init("", "")
+        self.notify("init image and mask cleared: text-to-image" if had else "no init image to clear")
 
     def action_variation(self) -> None:
         entry = self.highlighted_entry()
@@ -75,6 +96,8 @@ class IterateActions:
         def painted(mask: Path | None) -> None:
             recipe = mask and self._over(entry, image, mask)
             if recipe:
+                # held in the form too: ctrl+g inpaints the same region again, new seed and all
+                self.params.set_init(recipe.init_image, recipe.mask, size=entry.recipe.size)
                 self.submit([recipe])
                 self.notify(f"inpainting #{entry.id} under {mask.name}")
 

@@ -35,13 +35,28 @@ def _show(value: Any) -> str:
     return printable(value)
 
 
+def _with_mask(entry: Any, image: Any) -> Any:
+    """An inpainted entry's image with its mask tinted over it (red, half strength); others as they are."""
+    if image is None or not entry.recipe.mask:
+        return image
+    from PIL import Image, UnidentifiedImageError
+
+    from studio.iterate import tinted
+
+    try:
+        with Image.open(image) as picture:
+            return tinted(picture, entry.recipe)
+    except (OSError, UnidentifiedImageError, ValueError):
+        return image
+
+
 class CompareScreen(Screen):
     BINDINGS = [Binding("escape,q,c", "app.pop_screen", "Close")]
 
     def __init__(self, left: Any, right: Any, left_image: Any, right_image: Any, image_class: Any) -> None:
         super().__init__()
         self.left, self.right = left, right
-        self.images = (left_image, right_image)
+        self.images = tuple(_with_mask(entry, image) for entry, image in ((left, left_image), (right, right_image)))
         self.image_class = image_class
         self.diff = recipe_diff(left.recipe, right.recipe)
 
@@ -53,7 +68,8 @@ class CompareScreen(Screen):
                         yield self.image_class(image, classes="compare-image")
                     else:
                         yield Static("(no image)", classes="compare-image")
-                    yield Static(f"#{entry.id} · seed {entry.recipe.seed}", classes="compare-caption")
+                    masked = " · mask tinted" if entry.recipe.mask and image is not None else ""
+                    yield Static(f"#{entry.id} · seed {entry.recipe.seed}{masked}", classes="compare-caption")
         with VerticalScroll(id="compare-diff"):
             yield Static(self._diff_table())
         yield Footer()

@@ -2,6 +2,8 @@
 
 The image fills the canvas as coloured half-cells ("▀": the top pixel is the
 foreground, the bottom one the background), so the mask has two rows a cell.
+The grid is as large as the screen allows, up to one half-cell an image pixel,
+and follows the terminal's size (the mask painted so far is rescaled with it).
 The mouse paints (left button) and erases (right button, or shift); where the
 terminal reports pixel positions the pointer's half-cell is exact. Without
 mouse reporting a cursor moves with the arrows or hjkl and space paints, x
@@ -26,7 +28,7 @@ from textual.widgets import Footer, Input, Static
 from studio.printable import printable
 from studio.tui.actions import bindings
 
-MAX_COLUMNS = 96
+CHROME_ROWS = 2  # the caption and the footer under the canvas
 TINT = np.array([255, 0, 0])
 
 
@@ -35,13 +37,23 @@ class MaskCanvas(Widget, can_focus=True):
 
     def __init__(self, image: np.ndarray, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.pixels = image  # (rows*2, columns, 3) uint8, already scaled to the grid
-        self.mask = np.zeros(image.shape[:2], dtype=bool)
-        self.cursor = (image.shape[1] // 2, image.shape[0] // 2)  # (x, half-row y)
         self.brush = 2  # radius in half-cells
+        self._stroke: bool | None = None  # True paints, False erases, while a button is down
+        self.mask = np.zeros(image.shape[:2], dtype=bool)
+        self.set_grid(image)
+
+    def set_grid(self, image: np.ndarray) -> None:
+        """Show `image` ((rows*2, columns, 3) uint8, scaled to the grid); the mask follows it."""
+        from PIL import Image
+
+        if self.mask.shape != image.shape[:2]:
+            scaled = Image.fromarray(self.mask.astype(np.uint8) * 255).resize(image.shape[1::-1], Image.Resampling.NEAREST)
+            self.mask = np.asarray(scaled) >= 128
+        self.pixels = image
+        self.cursor = (image.shape[1] // 2, image.shape[0] // 2)  # (x, half-row y)
         self.styles.width = image.shape[1]
         self.styles.height = image.shape[0] // 2
-        self._stroke: bool | None = None  # True paints, False erases, while a button is down
+        self.refresh()
 
     def render_line(self, y: int) -> Strip:
         if 2 * y + 1 >= self.pixels.shape[0]:
@@ -99,11 +111,9 @@ class MaskPainter(Screen[Path | None]):
 
         self.image_path, self.mask_path = Path(image_path), Path(mask_path)
         with Image.open(self.image_path) as image:
-            self.size_px = image.size
-            columns = min(image.width, MAX_COLUMNS)
-            rows = max(2, round(columns * image.height / image.width / 2) * 2)
-            grid = np.asarray(image.convert("RGB").resize((columns, rows)))
-        self.canvas = MaskCanvas(grid, id="mask-canvas")
+            self.picture = image.convert("RGB")
+        self.size_px = self.picture.size
+        self.canvas = MaskCanvas(self._grid(80, 24), id="mask-canvas")
         if initial_mask is not None:
             self.load_mask(initial_mask)
 
@@ -114,6 +124,21 @@ class MaskPainter(Screen[Path | None]):
 
     def on_mount(self) -> None:
         self.canvas.focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        grid = self._grid(event.size.width, event.size.height)
+        if grid.shape != self.canvas.pixels.shape:
+            self.canvas.set_grid(grid)
+            self._changed()
+
+    def _grid(self, width: int, height: int) -> np.ndarray:
+        """The picture at the largest grid that fits width x height cells (less the chrome)."""
+        from PIL import Image
+
+        w, h = self.size_px
+        scale = min(width / w, 2 * max(1, height - CHROME_ROWS) / h, 1.0)
+        columns, rows = max(1, int(w * scale)), max(2, int(h * scale) // 2 * 2)
+        return np.asarray(self.picture.resize((columns, rows), Image.Resampling.LANCZOS))
 
     def _caption(self) -> str:
         painted = self.canvas.mask.mean() * 100
@@ -166,9 +191,17 @@ class MaskPainter(Screen[Path | None]):
         self.dismiss(self.mask_path)
 
     def action_close(self) -> None:
+        fields = self.query("#mask-file")
+        if fields:  # escape in the mask-file field closes the field, not the painter
+            fields.remove()
+            self.canvas.focus()
+            return
         self.dismiss(None)
 
     def action_open_mask(self) -> None:
+        if self.query("#mask-file"):
+            self.query_one("#mask-file", Input).focus()
+            return
         field = Input(placeholder="mask file (white repaints), enter to load, escape to go back", id="mask-file")
         self.mount(field, before=self.query_one(Footer))
         field.focus()

@@ -1,4 +1,4 @@
-"""The parameters pane: steps, CFG, size, seed (locked or random), sampler, count, model."""
+"""The parameters pane: steps, CFG, size, seed (locked or random), sampler, count, model, init image and mask."""
 
 from __future__ import annotations
 
@@ -68,10 +68,11 @@ class ParamsPane(Vertical):
             raise RecipeError(f"{field} must be between 0 and 1 (got {value:g})")
         return value
 
-    def read(self, base: Recipe, reroll: bool = True) -> Recipe:
+    def read(self, base: Recipe, reroll: bool = True, init: bool = True) -> Recipe:
         """The form as a recipe on top of `base` (device, dtype...).
 
-        With `reroll`, an unlocked seed is replaced by a new random one, shown in the form.
+        With `reroll`, an unlocked seed is replaced by a new random one, shown in the form;
+        with `init`, the recipe is over the form's init image and mask, if it holds one.
         """
         numbers: dict[str, object] = {}
         for field, name, kind in (("steps", "steps", int), ("cfg", "cfg_scale", float), ("seed", "seed", int)):
@@ -86,9 +87,34 @@ class ParamsPane(Vertical):
         width, height = parse_size(self._value("size"))
         model = self._value("model") or base.model
         sampler = self.query_one("#sampler", Select).value
-        return base.replace(
-            model=model, sampler=str(sampler), width=width, height=height, **numbers
-        )
+        recipe = base.replace(model=model, sampler=str(sampler), width=width, height=height, **numbers)
+        return self._over_init(recipe) if init else recipe
+
+    @property
+    def init_image(self) -> str:
+        """The init image the form holds ("" for text-to-image)."""
+        return self._value("init")
+
+    def _over_init(self, recipe: Recipe) -> Recipe:
+        """`recipe` over the form's init image and mask, at the form's strength (hashed now)."""
+        init, mask = self._value("init"), self._value("mask")
+        if not init:
+            if mask:
+                raise RecipeError("a mask needs an init image to paint over (the init field, or I on an entry)")
+            return recipe
+        from pathlib import Path
+
+        from studio.iterate import with_init
+
+        recipe = recipe.replace(strength=self.fraction("strength"))
+        return with_init(recipe, Path(init).expanduser(), Path(mask).expanduser() if mask else None)
+
+    def set_init(self, image: str = "", mask: str = "", size: str = "") -> None:
+        """Hold an init image (and mask) for every generate until cleared; "" clears."""
+        self.query_one("#init", Input).value = image
+        self.query_one("#mask", Input).value = mask
+        if size:
+            self.query_one("#size", Input).value = size
 
     def load(self, recipe: Recipe, lock_seed: bool = True) -> None:
         """Fill the form from a recipe (branching from a history entry locks its seed)."""
@@ -100,6 +126,9 @@ class ParamsPane(Vertical):
         self.query_one("#seed-lock", Checkbox).value = lock_seed
         if recipe.sampler in SAMPLERS:
             self.query_one("#sampler", Select).value = recipe.sampler
+        self.set_init(recipe.init_image, recipe.mask)
+        if recipe.init_image:
+            self.query_one("#strength", Input).value = f"{recipe.strength:g}"
 
     def apply_defaults(self, defaults: dict) -> None:
         """A model's recommended settings (studio.toml beside it)."""
@@ -122,7 +151,7 @@ class ParamsPane(Vertical):
 
 
 class ParamsFields(Vertical):
-    """The fields themselves, four rows that fit a 40-column pane (an 80-column terminal).
+    """The fields themselves, six rows that fit a 40-column pane (an 80-column terminal).
 
     The model and the sampler have a row each, so "DPM++ 2M SDE Karras" shows whole;
     the seed has room for all ten digits with its lock beside it, never over it.
@@ -152,9 +181,16 @@ class ParamsFields(Vertical):
             yield Label("count")
             yield Input("1", id="count", type="integer", tooltip="jobs per generate, seeds counting up", compact=True)
         with Horizontal():
-            yield Label("strength", classes="first")
+            yield Label("init", classes="first")
+            yield Input(id="init", placeholder="file, or I in history", compact=True,
+                        tooltip="img2img from this image on every generate; f12 clears it")
+            yield Label("str")
             yield Input("0.75", id="strength", type="number", compact=True,
-                        tooltip="img2img and inpaint (i, m in history): how much to repaint, 0..1")
+                        tooltip="img2img and inpaint: how much to repaint, 0..1")
+        with Horizontal():
+            yield Label("mask", classes="first")
+            yield Input(id="mask", placeholder="file, or m in history", compact=True,
+                        tooltip="inpaint where white (needs an init image); f12 clears it")
             yield Label("vary")
             yield Input("0.3", id="variation", type="number", compact=True,
                         tooltip="a variation (V in history): how far from the entry, 0..1")
