@@ -41,7 +41,7 @@ async def test_build_a_sweep_see_its_count_run_it_and_branch_from_a_cell(app):
         app.query_one("#prompt", TextArea).text = "a red circle"
         app.query_one("#steps", Input).value = "2"
         app.query_one("#size", Input).value = "64x64"
-        await pilot.press("f7")
+        await pilot.press("f10")
         builder = await wait_until(pilot, lambda: isinstance(app.screen, SweepBuilder) and app.screen)
         count = builder.query_one("#count", Label)
         await pilot.press(*"steps=1,2")

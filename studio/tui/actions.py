@@ -158,7 +158,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("sessions", ("r",), "rename", "rename the session (its folder)", footer="Rename", local=True),
     Action("sessions", ("a",), "archive", "move the session into archive/", footer="Archive", local=True),
     Action("sessions", ("escape",), "close", "back to the studio", footer="Close", local=True),
-    Action("anywhere", ("f7",), "sweep_builder", "build a sweep over the form's recipe: X/Y/Z axes, the cell count before it runs",
+    Action("anywhere", ("f10",), "sweep_builder", "build a sweep over the form's recipe: X/Y/Z axes, the cell count before it runs",
            title="Sweep builder"),
     Action("history", ("g",), "grid_view", "the entry's sweep as a grid: arrows move across cells, enter branches from one",
            title="Sweep grid"),

@@ -1,4 +1,4 @@
-"""The sweep keys: the builder over the form's recipe (f7), and a sweep's grid view from history (g).
+"""The sweep keys: the builder over the form's recipe (f10; f7 is the text areas' select-all), and a sweep's grid view from history (g).
 
 A mixin of StudioApp, beside HistoryActions and IterateActions. Cells are
 queued through the service like any job; the grid PNG and its entry are made
