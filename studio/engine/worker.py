@@ -275,7 +275,15 @@ class LocalEngine:
         pipe.scheduler = make_scheduler(recipe.sampler, loaded.base_scheduler_config, recipe.seed)
         prompt, negative = prompts
         with torch.inference_mode():
-            inputs = conditioning_for(loaded, prompt, negative, recipe, lambda text: self._emit(ev.Notice(job.job_id, text)))
+            notice = lambda text: self._emit(ev.Notice(job.job_id, text))  # noqa: E731
+            inputs = conditioning_for(loaded, prompt, negative, recipe, notice)
+            if recipe.hires_scale:  # two passes: studio/engine/hires.py
+                from studio.engine.hires import HiresCall, hires_fix
+
+                def reporter(stage: str, steps: int, switch: Any) -> _StepReporter:
+                    return _StepReporter(self, job, loaded, steps, switch, stage)
+
+                return hires_fix(HiresCall(loaded, recipe, mode, inputs, prompts, reporter, notice, self._library))
             callback = _StepReporter(self, job, loaded, recipe.steps, inputs.switch)
             output = pipe(
                 **inputs.kwargs,
@@ -310,9 +318,10 @@ class _StepReporter:
 
     def __init__(
         self, engine: LocalEngine, job: Job, loaded: LoadedPipeline, steps: int,
-        switch: Callable[[Any, int, dict], None] | None = None,
+        switch: Callable[[Any, int, dict], None] | None = None, stage: str = "",
     ) -> None:
         self.engine = engine
+        self.stage = stage  # which pass of a hires fix, for the status bar
         self.switch = switch  # prompt editing: the next step's embeddings
         self.job = job
         self.loaded = loaded
@@ -328,7 +337,7 @@ class _StepReporter:
             raise _Cancelled(step)
         now = time.perf_counter()
         its = step / max(now - self.started, 1e-9)
-        self.engine._emit(ev.Progress(self.job.job_id, step, total, its, (total - step) / its))
+        self.engine._emit(ev.Progress(self.job.job_id, step, total, its, (total - step) / its, self.stage))
         if self.engine._previews and now - self.last_preview >= self.engine._preview_interval:
             self.last_preview = now
             self._preview(step, kwargs.get("latents"))
