@@ -74,9 +74,8 @@ def test_a1111_png(tmp_path):
     assert r.loras == (LoraRef("add_detail", 0.8, "7c6bad76eb54"),)
     assert r.embeddings == ("easynegative",)
     joined = " | ".join(result.notes)
-    for unmapped in ("Hires upscale: 2", "Hires steps: 10", "Clip skip: 2", "Denoising strength: 0.45",
-                     "not found locally"):
-        assert unmapped in joined
+    assert (r.hires_scale, r.hires_steps, r.hires_upscaler, r.hires_denoise, r.clip_skip) == (2, 10, "Latent", 0.45, 2)
+    assert "not found locally" in joined and "Hires" not in joined and "Denoising" not in joined
     assert "Version" not in joined
 
 
@@ -216,10 +215,11 @@ def test_unreadable_images_fail_in_one_line(tmp_path, capsys, make, message):
 
 
 def test_cli_prints_toml_recipe(tmp_path, capsys):
-    path = png_with(tmp_path / "a.png", parameters=A1111_TEXT)
+    path = png_with(tmp_path / "a.png", parameters=A1111_TEXT.replace("Version", "Face restoration: CodeFormer, Version"))
     assert main(["import", str(path)]) == 0
     out = capsys.readouterr().out
     data = tomllib.loads(out)
     assert Recipe.from_dict(data["recipe"]).seed == 3141592653
-    assert data["source"] == "AUTOMATIC1111" and any("Hires upscale" in n for n in data["notes"])
-    assert "# could not map: Hires upscale: 2" in out
+    assert Recipe.from_dict(data["recipe"]).hires_scale == 2
+    assert data["source"] == "AUTOMATIC1111" and any("Face restoration" in n for n in data["notes"])
+    assert "# could not map: Face restoration: CodeFormer" in out
