@@ -18,6 +18,7 @@ from studio.models.safetensors_header import HeaderError, read_header
 
 # Kinds, as `studio models` lists them.
 CHECKPOINT, LORA, EMBEDDING, VAE, UNKNOWN = "checkpoint", "LoRA", "embedding", "VAE", "unknown"
+UPSCALER = "upscaler"  # found by folder (models/ESRGAN, models/upscale_models…); see upscaler_arch
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ LATENT_MODES: dict[str, tuple[str, bool]] = {
 }
 RESAMPLERS = ("Lanczos", "Nearest")
 BUILTIN_UPSCALER = "studio-2x"
-BUILTIN_UPSCALER_PATH = BUILTIN_DIR / "studio-2x" / "studio-2x.safetensors"
+BUILTIN_UPSCALER_PATH = BUILTIN_DIR / "upscale_models" / "studio-2x.safetensors"
 DEFAULT_TILE = 512  # input pixels a side; halved on out-of-memory
 MAX_PASSES = 3
 
@@ -92,9 +92,9 @@ def load_network(ref: UpscalerRef, allow_pickle: bool = False) -> Net:
     from safetensors import safe_open
 
     if ref.path.suffix.lower() != ".safetensors":
-        from studio.upscale.spandrel_net import refuse_pickle
+        from studio.upscale.spandrel_net import load_spandrel
 
-        refuse_pickle(ref.path, allow_pickle)
+        return load_spandrel(ref.path, allow_pickle)
     with safe_open(str(ref.path), "pt") as handle:
         metadata = handle.metadata() or {}
     if metadata.get("architecture") == "studio-sr":
