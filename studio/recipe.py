@@ -83,6 +83,11 @@ class Recipe:
     hires_denoise: float = 0.7
     hires_prompt: str = ""  # "": the first pass's
     hires_negative_prompt: str = ""
+    # An upscale (studio/upscale/job.py): `init_image` made `upscale_scale` times bigger, no diffusion.
+    upscaler: str = ""  # "": not an upscale
+    upscaler_hash: str = ""  # of `upscaler`, or of `hires_upscaler` when that is a network
+    upscale_scale: float = 2.0
+    upscale_tile: int = 512  # input pixels a side, halved on out-of-memory
     studio_version: str = field(default=__version__)
 
     def __post_init__(self) -> None:
@@ -211,7 +216,19 @@ def _validate(r: Recipe) -> None:
     _validate_hires(r)
 
 
+def _validate_upscale(r: Recipe) -> None:
+    if not 1 <= r.upscale_scale <= 8:
+        raise RecipeError(f"upscale scale must be between 1 and 8 (got {r.upscale_scale})")
+    if not 32 <= r.upscale_tile <= MAX_SIDE:
+        raise RecipeError(f"upscale tile must be between 32 and {MAX_SIDE} pixels (got {r.upscale_tile})")
+    if r.upscaler and not r.init_image:
+        raise RecipeError("an upscale needs a source image")
+    if r.upscaler and (r.hires_scale or r.mask):
+        raise RecipeError("an upscale has no hires fix or mask: it runs no diffusion")
+
+
 def _validate_hires(r: Recipe) -> None:
+    _validate_upscale(r)
     if not r.hires_scale:
         return
     if not 1 <= r.hires_scale <= MAX_HIRES_SCALE:

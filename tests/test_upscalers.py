@@ -168,3 +168,26 @@ def test_unknown_upscaler_and_latent_outside_hires_are_one_line_errors():
         resolve_upscaler("nope")
     with pytest.raises(RecipeError, match="works on latents"):
         upscale(Image.new("RGB", (8, 8)), resolve_upscaler("latent (bicubic)"), (16, 16))
+
+
+def test_cli_upscale_writes_an_entry_naming_the_source_and_the_upscaler(tmp_path, capsys):
+    from studio.iterate import file_hash
+    from studio.store.session import SessionStore
+
+    source = tmp_path / "shape.png"
+    shapes_image(64).save(source)
+    sessions = tmp_path / "s"
+    code = main(["upscale", str(source), "--upscaler", "Lanczos", "--scale", "3", "--tile", "64",
+                 "--sessions-dir", str(sessions), "--session", "up", "--quiet"])
+    assert code == 0
+    out = Image.open(capsys.readouterr().out.split()[0])
+    assert out.size == (192, 192)
+    assert "Postprocess upscaler: Lanczos" in out.info["parameters"]
+    (entry,) = SessionStore(sessions).open("up", read_only=True).entries()
+    recipe = entry.recipe
+    assert (recipe.init_image, recipe.init_image_hash) == (str(source.resolve()), file_hash(source))
+    assert (recipe.upscaler, recipe.upscale_scale, recipe.upscale_tile) == ("Lanczos", 3, 64)
+    assert main(["upscale", str(source), "--upscaler", "Latent", "--sessions-dir", str(sessions)]) == 2
+    assert "works on latents" in capsys.readouterr().err
+    assert main(["upscale", str(tmp_path / "none.png"), "--sessions-dir", str(sessions)]) == 2
+    assert "source image" in capsys.readouterr().err

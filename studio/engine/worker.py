@@ -211,6 +211,9 @@ class LocalEngine:
 
     def _run(self, job: Job) -> None:
         started = time.perf_counter()
+        if job.recipe.upscaler and not job.preload_only:  # no diffusion: studio/upscale/job.py
+            self._upscale(job, started)
+            return
         loaded, recipe, prompts = self._prepare(job)
         load_seconds = time.perf_counter() - started
         if job.preload_only:
@@ -228,6 +231,20 @@ class LocalEngine:
         paths = self._save(job, images, recipe)
         seconds = time.perf_counter() - started
         self._emit(ev.Finished(job.job_id, recipe, tuple(paths), seconds, load_seconds))
+
+    def _upscale(self, job: Job, started: float) -> None:
+        from studio.engine.device import resolve_device
+        from studio.upscale.job import upscale_job, with_upscaler_hash
+
+        device, _ = resolve_device(job.recipe.device, "float32")
+        recipe = with_upscaler_hash(recorded(job.recipe), self._library).replace(device=device)
+        self._emit(ev.Started(job.job_id, recipe))
+        image = upscale_job(recipe, self._library, device)
+        if job.cancel_requested.is_set():
+            self._emit(ev.Cancelled(job.job_id, 0))
+            return
+        paths = self._save(job, [image], recipe)
+        self._emit(ev.Finished(job.job_id, recipe, tuple(paths), time.perf_counter() - started))
 
     def _prepare(self, job: Job) -> tuple[LoadedPipeline, Recipe, tuple[str, str]]:
         """Load (or reuse) the pipeline and dress it with the recipe's LoRAs and embeddings.
@@ -251,6 +268,10 @@ class LocalEngine:
         loaded = self._cache.get(key, ref, job.recipe, device, dtype)
         _dress(loaded, extras, job.recipe.allow_pickle)
         recipe = recorded(extras.recipe.replace(model_hash=ref.hash, device=device, dtype=dtype))
+        if recipe.hires_scale:
+            from studio.upscale.job import with_upscaler_hash
+
+            recipe = with_upscaler_hash(recipe, self._library)
         return loaded, recipe, (extras.prompt, extras.negative_prompt)
 
     def _load_pipeline(self, ref: ModelRef, device: str, dtype: str, recipe: Recipe) -> Any:

@@ -101,7 +101,7 @@ def _iteration_fields(recipe: Recipe) -> list[tuple[str, str]]:
     if recipe.variation_strength:
         fields += [("Variation seed", str(recipe.variation_seed)),
                    ("Variation seed strength", format_weight(recipe.variation_strength))]
-    if recipe.init_image:
+    if recipe.init_image and not recipe.upscaler:  # an upscale runs no diffusion
         fields.append(("Denoising strength", format_weight(recipe.strength)))
     if recipe.mask:
         fields.append(("Mask blur", str(recipe.mask_blur)))
@@ -111,6 +111,9 @@ def _iteration_fields(recipe: Recipe) -> list[tuple[str, str]]:
 
 
 def _hires_fields(recipe: Recipe) -> list[tuple[str, str]]:
+    if recipe.upscaler:  # as A1111's Extras tab writes an upscale
+        return [("Postprocess upscale by", format_weight(recipe.upscale_scale)),
+                ("Postprocess upscaler", recipe.upscaler)]
     if not recipe.hires_scale:
         return []
     fields = [("Denoising strength", format_weight(recipe.hires_denoise)),

@@ -1,0 +1,43 @@
+"""An upscale job: a session entry's image (or any image) made bigger by an upscaler, no diffusion.
+
+Its recipe names the source (`init_image` and its hash, checked before the
+run) and the upscaler (`upscaler` and `upscaler_hash`); the rest of the
+recipe is the source's own where it has one, so the entry still says what the
+picture is. Runs on the engine's worker.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from studio.recipe import Recipe, RecipeError
+from studio.upscale.upscalers import resolve_upscaler, upscale
+
+if TYPE_CHECKING:
+    from studio.models.library import ModelLibrary
+
+
+def with_upscaler_hash(recipe: Recipe, library: ModelLibrary | None) -> Recipe:
+    """`recipe` with the hash of the upscaler it uses filled in; a changed upscaler file fails by name."""
+    name = recipe.upscaler or (recipe.hires_upscaler if recipe.hires_scale else "")
+    if not name:
+        return recipe
+    ref = resolve_upscaler(name, library)
+    if not ref.hash:
+        return recipe
+    if recipe.upscaler_hash and recipe.upscaler_hash != ref.hash:
+        raise RecipeError(f"upscaler {name} has changed since it was recorded (hash {recipe.upscaler_hash})")
+    return recipe.replace(upscaler_hash=ref.hash)
+
+
+def upscale_job(recipe: Recipe, library: ModelLibrary | None, device: str = "cpu") -> Any:
+    """The upscaled source image."""
+    from studio.iterate import checked_input
+
+    source = checked_input(recipe.init_image, recipe.init_image_hash, "source image")
+    ref = resolve_upscaler(recipe.upscaler, library)
+    size = (round(source.width * recipe.upscale_scale), round(source.height * recipe.upscale_scale))
+    from studio.upscale.upscalers import load_network
+
+    net = load_network(ref, recipe.allow_pickle).to(device) if ref.kind == "network" else None
+    return upscale(source, ref, size, tile=recipe.upscale_tile, net=net, device=device)
