@@ -45,27 +45,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def upscale_recipe(args: argparse.Namespace, library, config) -> Recipe:
-    """The upscale's recipe: the source's own (where it has one) naming the source and the upscaler."""
     from studio.cli.iterate_args import init_path
-    from studio.formats.png import read_recipe
-    from studio.iterate import file_hash, open_image
+    from studio.upscale.job import upscale_recipe as recipe_for
     from studio.upscale.upscalers import resolve_upscaler
 
     path = init_path(args.source, args, config)
-    image = open_image(path, "source image")
     ref = resolve_upscaler(args.upscaler, library)
-    if ref.kind == "latent":
-        raise RecipeError(f"{ref.name} works on latents: use it with generate --hires; here use studio-2x or Lanczos")
-    try:
-        base = read_recipe(path) or Recipe(prompt="")
-    except (RecipeError, ValueError, OSError):
-        base = Recipe(prompt="")
-    base = base.replace(
-        batch_size=1, hires_scale=0.0, mask="", mask_hash="", variation_strength=0.0, device=args.device,
-        width=max(8, min(image.width, 8192) // 8 * 8), height=max(8, min(image.height, 8192) // 8 * 8),
-        upscaler=ref.name, upscaler_hash=ref.hash, upscale_scale=args.scale, upscale_tile=args.tile,
-        allow_pickle=args.allow_pickle, init_image=str(path.resolve()), init_image_hash=file_hash(path),
-    )
-    if max(image.width, image.height) * args.scale > 16384:
-        raise RecipeError(f"{image.width}x{image.height} times {args.scale} is over 16384 pixels a side")
-    return base
+    return recipe_for(path, ref, args.scale, args.tile, args.device, args.allow_pickle)

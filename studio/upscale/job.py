@@ -8,10 +8,11 @@ picture is. Runs on the engine's worker.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.recipe import Recipe, RecipeError
-from studio.upscale.upscalers import resolve_upscaler, upscale
+from studio.recipe import MAX_SIDE, Recipe, RecipeError
+from studio.upscale.upscalers import UpscalerRef, resolve_upscaler, upscale
 
 if TYPE_CHECKING:
     from studio.models.library import ModelLibrary
@@ -41,3 +42,29 @@ def upscale_job(recipe: Recipe, library: ModelLibrary | None, device: str = "cpu
 
     net = load_network(ref, recipe.allow_pickle).to(device) if ref.kind == "network" else None
     return upscale(source, ref, size, tile=recipe.upscale_tile, net=net, device=device)
+
+
+MAX_OUTPUT_SIDE = 16384
+
+
+def upscale_recipe(path: Path, ref: UpscalerRef, scale: float, tile: int = 512, device: str = "auto",
+                   allow_pickle: bool = False) -> Recipe:
+    """The recipe of an upscale of the image at `path`: the image's own recipe where it has one."""
+    from studio.formats.png import read_recipe
+    from studio.iterate import file_hash, open_image
+
+    image = open_image(path, "source image")
+    if ref.kind == "latent":
+        raise RecipeError(f"{ref.name} works on latents: use it with generate --hires; here use studio-2x or Lanczos")
+    if max(image.width, image.height) * scale > MAX_OUTPUT_SIDE:
+        raise RecipeError(f"{image.width}x{image.height} times {scale:g} is over {MAX_OUTPUT_SIDE} pixels a side")
+    try:
+        base = read_recipe(path) or Recipe(prompt="")
+    except (RecipeError, ValueError, OSError):
+        base = Recipe(prompt="")
+    return base.replace(
+        batch_size=1, hires_scale=0.0, mask="", mask_hash="", variation_strength=0.0, device=device,
+        width=max(8, min(image.width, MAX_SIDE) // 8 * 8), height=max(8, min(image.height, MAX_SIDE) // 8 * 8),
+        upscaler=ref.name, upscaler_hash=ref.hash, upscale_scale=scale, upscale_tile=tile,
+        allow_pickle=allow_pickle, init_image=str(Path(path).resolve()), init_image_hash=file_hash(path),
+    )
