@@ -17,7 +17,7 @@ from studio.models.pickles import PickleRefused
 from studio.recipe import RecipeError
 from studio.upscale.net import StudioSR
 from studio.upscale.tiles import upscale_tiled
-from studio.upscale.upscalers import BUILTIN_UPSCALER_PATH, load_network, resolve_upscaler, upscale
+from studio.upscale.upscalers import BUILTIN_UPSCALER_PATH, find_upscalers, load_network, resolve_upscaler, upscale
 
 try:
     import spandrel  # noqa: F401
@@ -69,7 +69,7 @@ def installs(tmp_path):
 
 def test_discovery_lists_upscalers_with_architecture_scale_and_hash(installs, capsys):
     a1111, comfy = installs
-    found = {ref.name: ref for ref in __import__("studio.upscale.discovery", fromlist=["x"]).find_upscalers(
+    found = {ref.name: ref for ref in find_upscalers(
         ModelLibrary([a1111, comfy], use_hf_cache=False))}
     assert (found["4x-compact"].architecture, found["4x-compact"].scale) == ("Real-ESRGAN compact (SRVGG)", 4)
     assert (found["my-sr"].architecture, found["my-sr"].scale) == ("studio-sr", 2)

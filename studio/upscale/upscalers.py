@@ -73,13 +73,28 @@ def resolve_upscaler(name: str, library: ModelLibrary | None = None) -> Upscaler
         if ref.name.lower() == name.lower():
             return ref
     if library is not None:
-        from studio.upscale.discovery import find_upscalers
-
         for ref in find_upscalers(library):
             if name.lower() in (ref.name.lower(), str(ref.path).lower()):
                 return ref
     known = ", ".join([*LATENT_MODES, *RESAMPLERS, BUILTIN_UPSCALER])
     raise RecipeError(f"no upscaler named {name!r}; built in: {known}; or a file in models/ESRGAN, models/upscale_models")
+
+
+def find_upscalers(library: ModelLibrary) -> list[UpscalerRef]:
+    """Every upscaler file in the library's folders (kind "upscaler"), with architecture, scale and hash."""
+    import re
+
+    from studio.models.inspect import UPSCALER
+
+    refs = []
+    for entry in library.scan(hf_cache=False):
+        if entry.kind != UPSCALER or entry.path == BUILTIN_UPSCALER_PATH:
+            continue  # the built-in one is listed by `builtin_upscalers`
+        match = re.search(r"(\d+)x$", entry.architecture)
+        architecture = entry.architecture.rsplit(" ", 1)[0] if match else entry.architecture
+        digest = library.hashes.sha256(entry.path)[:10]
+        refs.append(UpscalerRef(entry.name, "network", int(match[1]) if match else 0, architecture, entry.path, digest))
+    return refs
 
 
 Net = Callable[[Any], Any]  # (N, 3, h, w) in [0, 1] -> (N, 3, s*h, s*w)
