@@ -191,3 +191,12 @@ def test_cli_upscale_writes_an_entry_naming_the_source_and_the_upscaler(tmp_path
     assert "works on latents" in capsys.readouterr().err
     assert main(["upscale", str(tmp_path / "none.png"), "--sessions-dir", str(sessions)]) == 2
     assert "source image" in capsys.readouterr().err
+
+
+def test_inspect_shows_an_upscalers_kind_architecture_and_scale(installs, capsys):
+    a1111, _ = installs
+    assert main(["inspect", str(a1111 / "models" / "ESRGAN" / "4x-compact.safetensors"), "--json"]) == 0
+    import json
+
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["kind"], shown["architecture"]) == ("upscaler", "Real-ESRGAN compact (SRVGG) 4x")

@@ -2,7 +2,7 @@
 
 One command, fixed seeds (reproduces the shipped weights)::
 
-    python -m training.upscaler --out studio/builtin/studio-2x --steps 3000 --threads 1
+    python -m training.upscaler --out studio/builtin/upscale_models --steps 2400 --threads 1
 
 Data: ``training.dataset.make_sample(rng, scale=k)`` draws a shapes picture at
 k = 2 (128x128) or k = 4 (256x256), sharp at that resolution. The input is the
@@ -91,7 +91,7 @@ def evaluate(net: StudioSR, count: int) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=2400)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--blocks", type=int, default=4)
@@ -136,7 +136,7 @@ def main() -> None:
         "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
         "psnr_db": table,
     }
-    (args.out / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    (args.out / "studio-2x.train_info.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2), flush=True)
 
 

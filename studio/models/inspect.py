@@ -83,6 +83,12 @@ def inspect_file(path: str | Path, *, allow_pickle: bool = False) -> Inspection:
 
 def _build(path: Path, fmt: str, shapes, dtypes, metadata) -> Inspection:
     kind, arch, notes = classify(shapes, metadata)
+    if kind == UNKNOWN:
+        from studio.models.upscaler_arch import upscaler_architecture
+
+        upscaler, scale = upscaler_architecture(shapes, metadata)
+        if upscaler:
+            kind, arch = UPSCALER, f"{upscaler} {scale}x" if scale else upscaler
     return Inspection(
         path=path,
         format=fmt,
