@@ -200,3 +200,16 @@ def test_inspect_shows_an_upscalers_kind_architecture_and_scale(installs, capsys
 
     shown = json.loads(capsys.readouterr().out)
     assert (shown["kind"], shown["architecture"]) == ("upscaler", "Real-ESRGAN compact (SRVGG) 4x")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"upscaler": "Lanczos"}, "an upscale needs a source image"),
+    ({"upscale_scale": 9.0}, "upscale scale must be between 1 and 8"),
+    ({"upscale_tile": 8}, "upscale tile must be between 32"),
+    ({"upscaler": "Lanczos", "init_image": "a.png", "mask": "m.png"}, "an upscale has no hires fix or mask"),
+])
+def test_impossible_upscale_recipes_are_one_line_errors(changes, message):
+    from studio.recipe import Recipe
+
+    with pytest.raises(RecipeError, match=message):
+        Recipe(prompt="", **changes)
