@@ -70,8 +70,8 @@ def hires_fix(call: HiresCall) -> list[Any]:
     else:
         image = upscale_images(list(first.images), ref, (width, height), recipe, loaded)
     steps = recipe.hires_steps or recipe.steps
-    prompt = recipe.hires_prompt or call.prompts[0]
-    negative = recipe.hires_negative_prompt or call.prompts[1]
+    prompt = _without_lora_tags(recipe.hires_prompt, call.notice) or call.prompts[0]
+    negative = _without_lora_tags(recipe.hires_negative_prompt, call.notice) or call.prompts[1]
     second_inputs = conditioning_for(loaded, prompt, negative, recipe.replace(steps=steps), call.notice)
     pipe = derived(loaded, "img2img")
     pipe.scheduler = mode.pipe.scheduler  # the recipe's sampler, set up by the worker
@@ -113,3 +113,13 @@ def upscale_images(images: list[Any], ref: Any, size: tuple[int, int], recipe: R
             net = load_network(ref, recipe.allow_pickle).to(loaded.pipe.device)
             loaded.extras[key] = net
     return [upscale(image, ref, size, net=net, device=str(loaded.pipe.device)) for image in images]
+
+
+def _without_lora_tags(text: str, notice: Notice) -> str:
+    """The hires prompt as the encoder sees it: LoRAs are loaded once, by the first pass's prompt."""
+    from studio.formats.lora_tags import extract_loras_lenient
+
+    cleaned, loras = extract_loras_lenient(text, [])
+    if loras:
+        notice("LoRA tags in the hires prompt are not applied: the first pass's LoRAs apply to both passes")
+    return cleaned
