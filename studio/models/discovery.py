@@ -15,7 +15,8 @@ from typing import Callable, Iterable, Iterator
 from studio.models.hashing import HashCache, folder_hash
 from studio.models.inspect import CHECKPOINT, EMBEDDING, LORA, UNKNOWN, UPSCALER, VAE, inspect_file
 from studio.models.pickles import is_pickle
-from studio.models.safetensors_header import HeaderError
+from studio.models.safetensors_header import HeaderError, read_header
+from studio.models.upscaler_arch import upscaler_architecture
 
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 MAX_DEPTH = 4
@@ -177,9 +178,6 @@ def _read_entry(path: Path, hint: str, source: str, name: str | None) -> ModelEn
 
 
 def _upscaler_entry(path: Path, name: str, source: str) -> ModelEntry:
-    from studio.models.safetensors_header import read_header
-    from studio.models.upscaler_arch import upscaler_architecture
-
     try:
         header = read_header(path)
     except HeaderError:

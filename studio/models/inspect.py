@@ -15,6 +15,7 @@ from typing import Mapping
 
 from studio.models.pickles import is_pickle, load_pickle_state_dict
 from studio.models.safetensors_header import HeaderError, read_header
+from studio.models.upscaler_arch import upscaler_architecture
 
 # Kinds, as `studio models` lists them.
 CHECKPOINT, LORA, EMBEDDING, VAE, UNKNOWN = "checkpoint", "LoRA", "embedding", "VAE", "unknown"
@@ -84,8 +85,6 @@ def inspect_file(path: str | Path, *, allow_pickle: bool = False) -> Inspection:
 def _build(path: Path, fmt: str, shapes, dtypes, metadata) -> Inspection:
     kind, arch, notes = classify(shapes, metadata)
     if kind == UNKNOWN:
-        from studio.models.upscaler_arch import upscaler_architecture
-
         upscaler, scale = upscaler_architecture(shapes, metadata)
         if upscaler:
             kind, arch = UPSCALER, f"{upscaler} {scale}x" if scale else upscaler
