@@ -37,6 +37,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
     from diffusers import AutoPipelineForImage2Image
+    from PIL import Image
 
     from studio.engine import LocalEngine, events as ev
     from studio.models import ModelLibrary, ModelNotFound
@@ -73,10 +74,12 @@ def main() -> None:
         with torch.inference_mode():
             latents = pipe(prompt=recipe.prompt, num_inference_steps=recipe.steps, guidance_scale=recipe.cfg_scale,
                            width=recipe.width, height=recipe.height, generator=generator, output_type="latent").images
-            latents = F.interpolate(latents, size=(height // 8, width // 8), mode="bilinear", align_corners=False)
+            factor = pipe.vae_scale_factor
+            latents = F.interpolate(latents, size=(height // factor, width // factor), mode="bilinear", align_corners=False)
             image = img2img(prompt=recipe.prompt, image=latents, strength=recipe.hires_denoise,
                             num_inference_steps=recipe.steps, guidance_scale=recipe.cfg_scale,
                             generator=generator).images[0]
+        assert image.size == (width, height), image.size
         image.save(workdir / f"bare-{index}.png")
         return time.perf_counter() - start
 
@@ -86,6 +89,8 @@ def main() -> None:
         listener, library=library, reserve_core=False, loader=lambda *a: pipe))
     studio.subscribe(inbox.put)
 
+    made: list[Path] = []
+
     def through_engine(index: int) -> float:
         start = time.perf_counter()
         job = studio.submit(recipe)
@@ -94,6 +99,7 @@ def main() -> None:
             if isinstance(event, ev.Failed) and event.job_id == job:
                 raise SystemExit(f"engine job failed: {event.reason}")
             if isinstance(event, ev.Finished) and event.job_id == job:
+                made.append(event.paths[0])
                 return time.perf_counter() - start
 
     bare(-1), through_engine(-1)  # warm both paths (first call pays allocator and cache costs)
@@ -107,6 +113,10 @@ def main() -> None:
     bare_median, engine_median = statistics.median(bare_times), statistics.median(engine_times)
     print(f"model {ref.name}, {args.steps} steps, {recipe.size}, {torch.get_num_threads()} threads, {args.rounds} rounds")
     print(f"median per image: bare {bare_median:.3f} s, engine {engine_median:.3f} s")
+    import numpy as np
+
+    same = np.array_equal(np.asarray(Image.open(made[-1])), np.asarray(Image.open(workdir / f"bare-{args.rounds - 1}.png")))
+    print(f"studio's image is the bare two passes' image, pixel for pixel: {same}")
     print(f"hires fix studio/bare wall time per image: {engine_median / bare_median:.3f}")
 
 
