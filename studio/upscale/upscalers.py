@@ -16,6 +16,7 @@ torch is imported only when a network runs.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -60,11 +61,17 @@ def builtin_upscalers() -> list[UpscalerRef]:
     refs = [UpscalerRef(name, "latent") for name in LATENT_MODES]
     refs += [UpscalerRef(name, "resample") for name in RESAMPLERS]
     if BUILTIN_UPSCALER_PATH.is_file():
-        from studio.models.hashing import sha256_file
-
-        digest = sha256_file(BUILTIN_UPSCALER_PATH)[:10]
+        stat = BUILTIN_UPSCALER_PATH.stat()
+        digest = _short_hash(str(BUILTIN_UPSCALER_PATH), stat.st_size, stat.st_mtime_ns)
         refs.append(UpscalerRef(BUILTIN_UPSCALER, "network", 2, "studio-sr", BUILTIN_UPSCALER_PATH, digest))
     return refs
+
+
+@functools.lru_cache(maxsize=8)
+def _short_hash(path: str, size: int, mtime_ns: int) -> str:
+    from studio.models.hashing import sha256_file
+
+    return sha256_file(Path(path))[:10]
 
 
 def resolve_upscaler(name: str, library: ModelLibrary | None = None) -> UpscalerRef:
