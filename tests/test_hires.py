@@ -160,3 +160,12 @@ def test_cli_hires_2_on_studio_tiny_gives_128_with_the_a1111_fields(tmp_path, ca
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return 10 * math.log10(255.0**2 / mse) if mse else float("inf")
+
+
+@pytest.mark.slow
+def test_image_i_of_a_hires_batch_is_seed_plus_i_alone(runner):
+    batch = HIRES.replace(hires_scale=1.5, hires_upscaler="studio-2x", sampler="Euler a", batch_size=2)
+    together = runner.run(batch, "batch")[-1]
+    alone = runner.run(batch.replace(batch_size=1, seed=batch.seed + 1), "alone")[-1]
+    a, b = (np.asarray(Image.open(path)) for path in (together.paths[1], alone.paths[0]))
+    assert a.shape == (96, 96, 3) and np.array_equal(a, b)
