@@ -164,8 +164,11 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_image_i_of_a_hires_batch_is_seed_plus_i_alone(runner):
+    """A batch goes through both passes as one: image i still comes from seed + i."""
     batch = HIRES.replace(hires_scale=1.5, hires_upscaler="studio-2x", sampler="Euler a", batch_size=2)
     together = runner.run(batch, "batch")[-1]
     alone = runner.run(batch.replace(batch_size=1, seed=batch.seed + 1), "alone")[-1]
     a, b = (np.asarray(Image.open(path)) for path in (together.paths[1], alone.paths[0]))
-    assert a.shape == (96, 96, 3) and np.array_equal(a, b)
+    assert a.shape == (96, 96, 3)
+    # Batched maths may differ in the last bit (as in test_engine); the picture must not.
+    assert np.abs(a.astype(int) - b).max() <= 2
