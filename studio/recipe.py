@@ -23,6 +23,7 @@ MAX_CLIP_SKIP = 12  # CLIP ViT-L has 12 layers
 # (CLIP reads 75 tokens a chunk). 65,536 is far past any of them, and keeps a 50 MB
 # "prompt" from a hostile file from ever reaching the encoder, a session or a screen.
 MAX_PROMPT_CHARS = 65_536
+MAX_HIRES_SCALE = 4
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 RESIZE_MODES = ("crop", "resize", "pad")  # an init image of another size: crop and resize, stretch, or pad
@@ -81,6 +82,18 @@ class Recipe:
     inpaint_padding: int = 32
     variation_seed: int = 0
     variation_strength: float = 0.0
+    # Hires fix (studio/engine/hires.py): a second, img2img pass over the first, upscaled.
+    hires_scale: float = 0.0  # 0: off; else the final size over the first pass's
+    hires_upscaler: str = "Latent"  # a latent mode (A1111's names), "Lanczos", or an upscaler model
+    hires_steps: int = 0  # 0: as many as the first pass
+    hires_denoise: float = 0.7
+    hires_prompt: str = ""  # "": the first pass's
+    hires_negative_prompt: str = ""
+    # An upscale (studio/upscale/job.py): `init_image` made `upscale_scale` times bigger, no diffusion.
+    upscaler: str = ""  # "": not an upscale
+    upscaler_hash: str = ""  # of `upscaler`, or of `hires_upscaler` when that is a network
+    upscale_scale: float = 2.0
+    upscale_tile: int = 512  # input pixels a side, halved on out-of-memory
     studio_version: str = field(default=__version__)
 
     def __post_init__(self) -> None:
@@ -89,6 +102,13 @@ class Recipe:
     @property
     def size(self) -> str:
         return f"{self.width}x{self.height}"
+
+    @property
+    def hires_size(self) -> tuple[int, int]:
+        """The hires pass's width and height: the first pass's times `hires_scale`, down to a multiple of 8."""
+        if not self.hires_scale:
+            return self.width, self.height
+        return int(self.width * self.hires_scale) // 8 * 8, int(self.height * self.hires_scale) // 8 * 8
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
@@ -202,6 +222,37 @@ def _validate(r: Recipe) -> None:
         if isinstance(lora.weight, bool) or not isinstance(lora.weight, (int, float)):
             raise RecipeError(f"LoRA {lora.name} weight must be a number")
     _validate_iteration(r)
+    _validate_hires(r)
+
+
+def _validate_upscale(r: Recipe) -> None:
+    if not 1 <= r.upscale_scale <= 8:
+        raise RecipeError(f"upscale scale must be between 1 and 8 (got {r.upscale_scale})")
+    if not 32 <= r.upscale_tile <= MAX_SIDE:
+        raise RecipeError(f"upscale tile must be between 32 and {MAX_SIDE} pixels (got {r.upscale_tile})")
+    if r.upscaler and not r.init_image:
+        raise RecipeError("an upscale needs a source image")
+    if r.upscaler and (r.hires_scale or r.mask):
+        raise RecipeError("an upscale has no hires fix or mask: it runs no diffusion")
+
+
+def _validate_hires(r: Recipe) -> None:
+    _validate_upscale(r)
+    if not r.hires_scale:
+        return
+    if not 1 <= r.hires_scale <= MAX_HIRES_SCALE:
+        raise RecipeError(f"hires scale must be 0 (off) or between 1 and {MAX_HIRES_SCALE} (got {r.hires_scale})")
+    if r.init_image:
+        raise RecipeError("hires fix works on text-to-image only, not with an init image")
+    width, height = r.hires_size
+    if max(width, height) > MAX_SIDE:
+        raise RecipeError(f"hires size {width}x{height} is over {MAX_SIDE} pixels a side")
+    if not 0 <= r.hires_steps <= 1000:
+        raise RecipeError(f"hires steps must be between 0 (as the first pass) and 1000 (got {r.hires_steps})")
+    if not 0 <= r.hires_denoise <= 1:
+        raise RecipeError(f"hires denoising strength must be between 0 and 1 (got {r.hires_denoise})")
+    if not r.hires_upscaler.strip():
+        raise RecipeError("hires upscaler must not be empty (e.g. Latent, Lanczos, studio-2x)")
 
 
 def _validate_iteration(r: Recipe) -> None:

@@ -76,9 +76,8 @@ def test_a1111_png(tmp_path):
     assert r.clip_skip == 2  # A1111's own count, read as written
     joined = " | ".join(result.notes)
     assert "Clip skip" not in joined
-    for unmapped in ("Hires upscale: 2", "Hires steps: 10", "Denoising strength: 0.45",
-                     "not found locally"):
-        assert unmapped in joined
+    assert (r.hires_scale, r.hires_steps, r.hires_upscaler, r.hires_denoise, r.clip_skip) == (2, 10, "Latent", 0.45, 2)
+    assert "not found locally" in joined and "Hires" not in joined and "Denoising" not in joined
     assert "Version" not in joined
 
 
@@ -218,10 +217,11 @@ def test_unreadable_images_fail_in_one_line(tmp_path, capsys, make, message):
 
 
 def test_cli_prints_toml_recipe(tmp_path, capsys):
-    path = png_with(tmp_path / "a.png", parameters=A1111_TEXT)
+    path = png_with(tmp_path / "a.png", parameters=A1111_TEXT.replace("Version", "Face restoration: CodeFormer, Version"))
     assert main(["import", str(path)]) == 0
     out = capsys.readouterr().out
     data = tomllib.loads(out)
     assert Recipe.from_dict(data["recipe"]).seed == 3141592653
-    assert data["source"] == "AUTOMATIC1111" and any("Hires upscale" in n for n in data["notes"])
-    assert "# could not map: Hires upscale: 2" in out
+    assert Recipe.from_dict(data["recipe"]).hires_scale == 2
+    assert data["source"] == "AUTOMATIC1111" and any("Face restoration" in n for n in data["notes"])
+    assert "# could not map: Face restoration: CodeFormer" in out

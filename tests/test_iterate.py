@@ -284,7 +284,7 @@ def test_reads_the_fields_from_an_a1111_image():
     fields, _ = read_a1111(text)
     assert (fields["variation_seed"], fields["variation_strength"], fields["strength"], fields["mask_blur"]) == (99, 0.25, 0.55, 4)
     hires = read_a1111(text.replace("Mask blur: 4", "Hires upscale: 2"))
-    assert "strength" not in hires[0] and "Denoising strength: 0.55" in hires[1]
+    assert "strength" not in hires[0] and hires[0]["hires_denoise"] == 0.55 and hires[0]["hires_scale"] == 2
 
 
 def source_type(path: Path) -> str:

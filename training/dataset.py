@@ -97,12 +97,15 @@ def _position_of(cx: float, cy: float, side: int) -> str:
     return name[(row, col)]
 
 
-def make_sample(rng: np.random.Generator, rich: bool | None = None):
+def make_sample(rng: np.random.Generator, rich: bool | None = None, scale: int = 1):
     """Draw one image and its caption.
 
     ``rich`` forces (True) or forbids (False) the optional size/position words;
-    ``None`` picks at random with probability ``P_RICH``.
-    Returns ``(PIL.Image (RGB, 64x64), caption)``.
+    ``None`` picks at random with probability ``P_RICH``.  ``scale`` draws the
+    same picture at ``scale`` times the size (every pixel of the 64x64 layout
+    becomes a ``scale``-square block of edges drawn sharp at the higher
+    resolution): the true high-resolution render the built-in upscaler learns.
+    Returns ``(PIL.Image (RGB, 64*scale square), caption)``.
     """
     obj_i = int(rng.integers(len(COLOURS)))
     bg_i = int(rng.integers(len(COLOURS) - 1))
@@ -140,7 +143,9 @@ def make_sample(rng: np.random.Generator, rich: bool | None = None):
     y0 = min(max(y0, MARGIN), SIZE - MARGIN - side)
     box = (x0, y0, x0 + side - 1, y0 + side - 1)
 
-    img = Image.new("RGB", (SIZE, SIZE), PALETTE[bg])
+    img = Image.new("RGB", (SIZE * scale, SIZE * scale), PALETTE[bg])
+    if scale != 1:
+        box = (x0 * scale, y0 * scale, (x0 + side) * scale - 1, (y0 + side) * scale - 1)
     draw_shape(ImageDraw.Draw(img), shape, box, PALETTE[obj])
 
     words = ["a"]

@@ -27,6 +27,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("show", "studio.cli.show", "print a session's entries"),
     ("export", "studio.cli.export", "copy what a search finds into a folder, with a manifest of recipes"),
     ("search", "studio.cli.search", "find entries across every session (fox lora:inkwash rating:>=4 ...)"),
+    ("upscale", "studio.cli.upscale", "make an image or a session entry's image bigger with an upscaler"),
     ("models", "studio.cli.models", "list local models, LoRAs, embeddings and VAEs"),
     ("inspect", "studio.cli.inspect", "show what is inside a weights file"),
 ]

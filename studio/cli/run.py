@@ -175,8 +175,10 @@ class _ProgressBar:
                 self._new_task(f"loading {model}", None)
             case ev.Started(job_id=job_id, recipe=recipe):
                 self._new_task(f"job {job_id}", recipe.steps)
-            case ev.Progress(step=step, total=total, its=its) if self._task is not None:
-                self._progress.update(self._task, completed=step, total=total, rate=f"{its:.1f} it/s")
+            case ev.Progress(job_id=job_id, step=step, total=total, its=its, stage=stage) if self._task is not None:
+                description = f"job {job_id} {stage}" if stage else None
+                self._progress.update(self._task, completed=step, total=total, rate=f"{its:.1f} it/s",
+                                      description=description)
 
     def _new_task(self, description: str, total: int | None) -> None:
         if self._task is not None:

@@ -66,6 +66,7 @@ class Progress(Event):
     total: int
     its: float  # iterations per second so far
     eta: float  # seconds left at that rate
+    stage: str = ""  # which pass, when there are two (hires fix): "pass 2/2 hires 128x128"
 
 
 @dataclass(frozen=True)

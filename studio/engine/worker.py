@@ -211,6 +211,9 @@ class LocalEngine:
 
     def _run(self, job: Job) -> None:
         started = time.perf_counter()
+        if job.recipe.upscaler and not job.preload_only:  # no diffusion: studio/upscale/job.py
+            self._upscale(job, started)
+            return
         loaded, recipe, prompts = self._prepare(job)
         load_seconds = time.perf_counter() - started
         if job.preload_only:
@@ -228,6 +231,22 @@ class LocalEngine:
         paths = self._save(job, images, recipe)
         seconds = time.perf_counter() - started
         self._emit(ev.Finished(job.job_id, recipe, tuple(paths), seconds, load_seconds))
+
+    def _upscale(self, job: Job, started: float) -> None:
+        from studio.engine.device import reserve_ui_core, resolve_device
+        from studio.upscale.job import upscale_job, with_upscaler_hash
+
+        device, _ = resolve_device(job.recipe.device, "float32")
+        if device == "cpu" and self._reserve_core:
+            reserve_ui_core()
+        recipe = with_upscaler_hash(recorded(job.recipe), self._library).replace(device=device)
+        self._emit(ev.Started(job.job_id, recipe))
+        image = upscale_job(recipe, self._library, device)
+        if job.cancel_requested.is_set():
+            self._emit(ev.Cancelled(job.job_id, 0))
+            return
+        paths = self._save(job, [image], recipe)
+        self._emit(ev.Finished(job.job_id, recipe, tuple(paths), time.perf_counter() - started))
 
     def _prepare(self, job: Job) -> tuple[LoadedPipeline, Recipe, tuple[str, str]]:
         """Load (or reuse) the pipeline and dress it with the recipe's LoRAs and embeddings.
@@ -257,6 +276,10 @@ class LocalEngine:
         recipe = recorded(extras.recipe.replace(
             model_hash=ref.hash, device=device, dtype=dtype, model_license=loaded.extras["license"],
         ))
+        if recipe.hires_scale:
+            from studio.upscale.job import with_upscaler_hash
+
+            recipe = with_upscaler_hash(recipe, self._library)
         return loaded, recipe, (extras.prompt, extras.negative_prompt)
 
     def _load_pipeline(self, ref: ModelRef, device: str, dtype: str, recipe: Recipe) -> Any:
@@ -281,7 +304,15 @@ class LocalEngine:
         pipe.scheduler = make_scheduler(recipe.sampler, loaded.base_scheduler_config, recipe.seed)
         prompt, negative = prompts
         with torch.inference_mode(), mode.around():
-            inputs = conditioning_for(loaded, prompt, negative, recipe, lambda text: self._emit(ev.Notice(job.job_id, text)))
+            notice = lambda text: self._emit(ev.Notice(job.job_id, text))  # noqa: E731
+            inputs = conditioning_for(loaded, prompt, negative, recipe, notice)
+            if recipe.hires_scale:  # two passes: studio/engine/hires.py
+                from studio.engine.hires import HiresCall, hires_fix
+
+                def reporter(stage: str, steps: int, switch: Any) -> _StepReporter:
+                    return _StepReporter(self, job, loaded, steps, switch, stage)
+
+                return hires_fix(HiresCall(loaded, recipe, mode, inputs, prompts, reporter, notice, self._library))
             callback = _StepReporter(self, job, loaded, recipe.steps, inputs.switch)
             output = pipe(
                 **inputs.kwargs,
@@ -317,9 +348,10 @@ class _StepReporter:
 
     def __init__(
         self, engine: LocalEngine, job: Job, loaded: LoadedPipeline, steps: int,
-        switch: Callable[[Any, int, dict], None] | None = None,
+        switch: Callable[[Any, int, dict], None] | None = None, stage: str = "",
     ) -> None:
         self.engine = engine
+        self.stage = stage  # which pass of a hires fix, for the status bar
         self.switch = switch  # prompt editing: the next step's embeddings
         self.job = job
         self.loaded = loaded
@@ -335,7 +367,7 @@ class _StepReporter:
             raise _Cancelled(step)
         now = time.perf_counter()
         its = step / max(now - self.started, 1e-9)
-        self.engine._emit(ev.Progress(self.job.job_id, step, total, its, (total - step) / its))
+        self.engine._emit(ev.Progress(self.job.job_id, step, total, its, (total - step) / its, self.stage))
         if self.engine._previews and now - self.last_preview >= self.engine._preview_interval:
             self.last_preview = now
             self._preview(step, kwargs.get("latents"))

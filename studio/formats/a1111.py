@@ -37,6 +37,11 @@ A1111_FIELDS = (
 A1111_ITERATION_FIELDS = (
     "strength", "mask_blur", "inpaint_area", "inpaint_padding", "variation_seed", "variation_strength",
 )
+# Carried when hires fix is on (`hires_scale`), as A1111 writes them: `Denoising strength`
+# is then the hires pass's, and `Size` the first pass's.
+A1111_HIRES_FIELDS = (
+    "hires_scale", "hires_upscaler", "hires_steps", "hires_denoise", "hires_prompt", "hires_negative_prompt",
+)
 
 # --- writing -------------------------------------------------------------------
 
@@ -84,6 +89,7 @@ def a1111_parameters(recipe: Recipe) -> str:
     if ti_hashes:
         fields.append(("TI hashes", ", ".join(ti_hashes)))
     fields.extend(_iteration_fields(recipe))
+    fields.extend(_hires_fields(recipe))
     fields.append(("Version", SOFTWARE))
     line = ", ".join(f"{key}: {a1111_quote(value)}" for key, value in fields)
     text = a1111_prompt(recipe)
@@ -97,12 +103,30 @@ def _iteration_fields(recipe: Recipe) -> list[tuple[str, str]]:
     if recipe.variation_strength:
         fields += [("Variation seed", str(recipe.variation_seed)),
                    ("Variation seed strength", format_weight(recipe.variation_strength))]
-    if recipe.init_image:
+    if recipe.init_image and not recipe.upscaler:  # an upscale runs no diffusion
         fields.append(("Denoising strength", format_weight(recipe.strength)))
     if recipe.mask:
         fields.append(("Mask blur", str(recipe.mask_blur)))
         if recipe.inpaint_area == "masked":
             fields += [("Inpaint area", "Only masked"), ("Masked area padding", str(recipe.inpaint_padding))]
+    return fields
+
+
+def _hires_fields(recipe: Recipe) -> list[tuple[str, str]]:
+    if recipe.upscaler:  # as A1111's Extras tab writes an upscale
+        return [("Postprocess upscale by", format_weight(recipe.upscale_scale)),
+                ("Postprocess upscaler", recipe.upscaler)]
+    if not recipe.hires_scale:
+        return []
+    fields = [("Denoising strength", format_weight(recipe.hires_denoise)),
+              ("Hires upscale", format_weight(recipe.hires_scale))]
+    if recipe.hires_steps:  # A1111 leaves it out when it is the first pass's
+        fields.append(("Hires steps", str(recipe.hires_steps)))
+    fields.append(("Hires upscaler", recipe.hires_upscaler))
+    if recipe.hires_prompt:
+        fields.append(("Hires prompt", recipe.hires_prompt))
+    if recipe.hires_negative_prompt:
+        fields.append(("Hires negative prompt", recipe.hires_negative_prompt))
     return fields
 
 
@@ -208,7 +232,7 @@ def read_a1111(text: str) -> Reading:
     if params.get("TI hashes"):
         embeddings = parse_lora_hashes(params["TI hashes"])
         fields["embeddings"], fields["embedding_hashes"] = list(embeddings), list(embeddings.values())
-    consumed = _read_iteration(params, fields, notes)
+    consumed = _read_iteration(params, fields, notes) | _read_hires(params, fields, notes)
     for key, value in params.items():
         if key not in _USED and key not in _IGNORED and key not in consumed:
             notes.append(f"{key}: {value}")
@@ -231,3 +255,19 @@ def _read_iteration(params: dict[str, str], fields: dict[str, Any], notes: list[
         fields["inpaint_area"] = "masked"
         number(fields, "inpaint_padding", params.get("Masked area padding"), int, notes)
     return {"Denoising strength"} if "strength" in fields else set()
+
+
+def _read_hires(params: dict[str, str], fields: dict[str, Any], notes: list[str]) -> set[str]:
+    """Hires fix: its scale, steps and upscaler, and Denoising strength as the hires pass's."""
+    if "Hires upscale" not in params:
+        return set()
+    number(fields, "hires_scale", params["Hires upscale"], float, notes)
+    number(fields, "hires_steps", params.get("Hires steps"), int, notes)
+    number(fields, "hires_denoise", params.get("Denoising strength"), float, notes)
+    if params.get("Hires upscaler"):
+        fields["hires_upscaler"] = params["Hires upscaler"]
+    for key, name in (("Hires prompt", "hires_prompt"), ("Hires negative prompt", "hires_negative_prompt")):
+        if params.get(key):
+            fields[name] = params[key]
+    return {"Hires upscale", "Hires steps", "Hires upscaler", "Hires prompt", "Hires negative prompt",
+            "Denoising strength"}

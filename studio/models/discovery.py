@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from studio.models.hashing import HashCache, folder_hash
-from studio.models.inspect import CHECKPOINT, EMBEDDING, LORA, UNKNOWN, VAE, inspect_file
+from studio.models.inspect import CHECKPOINT, EMBEDDING, LORA, UNKNOWN, UPSCALER, VAE, inspect_file
 from studio.models.pickles import is_pickle
-from studio.models.safetensors_header import HeaderError
+from studio.models.safetensors_header import HeaderError, read_header
+from studio.models.upscaler_arch import upscaler_architecture
 
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 MAX_DEPTH = 4
@@ -27,6 +28,8 @@ LAYOUT: dict[str, str] = {
     # ComfyUI (models/...)
     "checkpoints": CHECKPOINT, "diffusion_models": CHECKPOINT, "unet": CHECKPOINT,
     "loras": LORA, "vae": VAE, "embeddings": EMBEDDING,
+    # upscalers: A1111's models/ESRGAN, RealESRGAN, SwinIR; ComfyUI's models/upscale_models
+    "ESRGAN": UPSCALER, "RealESRGAN": UPSCALER, "SwinIR": UPSCALER, "upscale_models": UPSCALER,
 }
 
 
@@ -58,7 +61,7 @@ def hf_hub_cache() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
-ORDER = (CHECKPOINT, LORA, EMBEDDING, VAE, UNKNOWN)
+ORDER = (CHECKPOINT, LORA, EMBEDDING, VAE, UPSCALER, UNKNOWN)
 
 
 def scan_folders(dirs: Iterable[Path]) -> list[ModelEntry]:
@@ -164,6 +167,8 @@ def _read_entry(path: Path, hint: str, source: str, name: str | None) -> ModelEn
             return None  # loose .bin files are usually diffusers/transformers parts
         kind = hint or (EMBEDDING if path.suffix.lower() == ".pt" and path.stat().st_size < 1 << 20 else CHECKPOINT)
         return ModelEntry(name, path, kind, "pickle (not opened)", path.stat().st_size, "", "pickle", source)
+    if hint == UPSCALER and path.is_file():
+        return _upscaler_entry(path, name, source)
     try:
         found = inspect_file(path)
     except (HeaderError, OSError):
@@ -175,6 +180,17 @@ def _read_entry(path: Path, hint: str, source: str, name: str | None) -> ModelEn
         name, path, found.kind, found.architecture, found.size, found.dtype, found.format, source,
         license=found.license.label(), safety_checker=found.safety_checker,
     )
+
+
+def _upscaler_entry(path: Path, name: str, source: str) -> ModelEntry:
+    try:
+        header = read_header(path)
+    except HeaderError:
+        return ModelEntry(name, path, UPSCALER, "damaged (studio inspect says why)", _size(path), "", "damaged", source)
+    arch, scale = upscaler_architecture({k: t.shape for k, t in header.tensors.items()}, header.metadata)
+    described = f"{arch} {scale}x" if arch and scale else arch or "unknown upscaler"
+    dtypes = {t.dtype for t in header.tensors.values()}
+    return ModelEntry(name, path, UPSCALER, described, header.file_size, "/".join(sorted(dtypes)), "safetensors", source)
 
 
 def _size(path: Path) -> int:

@@ -17,9 +17,11 @@ from studio.models.license import License, license_of
 from studio.models.pickles import is_pickle, load_pickle_state_dict
 from studio.models.safety import ships_safety_checker
 from studio.models.safetensors_header import HeaderError, read_header
+from studio.models.upscaler_arch import upscaler_architecture
 
 # Kinds, as `studio models` lists them.
 CHECKPOINT, LORA, EMBEDDING, VAE, UNKNOWN = "checkpoint", "LoRA", "embedding", "VAE", "unknown"
+UPSCALER = "upscaler"  # found by folder (models/ESRGAN, models/upscale_models…); see upscaler_arch
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,10 @@ def inspect_file(path: str | Path, *, allow_pickle: bool = False) -> Inspection:
 
 def _build(path: Path, fmt: str, shapes, dtypes, metadata) -> Inspection:
     kind, arch, notes = classify(shapes, metadata)
+    if kind == UNKNOWN:
+        upscaler, scale = upscaler_architecture(shapes, metadata)
+        if upscaler:
+            kind, arch = UPSCALER, f"{upscaler} {scale}x" if scale else upscaler
     return Inspection(
         path=path,
         format=fmt,

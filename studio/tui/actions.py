@@ -113,6 +113,8 @@ ACTIONS: tuple[Action, ...] = (
            title="Use entry as init image", footer="Init"),
     Action("history", ("V",), "variation", "a variation of the entry: a new variation seed at the form's variation strength",
            title="Variation of entry", footer="Vary"),
+    Action("history", ("U",), "upscale", "upscale the entry's image 2x with the built-in studio-2x, as a new entry",
+           title="Upscale entry"),
     Action("history", ("m",), "paint_mask", "paint a mask over the entry's image, then inpaint it with the form's prompt (the form keeps both)",
            title="Paint mask and inpaint", footer="Mask"),
     Action("history", ("slash",), "focus_filter", "filter by prompt, model, seed, sampler or note",

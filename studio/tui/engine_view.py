@@ -68,10 +68,10 @@ class EngineView:
                 status.state = f"rendering #{job_id}"
                 status.progress(0, recipe.steps, 0.0, 0.0)
                 self._changed()
-            case ev.Progress(step=step, total=total, its=its, eta=eta):
+            case ev.Progress(step=step, total=total, its=its, eta=eta, stage=stage):
                 if job:
                     job.step, job.total = step, total
-                status.progress(step, total, its, eta)
+                status.progress(step, total, its, eta, stage)
                 if time.monotonic() - self._queue_painted > 0.5:
                     self.paint_queue()
             case ev.Preview(image=image):

@@ -84,6 +84,23 @@ class IterateActions:
         self.submit([recipe])
         self.notify(f"variation of #{entry.id}: seed {recipe.variation_seed} at {strength:g}")
 
+    def action_upscale(self) -> None:
+        """The entry's image at twice the size by the built-in upscaler, as a new entry."""
+        from studio.upscale.job import upscale_recipe
+        from studio.upscale.upscalers import BUILTIN_UPSCALER, resolve_upscaler
+
+        found = self._entry_image()
+        if found is None:
+            return
+        entry, image = found
+        try:
+            recipe = upscale_recipe(image, resolve_upscaler(BUILTIN_UPSCALER), 2.0, device=entry.recipe.device)
+        except RecipeError as exc:
+            self.notify(printable(str(exc)), title="cannot upscale", severity="error")
+            return
+        self.submit([recipe])
+        self.notify(f"upscaling #{entry.id} 2x with {BUILTIN_UPSCALER}")
+
     def action_paint_mask(self) -> None:
         from studio.tui.widgets.mask_painter import MaskPainter
 

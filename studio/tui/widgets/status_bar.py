@@ -56,9 +56,11 @@ class StatusBar(Horizontal):
         parts = (self.device, memory, self.renderer)
         self.query_one("#device", Label).update(" · ".join(p for p in parts if p))
 
-    def progress(self, step: int, total: int, its: float, eta: float) -> None:
+    def progress(self, step: int, total: int, its: float, eta: float, stage: str = "") -> None:
         self.query_one(ProgressBar).update(total=max(total, 1), progress=step)
         text = f"step {step}/{total} · {its:.1f} it/s · ETA {eta:.1f}s"
+        if stage:  # which pass of a hires fix
+            text = f"{stage} · {text}"
         self.query_one("#step-info", Label).update(text, layout=False)  # many a second: no re-layout
 
     def idle(self, text: str = "") -> None:
