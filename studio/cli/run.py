@@ -67,7 +67,8 @@ def open_session(args: argparse.Namespace, config: Config) -> Session | None:
 def make_studio(session: Session, library: ModelLibrary, config: Config, out_dir: Path | None = None) -> Studio:
     from studio.service import Studio
 
-    studio = Studio(session, library, out_dir=out_dir, cache_size=config.cache_models)
+    # No UI shares this process: the engine runs torch on every core (the TUI keeps one back).
+    studio = Studio(session, library, out_dir=out_dir, cache_size=config.cache_models, reserve_core=False)
     for note in studio.recovered:
         print(printable(f"note: {note}"), file=sys.stderr)
     return studio

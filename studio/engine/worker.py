@@ -69,7 +69,7 @@ class LocalEngine:
     embeddings and VAEs (default: the built-in models only). `cache_size`
     bounds how many pipelines stay loaded. `previews` turns on live previews,
     at most one per `preview_interval` seconds. `reserve_core` leaves a CPU
-    core for the UI. `loader` and `saver` replace loading and PNG writing
+    core for a UI in the same process (the TUI); without it torch uses every core. `loader` and `saver` replace loading and PNG writing
     (benches and tests).
     """
 
@@ -237,14 +237,14 @@ class LocalEngine:
         filled in) and the prompts the pipeline sees, with A1111's
         `<lora:name:weight>` tags taken out.
         """
-        from studio.engine.device import reserve_ui_core, resolve_device
+        from studio.engine.device import resolve_device, set_cpu_threads
         from studio.models.extras import prepare_extras
 
         ref = self._library.resolve(job.recipe.model)
         extras = prepare_extras(job.recipe, self._library)
         device, dtype = resolve_device(job.recipe.device, job.recipe.dtype)
-        if device == "cpu" and self._reserve_core:
-            reserve_ui_core()
+        if device == "cpu":
+            set_cpu_threads(self._reserve_core)
         key = cache_key(ref, job.recipe, device, dtype)
         if key not in self._cache:
             self._emit(ev.Loading(job.job_id, ref.name))
