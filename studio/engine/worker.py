@@ -201,7 +201,9 @@ class LocalEngine:
         from transformers.utils import logging as transformers_logging
 
         from studio.engine.device import resolve_device
+        from studio.engine.warmup import import_libraries
 
+        import_libraries()  # the lazy pipeline imports too, before the first job needs them
         for library in (diffusers_logging, transformers_logging):
             library.set_verbosity_error()
             library.disable_progress_bar()
@@ -243,12 +245,14 @@ class LocalEngine:
         ref = self._library.resolve(job.recipe.model)
         extras = prepare_extras(job.recipe, self._library)
         device, dtype = resolve_device(job.recipe.device, job.recipe.dtype)
-        if device == "cpu":
-            set_cpu_threads(self._reserve_core)
         key = cache_key(ref, job.recipe, device, dtype)
         if key not in self._cache:
             self._emit(ev.Loading(job.job_id, ref.name))
+            if device == "cpu":  # a load's dtype casts are brief and the UI waits on them: every core
+                set_cpu_threads(reserve_core=False)
         loaded = self._cache.get(key, ref, job.recipe, device, dtype)
+        if device == "cpu":
+            set_cpu_threads(self._reserve_core)
         _dress(loaded, extras, job.recipe.allow_pickle)
         recipe = recorded(extras.recipe.replace(model_hash=ref.hash, device=device, dtype=dtype))
         return loaded, recipe, (extras.prompt, extras.negative_prompt)
