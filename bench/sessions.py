@@ -5,7 +5,14 @@ Builds sessions of 100 and 10,000 entries (each queued, started and done, so
 record to each, side by side in this run. Goals: open 10,000 entries in ≤ 1 s;
 append at 10,000 entries within 2× of append at 100.
 
-    python bench/sessions.py [--entries 10000] [--dir DIR]
+    python bench/sessions.py [--entries 10000] [--dir DIR] [--tui] [--open-repeats 3]
+
+With `--tui` it also launches the TUI on the large session in a fresh process
+(headless) and reports the time to first paint, the time until every entry is
+reachable (the history holds all of them: the newest on screen, the rest
+through its filter), and the process's peak memory, beside a bare Textual app
+with one TextArea launched in the same run. Goals: first paint ≤ 1.25× the
+bare app, every entry reachable within 2 s, memory in proportion to the file.
 
 The last line ends with the seconds taken to open the 10,000-entry session.
 """
@@ -49,6 +56,50 @@ def build(store: SessionStore, name: str, entries: int) -> None:
         handle.write(b"".join(chunks))
 
 
+_TUI_CHILD = r"""
+import json, os, resource, sys, time
+start = float(sys.argv[1])
+from pathlib import Path
+from studio.tui.app import StudioApp, make_app
+
+seen = {}
+
+def after_first_paint(self):
+    seen["reachable"] = time.time() - start
+    seen["entries"] = len(self.history._entries)
+    seen["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(seen), flush=True)
+    os._exit(0)
+
+StudioApp._after_first_paint = after_first_paint
+app = make_app(Path(sys.argv[2]), sys.argv[3], graphics="auto")
+display = app._display
+
+def first_frame(screen, update):
+    display(screen, update)
+    seen.setdefault("paint", time.time() - start)
+
+app._display = first_frame
+app.run(headless=True, size=(120, 36))
+"""
+
+
+def tui_on(root: Path, name: str) -> dict:
+    import json
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    env.setdefault("STUDIO_CONFIG", str(root / "config.toml"))
+    start = time.time()
+    out = subprocess.run([sys.executable, "-c", _TUI_CHILD, repr(start), str(root), name], capture_output=True,
+                         text=True, env=env, timeout=600, stdin=subprocess.DEVNULL)
+    lines = out.stdout.strip().splitlines()
+    if not lines or not lines[-1].startswith("{"):
+        raise SystemExit(f"TUI launch failed: {out.stderr.strip()[-2000:]}")
+    return json.loads(lines[-1])
+
+
 def time_open(store: SessionStore, name: str, repeats: int) -> tuple[float, int]:
     times = []
     for _ in range(repeats):
@@ -74,6 +125,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--dir", type=Path, default=None, help="where to build (default: a temp dir)")
+    parser.add_argument("--tui", action="store_true", help="also the TUI's first paint and peak memory on it")
+    parser.add_argument("--open-repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         store = SessionStore(Path(tmp))
@@ -92,9 +145,19 @@ def main() -> int:
         print(f"append ratio large/small: {ratio:.2f}x (goal ≤ 2x: {verdict})")
         small_open, _ = time_open(store, "small", 5)
         print(f"open 100 entries: {small_open:.3f} s")
-        large_open, count = time_open(store, "large", 3)
+        large_open, count = time_open(store, "large", args.open_repeats)
         verdict = "ok" if large_open <= 1 else "OVER GOAL"
         print(f"(goal ≤ 1 s: {verdict}; {count} entries read)")
+        if args.tui:
+            from bench.tui import bare_first_paint
+
+            bare_before = bare_first_paint()
+            tui = tui_on(Path(tmp), "large")
+            bare = statistics.median([bare_before, bare_first_paint()])
+            print(f"TUI on {tui['entries']} entries: first paint {tui['paint']:.2f} s (bare Textual app with one"
+                  f" TextArea {bare:.2f} s, ratio {tui['paint'] / bare:.2f}, goal ≤ 1.25); every entry reachable"
+                  f" at {tui['reachable']:.2f} s (goal ≤ 2 s); peak memory {tui['peak_mb']:.0f} MB"
+                  f" for a {size / 1e6:.0f} MB file")
         print(f"open {args.entries} entries: {large_open:.3f} s")
     return 0
 

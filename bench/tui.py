@@ -2,12 +2,15 @@
 
     python bench/tui.py [--launches 5] [--keys 120]
     python bench/tui.py --screenshot docs/screenshot.svg   # the README picture
+    python bench/tui.py --first-paint [--launches 10] [--sessions DIR --session NAME]   # the ratio only
 
 1. Launch to first paint: a fresh Python process per launch starts the real app
    (headless driver, the real engine factory) and reports the wall time from
    just before the process was spawned to the first frame written, and whether
    torch was imported by then; also when the parameter fields, which mount
    just after that frame, are in. Median of `--launches`. Goal ≤ 0.3 s, no torch.
+   Then the same against a bare Textual app with one TextArea, launches
+   alternating in this run, and the ratio studio/bare (goal ≤ 1.25).
 2. Key-to-screen latency: while the worker generates on the CPU (the tiny
    model at 128x128, live previews on, jobs back to back), type into the prompt
    and time each key press until the screen has refreshed with it. Goal p95 ≤ 50 ms.
@@ -52,7 +55,7 @@ def after_first_paint(self):
     os._exit(0)  # the measurement is taken; skip loading torch just to quit
 
 StudioApp._after_first_paint = after_first_paint
-app = make_app(Path(sys.argv[2]), graphics="auto")
+app = make_app(Path(sys.argv[2]), os.environ.get("BENCH_SESSION") or None, graphics="auto")
 display = app._display  # called once per frame written to the terminal
 
 def first_frame(screen, update):
@@ -67,10 +70,49 @@ app.run(headless=True, size=(120, 36))
 """
 
 
-def launch_to_first_paint(runs: int, sessions: Path) -> tuple[list[float], list[float], bool]:
+_BARE_CHILD = r"""
+import sys, time, os
+start = float(sys.argv[1])
+from textual.app import App
+from textual.widgets import TextArea
+
+class Bare(App):
+    def compose(self):
+        yield TextArea()
+
+app = Bare()
+display = app._display
+
+def first_frame(screen, update):
+    display(screen, update)
+    print(time.time() - start, flush=True)
+    os._exit(0)
+
+app._display = first_frame
+app.run(headless=True, size=(120, 36))
+"""
+
+
+def bare_first_paint() -> float:
+    """Launch to first paint of a bare Textual app with one TextArea, the same way."""
+    start = time.time()
+    out = subprocess.run([sys.executable, "-c", _BARE_CHILD, repr(start)], capture_output=True, text=True,
+                         timeout=120, stdin=subprocess.DEVNULL)
+    try:
+        return float(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise SystemExit(f"bare launch failed: {out.stderr.strip()[-2000:]}") from None
+
+
+def launch_to_first_paint(
+    runs: int, sessions: Path, bare: list[float] | None = None
+) -> tuple[list[float], list[float], bool]:
+    """Studio's launches; with `bare`, a bare Textual launch alternates with each (appended there)."""
     times, complete, torch_seen = [], [], False
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    for _ in range(runs):
+    for run in range(runs):
+        if bare is not None and run % 2:
+            bare.append(bare_first_paint())
         start = time.time()
         out = subprocess.run(
             [sys.executable, "-c", _CHILD, repr(start), str(sessions)],
@@ -83,7 +125,20 @@ def launch_to_first_paint(runs: int, sessions: Path) -> tuple[list[float], list[
         times.append(result["paint"])
         complete.append(result["complete"])
         torch_seen |= result["torch"] or result["diffusers"]
+        if bare is not None and not run % 2:
+            bare.append(bare_first_paint())
     return times, complete, torch_seen
+
+
+def first_paint_ratio(runs: int, sessions: Path) -> None:
+    """Studio against a bare Textual app with one TextArea, alternating, in this run."""
+    bare: list[float] = []
+    times, _, torch_seen = launch_to_first_paint(runs, sessions, bare)
+    studio, plain = statistics.median(times), statistics.median(bare)
+    print(f"first paint, median of {runs} alternating launches: studio {studio:.3f} s, bare Textual app with"
+          f" one TextArea {plain:.3f} s; torch by first paint: {'yes' if torch_seen else 'no'};"
+          f" load average {os.getloadavg()[0]:.2f}")
+    print(f"first-paint ratio studio/bare (goal ≤ 1.25): {studio / plain:.2f}")
 
 
 def preview_share_fast_steps(model: str, out_dir: Path, clock: PreviewClock) -> tuple[float, float]:
@@ -285,7 +340,20 @@ def main() -> int:
     parser.add_argument("--launches", type=int, default=5)
     parser.add_argument("--keys", type=int, default=120)
     parser.add_argument("--screenshot", type=Path, help="only save the README screenshot here (SVG), then stop")
+    parser.add_argument("--first-paint", action="store_true",
+                        help="only the first-paint ratio against a bare Textual app (`--sessions DIR --session NAME`"
+                             " to reopen an existing session)")
+    parser.add_argument("--sessions", type=Path)
+    parser.add_argument("--session")
     args = parser.parse_args()
+
+    if args.first_paint:
+        with tempfile.TemporaryDirectory(prefix="studio-bench-tui-") as scratch:
+            os.environ.setdefault("STUDIO_CONFIG", str(Path(scratch) / "config.toml"))
+            if args.session:
+                os.environ["BENCH_SESSION"] = args.session
+            first_paint_ratio(args.launches, args.sessions or Path(scratch) / "launch-sessions")
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="studio-bench-tui-") as scratch:
         scratch = Path(scratch)
@@ -328,6 +396,7 @@ def main() -> int:
             f"{'yes' if torch_seen else 'no'}"
         )
         print(f"launch to first paint (median of {len(times)}, headless, goal ≤ 0.3 s): {statistics.median(times):.3f}")
+        first_paint_ratio(args.launches, scratch / "launch-sessions")
     return 0
 
 

@@ -327,8 +327,14 @@ def open_clip_to_ldm(state: dict, prefix: str) -> dict:
     return {prefix + k: v for k, v in out.items()}
 
 
-def build_tiny_sdxl_pipeline(folder: Path, seed: int = 0) -> Path:
-    """A tiny seeded SDXL pipeline: two text encoders of different widths, size conditioning."""
+def build_tiny_sdxl_pipeline(
+    folder: Path, seed: int = 0, bpe: tuple[dict[str, int], list[tuple[str, str]]] | None = None
+) -> Path:
+    """A tiny seeded SDXL pipeline: two text encoders of different widths, size conditioning.
+
+    `bpe` (vocab, merges) gives both tokenizers a real CLIP-format BPE; by default
+    they have letters only and no merges.
+    """
     import string
 
     import torch
@@ -336,16 +342,20 @@ def build_tiny_sdxl_pipeline(folder: Path, seed: int = 0) -> Path:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     torch.manual_seed(seed)
-    tokens = ["<|startoftext|>", "<|endoftext|>", "!"]
-    for char in string.ascii_lowercase + ",.":
-        tokens += [char, char + "</w>"]
-    vocab = {token: i for i, token in enumerate(tokens)}
+    if bpe is None:
+        tokens = ["<|startoftext|>", "<|endoftext|>", "!"]
+        for char in string.ascii_lowercase + ",.":
+            tokens += [char, char + "</w>"]
+        vocab, merges = {token: i for i, token in enumerate(tokens)}, []
+    else:
+        vocab, merges = bpe
+    bos, eos = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
 
     def text_config(width: int) -> CLIPTextConfig:
         return CLIPTextConfig(
             vocab_size=len(vocab), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
             num_attention_heads=2, max_position_embeddings=16, projection_dim=width,
-            bos_token_id=0, eos_token_id=1, pad_token_id=1,
+            bos_token_id=bos, eos_token_id=eos, pad_token_id=eos,
         )
 
     unet = UNet2DConditionModel(
@@ -362,8 +372,8 @@ def build_tiny_sdxl_pipeline(folder: Path, seed: int = 0) -> Path:
         vae=vae,
         text_encoder=CLIPTextModel(text_config(16)),
         text_encoder_2=CLIPTextModelWithProjection(text_config(32)),
-        tokenizer=CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16),
-        tokenizer_2=CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16, pad_token="!"),
+        tokenizer=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=16),
+        tokenizer_2=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=16, pad_token="!"),
         unet=unet,
         scheduler=EulerDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012),
     )

@@ -79,6 +79,36 @@ def test_sdxl_single_file_matches_the_diffusers_folder(tmp_path_factory):
     assert np.allclose(_image(pipe), _image(reference), atol=1e-5)
 
 
+def test_sdxl_single_file_with_both_real_bpe_tokenizers(tmp_path_factory):
+    """An SDXL single file whose two tokenizers share a real-format CLIP BPE (learnt here):
+    both load from the one vocab.json/merges.txt pair, merge words, keep their own padding,
+    and tokenize and draw like the diffusers folder."""
+    import numpy as np
+    from diffusers import StableDiffusionXLPipeline
+
+    from studio.models.tokenizers import bytes_to_unicode
+    from tests.test_tokenizers import CORPUS, learn_bpe
+
+    merges = learn_bpe(CORPUS, 200)
+    symbols = list(bytes_to_unicode().values())
+    tokens = [*symbols, *(s + "</w>" for s in symbols), *(a + b for a, b in merges), "<|startoftext|>", "<|endoftext|>"]
+    vocab = {token: i for i, token in enumerate(tokens)}
+    folder = mf.build_tiny_sdxl_pipeline(tmp_path_factory.mktemp("xl-bpe") / "tiny-sdxl", bpe=(vocab, merges))
+    checkpoint, config, tokenizer = mf.build_tiny_single_file(folder, tmp_path_factory.mktemp("xl-bpe-single"))
+    assert len((tokenizer / "merges.txt").read_text().splitlines()) == 201  # the version line, then the pairs
+    library = ModelLibrary(tokenizer_dirs=[tokenizer], hf_cache=tmp_path_factory.mktemp("no-hub"))
+    pipe = load_pipeline(_ref(checkpoint), "cpu", "float32", config_dir=config, tokenizer_dirs=library.tokenizer_dirs)
+    reference = StableDiffusionXLPipeline.from_pretrained(folder, local_files_only=True)
+    assert isinstance(pipe, StableDiffusionXLPipeline)
+    assert pipe.tokenizer.pad_token == "<|endoftext|>" and pipe.tokenizer_2.pad_token == "!"
+    prompt = "the quick brown fox"
+    for name in ("tokenizer", "tokenizer_2"):
+        ids = getattr(pipe, name)(prompt).input_ids
+        assert ids == getattr(reference, name)(prompt).input_ids, name
+        assert len(ids) < len(prompt.replace(" ", "")) + 2, name  # merged into words, not letters
+    assert np.allclose(_image(pipe, prompt), _image(reference, prompt), atol=1e-5)
+
+
 def test_single_file_with_real_merges_through_the_library(tmp_path_factory):
     """A single file of studio-tiny, whose merges.txt is real BPE: the recipe's loader finds the
     tokenizer in the library's folder and tokenizes like the diffusers folder does."""

@@ -58,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from studio.cli.run import library_for, make_studio, open_session, run_recipes, say
     from studio.config import load_config
+    from studio.engine.warmup import import_in_background
 
+    import_in_background()  # torch and diffusers load while the model is found and hashed
     config = load_config()
     library = library_for(config, args.tokenizer)
     try:

@@ -71,7 +71,9 @@ def make_studio(
 ) -> Studio:
     from studio.service import Studio
 
-    studio = Studio(session, library, out_dir=out_dir, cache_size=config.cache_models, engine_factory=engine_factory)
+    # No UI shares this process: the engine runs torch on every core (the TUI keeps one back).
+    studio = Studio(session, library, out_dir=out_dir, cache_size=config.cache_models, engine_factory=engine_factory,
+                    reserve_core=False)
     for note in studio.recovered:
         print(printable(f"note: {note}"), file=sys.stderr)
     return studio

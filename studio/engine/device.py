@@ -33,9 +33,26 @@ def _default_dtype(torch, device: str) -> str:
     return "float32"
 
 
-def reserve_ui_core() -> None:
-    """On the CPU leave one core to the UI thread and the terminal."""
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def set_cpu_threads(reserve_core: bool) -> int:
+    """Run torch on every core, or on all but one when a UI shares the process; returns the count.
+
+    The TUI reserves a core for its event loop and the terminal; the headless
+    CLI has nothing to keep one for. OMP_NUM_THREADS, when the user sets it, wins.
+    """
     import torch
 
-    cores = os.cpu_count() or 1
-    torch.set_num_threads(max(1, cores - 1))
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return torch.get_num_threads()
+    cores = available_cores()
+    threads = max(1, cores - 1) if reserve_core else cores
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads

@@ -69,7 +69,7 @@ class LocalEngine:
     embeddings and VAEs (default: the built-in models only). `cache_size`
     bounds how many pipelines stay loaded. `previews` turns on live previews,
     at most one per `preview_interval` seconds. `reserve_core` leaves a CPU
-    core for the UI. `loader` and `saver` replace loading and PNG writing
+    core for a UI in the same process (the TUI); without it torch uses every core. `loader` and `saver` replace loading and PNG writing
     (benches and tests).
     """
 
@@ -201,7 +201,9 @@ class LocalEngine:
         from transformers.utils import logging as transformers_logging
 
         from studio.engine.device import resolve_device
+        from studio.engine.warmup import import_libraries
 
+        import_libraries()  # the lazy pipeline imports too, before the first job needs them
         for library in (diffusers_logging, transformers_logging):
             library.set_verbosity_error()
             library.disable_progress_bar()
@@ -256,18 +258,20 @@ class LocalEngine:
         filled in) and the prompts the pipeline sees, with A1111's
         `<lora:name:weight>` tags taken out.
         """
-        from studio.engine.device import reserve_ui_core, resolve_device
+        from studio.engine.device import resolve_device, set_cpu_threads
         from studio.models.extras import prepare_extras
 
         ref = self._library.resolve(job.recipe.model)
         extras = prepare_extras(job.recipe, self._library)
         device, dtype = resolve_device(job.recipe.device, job.recipe.dtype)
-        if device == "cpu" and self._reserve_core:
-            reserve_ui_core()
         key = cache_key(ref, job.recipe, device, dtype)
         if key not in self._cache:
             self._emit(ev.Loading(job.job_id, ref.name))
+            if device == "cpu":  # a load's dtype casts are brief and the UI waits on them: every core
+                set_cpu_threads(reserve_core=False)
         loaded = self._cache.get(key, ref, job.recipe, device, dtype)
+        if device == "cpu":
+            set_cpu_threads(self._reserve_core)
         _dress(loaded, extras, job.recipe.allow_pickle)
         if "license" not in loaded.extras:  # read once per loaded model: the card or the header
             from studio.models.license import recorded_license
