@@ -177,7 +177,7 @@ def test_non_checkpoints_and_unsupported_architectures_are_named(tmp_path):
     with pytest.raises(LoadError, match="is a LoRA"):
         load_pipeline(_ref(lora), "cpu", "float32")
     flux = mf.write_header_only(tmp_path / "flux.safetensors", mf.flux_spec())
-    with pytest.raises(LoadError, match="Flux dev; studio loads single files of SD1.x, SD2.x, SDXL base only"):
+    with pytest.raises(LoadError, match="Flux dev; studio loads single files of SD1.x, SD1.x inpainting, SD2.x, SDXL base only"):
         load_pipeline(_ref(flux), "cpu", "float32")
 
 
