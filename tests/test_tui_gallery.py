@@ -181,3 +181,16 @@ async def test_session_browser_rename_and_archive(two_sessions):
         await wait_until(pilot, lambda: [r.name for r in browser.rows] == ["here"])
         assert (two_sessions / "archive" / "elsewhere" / "session.toml").is_file()
         assert app.studio.index.count("session:elsewhere") == 0
+
+
+async def test_gallery_entry_becomes_the_forms_init_image(two_sessions):
+    app = make(two_sessions)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gallery = await open_gallery(pilot)
+        hit = gallery.selected()
+        assert hit.images and hit.images[0].is_file()
+        await pilot.press("I")
+        await wait_until(pilot, lambda: not isinstance(app.screen, GalleryScreen))
+        assert app.params.init_image == str(hit.images[0].resolve())
+        recipe = app.read_form()
+        assert recipe is not None and recipe.init_image == str(hit.images[0].resolve())

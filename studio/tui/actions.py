@@ -148,6 +148,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("gallery", ("enter",), "show_entry", "the entry full screen, with its whole recipe", footer="Show", local=True),
     Action("gallery", ("o",), "open_session", "open the entry's session", footer="Open", local=True),
     Action("gallery", ("b",), "branch", "load the entry's recipe into the form, seed locked", footer="Branch", local=True),
+    Action("gallery", ("I",), "set_init", "use the entry's image as the form's init image (img2img until f12)",
+           footer="Init", local=True),
     Action("gallery", ("plus", "equals_sign"), "rate(1)", "rating up, in the entry's own session",
            footer="Rate +", local=True),
     Action("gallery", ("minus",), "rate(-1)", "rating down", local=True),

@@ -326,6 +326,11 @@ class GalleryScreen(Screen):
         if hit is not None:
             self._run(self._load_entry, "branch", hit, group="gallery-entry")
 
+    def action_set_init(self) -> None:
+        hit = self.selected()
+        if hit is not None:
+            self._run(self._load_entry, "init", hit, group="gallery-entry")
+
     def _load_entry(self, purpose: str, hit: Any) -> None:
         from studio.store.session import SessionStore
 
@@ -346,8 +351,17 @@ class GalleryScreen(Screen):
 
             image = hit.images[0] if hit.images and hit.images[0].is_file() else None
             self.app.push_screen(EntryDetail(hit.session, entry, image, self.image_class))
-        else:
+        elif message.purpose == "init":
             app: Any = self.app
+            image = hit.images[0] if hit.images and hit.images[0].is_file() else None
+            if image is None or not app.params.ready:
+                self.notify(printable(f"{hit.key} has no image to start from"), severity="warning")
+                return
+            app.params.set_init(str(image.resolve()), "", size=entry.recipe.size)
+            app.pop_screen()
+            app.notify(printable(f"init image: {hit.key}; every generate is img2img until f12"))
+        else:
+            app = self.app
             if not app.params.ready:
                 return
             app.prompt_pane.set_texts(entry.recipe.prompt, entry.recipe.negative_prompt)
