@@ -26,7 +26,6 @@ where studio's load spends its time (cProfile, cumulative, top 25).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess

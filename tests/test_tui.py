@@ -33,7 +33,7 @@ def _no_cursor_blink(monkeypatch):
 
 @pytest.fixture
 def engines():
-    made: list[Engine] = []
+    made: list[LocalEngine] = []
 
     def factory(on_event):
         engine = LocalEngine(on_event, previews=True, preview_interval=0.0, reserve_core=False)

@@ -235,12 +235,12 @@ class LocalEngine:
         self._emit(ev.Finished(job.job_id, recipe, tuple(paths), seconds, load_seconds))
 
     def _upscale(self, job: Job, started: float) -> None:
-        from studio.engine.device import reserve_ui_core, resolve_device
+        from studio.engine.device import resolve_device, set_cpu_threads
         from studio.upscale.job import upscale_job, with_upscaler_hash
 
         device, _ = resolve_device(job.recipe.device, "float32")
-        if device == "cpu" and self._reserve_core:
-            reserve_ui_core()
+        if device == "cpu":
+            set_cpu_threads(self._reserve_core)
         recipe = with_upscaler_hash(recorded(job.recipe), self._library).replace(device=device)
         self._emit(ev.Started(job.job_id, recipe))
         image = upscale_job(recipe, self._library, device)
