@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import warnings
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,21 @@ HEAVY = (
 
 
 def import_libraries() -> None:
-    """Import torch, diffusers and transformers with the classes a load needs."""
-    import torch  # noqa: F401
+    """Import torch, diffusers and transformers with the classes a load needs, silenced first.
 
+    Their loggers and progress bars are turned down before anything heavy is
+    imported: transformers warns at import time (about torchvision, for one),
+    and the user's terminal gets studio's lines, not theirs.
+    """
+    import torch  # noqa: F401
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.set_verbosity_error()
+        library.disable_progress_bar()
+    # diffusers 0.42 renamed torch_dtype to dtype; older releases know only the former.
+    warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
     for module_name, names in HEAVY:
         module = importlib.import_module(module_name)
         for name in names:

@@ -16,7 +16,6 @@ import logging
 import queue
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -196,19 +195,11 @@ class LocalEngine:
                     self._jobs.pop(job.job_id, None)
 
     def _import_libraries(self) -> None:
-        """Pay for the heavy imports here, on the worker, and silence their bars."""
-        from diffusers.utils import logging as diffusers_logging
-        from transformers.utils import logging as transformers_logging
-
+        """Pay for the heavy imports here, on the worker (silenced: see warmup.import_libraries)."""
         from studio.engine.device import resolve_device
         from studio.engine.warmup import import_libraries
 
         import_libraries()  # the lazy pipeline imports too, before the first job needs them
-        for library in (diffusers_logging, transformers_logging):
-            library.set_verbosity_error()
-            library.disable_progress_bar()
-        # diffusers 0.42 renamed torch_dtype to dtype; older releases know only the former.
-        warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
         self._emit(ev.Ready("", *resolve_device()))
 
     def _run(self, job: Job) -> None:
