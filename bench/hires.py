@@ -15,6 +15,7 @@ line ends with the ratio studio/bare of the median wall time (goal: <= 1.05).
 from __future__ import annotations
 
 import argparse
+import os
 import queue
 import statistics
 import sys
@@ -33,6 +34,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides")
     parser.add_argument("--model", default="studio-tiny", help="a model name or path; falls back to a tiny test model")
     args = parser.parse_args()
+    # Both sides on the same thread count: the engine sets its worker's threads itself
+    # (every core headless) unless OMP_NUM_THREADS says otherwise.
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
     import torch
     import torch.nn.functional as F
