@@ -20,22 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.cli.search import open_index
+    from studio.cli.search import find
+    from studio.config import sessions_dir_from
     from studio.review.export import SHEET, ExportError, contact_sheet, export
-    from studio.review.query import QueryError, parse_query
 
-    try:
-        query = parse_query(args.query)
-    except QueryError as exc:
-        print(printable(f"studio: {exc}"), file=sys.stderr)
+    hits = find(args, args.query)
+    if hits is None:
         return 2
-    index = open_index(args)
     try:
-        hits = index.search(query, limit=args.limit or None)
-    finally:
-        index.close()
-    try:
-        done = export(hits, args.dir, index.root)
+        done = export(hits, args.dir, sessions_dir_from(args))
     except ExportError as exc:
         print(printable(f"studio: {exc}"), file=sys.stderr)
         return 1

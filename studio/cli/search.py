@@ -31,23 +31,31 @@ def open_index(args: argparse.Namespace):
     return index
 
 
+def find(args: argparse.Namespace, text: str) -> list | None:
+    """The entries `text` finds (at most `args.limit`, 0 for all); None after a one-line error."""
+    from studio.review.query import QueryError, parse_query
+
+    try:
+        query = parse_query(text)
+    except QueryError as exc:
+        print(printable(f"studio: {exc}"), file=sys.stderr)
+        return None
+    index = open_index(args)
+    try:
+        return index.search(query, limit=args.limit or None)
+    finally:
+        index.close()
+
+
 def run(args: argparse.Namespace) -> int:
     from studio.cli.sessions import short_time
-    from studio.review.query import QueryError, parse_query
 
     if args.limit < 0:
         print("studio: --limit must be 0 or more", file=sys.stderr)
         return 2
-    try:
-        query = parse_query(" ".join(args.query))
-    except QueryError as exc:
-        print(printable(f"studio: {exc}"), file=sys.stderr)
+    hits = find(args, " ".join(args.query))
+    if hits is None:
         return 2
-    index = open_index(args)
-    try:
-        hits = index.search(query, limit=args.limit or None)
-    finally:
-        index.close()
     if args.json:
         print(json.dumps([hit.to_dict() for hit in hits], indent=1))  # ensure_ascii: no control reaches the terminal
         return 0
