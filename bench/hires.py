@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
-import statistics
 import sys
 import tempfile
 import time
@@ -43,13 +41,11 @@ def main() -> None:
     from diffusers import AutoPipelineForImage2Image
     from PIL import Image
 
-    from studio.engine import LocalEngine, events as ev
     from studio.models import ModelLibrary, ModelNotFound
     from studio.models.loading import load_pipeline
     from studio.recipe import Recipe
     from studio.samplers import make_scheduler
-    from studio.service import Studio
-    from studio.store.session import SessionStore
+    from bench.sidebyside import ThroughStudio, alternate
 
     workdir = Path(tempfile.mkdtemp(prefix="studio-bench-"))
     library = ModelLibrary()
@@ -87,42 +83,15 @@ def main() -> None:
         image.save(workdir / f"bare-{index}.png")
         return time.perf_counter() - start
 
-    inbox: queue.Queue = queue.Queue()
-    session = SessionStore(workdir / "sessions").create("bench")
-    studio = Studio(session, library, engine_factory=lambda listener: LocalEngine(
-        listener, library=library, reserve_core=False, loader=lambda *a: pipe))
-    studio.subscribe(inbox.put)
-
-    made: list[Path] = []
-
-    def through_engine(index: int) -> float:
-        start = time.perf_counter()
-        job = studio.submit(recipe)
-        while True:
-            event = inbox.get()
-            if isinstance(event, ev.Failed) and event.job_id == job:
-                raise SystemExit(f"engine job failed: {event.reason}")
-            if isinstance(event, ev.Finished) and event.job_id == job:
-                made.append(event.paths[0])
-                return time.perf_counter() - start
-
-    bare(-1), through_engine(-1)  # warm both paths (first call pays allocator and cache costs)
-    bare_times, engine_times = [], []
-    for index in range(args.rounds):
-        pair = [(bare, bare_times), (through_engine, engine_times)]
-        for run, times in pair if index % 2 == 0 else reversed(pair):
-            times.append(run(index))
-        print(f"round {index + 1:2d}: bare {bare_times[-1]:.3f} s  engine {engine_times[-1]:.3f} s", flush=True)
-    studio.shutdown()
-    bare_median, engine_median = statistics.median(bare_times), statistics.median(engine_times)
+    studio = ThroughStudio(workdir, library, pipe)
+    bare_median, engine_median = alternate(bare, lambda index: studio.seconds(recipe), args.rounds)
+    studio.studio.shutdown()
     print(f"model {ref.name}, {args.steps} steps, {recipe.size}, {torch.get_num_threads()} threads, {args.rounds} rounds")
-    print(f"median per image: bare {bare_median:.3f} s, engine {engine_median:.3f} s")
     import numpy as np
 
-    same = np.array_equal(np.asarray(Image.open(made[-1])), np.asarray(Image.open(workdir / f"bare-{args.rounds - 1}.png")))
+    same = np.array_equal(np.asarray(Image.open(studio.made[-1])), np.asarray(Image.open(workdir / f"bare-{args.rounds - 1}.png")))
     print(f"studio's image is the bare two passes' image, pixel for pixel: {same}")
     print(f"hires fix studio/bare wall time per image: {engine_median / bare_median:.3f}")
-
 
 if __name__ == "__main__":
     main()

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
-import statistics
 import sys
 import tempfile
 import time
@@ -37,13 +35,11 @@ def main() -> None:
 
     import torch
 
-    from studio.engine import LocalEngine, events as ev
     from studio.models import ModelLibrary, ModelNotFound
     from studio.models.loading import load_pipeline
     from studio.recipe import Recipe
     from studio.samplers import make_scheduler
-    from studio.service import Studio
-    from studio.store.session import SessionStore
+    from bench.sidebyside import ThroughStudio, alternate
 
     workdir = Path(tempfile.mkdtemp(prefix="studio-bench-"))
     library = ModelLibrary()
@@ -70,35 +66,11 @@ def main() -> None:
         image.save(workdir / f"bare-{index}.png")
         return time.perf_counter() - start
 
-    inbox: queue.Queue = queue.Queue()
-    session = SessionStore(workdir / "sessions").create("bench")
-    studio = Studio(session, library, engine_factory=lambda listener: LocalEngine(
-        listener, library=library, reserve_core=False, loader=lambda *a: pipe))
-    studio.subscribe(inbox.put)
-
-    def through_engine(index: int) -> float:
-        start = time.perf_counter()
-        job = studio.submit(recipe)
-        while True:
-            event = inbox.get()
-            if isinstance(event, ev.Failed) and event.job_id == job:
-                raise SystemExit(f"engine job failed: {event.reason}")
-            if isinstance(event, ev.Finished) and event.job_id == job:
-                return time.perf_counter() - start
-
-    bare(-1), through_engine(-1)  # warm both paths (first call pays allocator and cache costs)
-    bare_times, engine_times = [], []
-    for index in range(args.rounds):
-        pair = [(bare, bare_times), (through_engine, engine_times)]
-        for run, times in pair if index % 2 == 0 else reversed(pair):
-            times.append(run(index))
-        print(f"round {index + 1:2d}: bare {bare_times[-1]:.3f} s  engine {engine_times[-1]:.3f} s", flush=True)
-    studio.shutdown()
-    bare_median, engine_median = statistics.median(bare_times), statistics.median(engine_times)
+    studio = ThroughStudio(workdir, library, pipe)
+    bare_median, engine_median = alternate(bare, lambda index: studio.seconds(recipe), args.rounds)
+    studio.studio.shutdown()
     print(f"model {ref.name}, {args.steps} steps, {recipe.size}, {torch.get_num_threads()} threads, {args.rounds} rounds")
-    print(f"median per image: bare {bare_median:.3f} s, engine {engine_median:.3f} s")
     print(f"engine/bare wall time per image: {engine_median / bare_median:.3f}")
-
 
 if __name__ == "__main__":
     main()
