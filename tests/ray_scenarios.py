@@ -1,8 +1,9 @@
-"""Ray scenarios run in a subprocess (Ray needs sockets; the test process blocks them).
+"""Ray scenarios, on whatever Ray instance is up (or a local one they start).
 
-`python -m tests.ray_scenarios kill SESSIONS MODEL`: a sweep on 2 actors, one
-actor SIGKILLed after the first cell lands; prints JSON of what the session
-recorded. `... time SESSIONS MODEL WORKERS CELLS STEPS`: wall time of a sweep
+`kill(SESSIONS, MODEL)`: a sweep on 2 actors, one actor SIGKILLed after the
+first cell lands; what the session recorded (tests/test_ray_engine.py calls it
+on the module's shared cluster; `python -m tests.ray_scenarios kill ...` prints
+it as JSON). `... time SESSIONS MODEL WORKERS CELLS STEPS`: wall time of a sweep
 after every worker has loaded the model (WORKERS 0: the local engine; prints JSON). Used by tests/test_ray_engine.py and bench/ray_sweep.py.
 """
 
@@ -56,11 +57,15 @@ def kill(root: Path, model: str) -> dict:
     os.kill(pid, signal.SIGKILL)
     studio.wait_idle(300)
     finish_sweeps(session, only={sweep.id})
+    pids = ray.get([actor.pid.remote() for actor in engine._actors], timeout=60)
     studio.shutdown()
     text = session.file.read_text()
     entries = Session(session.path).entries()
     return {
         "killed": pid,
+        "replaced": engine.replaced,
+        "alive": len(engine._actors),
+        "pids": pids,
         "statuses": [e.status for e in entries],
         "done_records": text.count('kind = "done"'),
         "cells": sweep.count,

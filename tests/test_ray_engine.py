@@ -1,16 +1,19 @@
-"""The Ray engine on a local CPU cluster: same pixels as the local engine, a killed worker loses nothing.
+"""The Ray engine on one local CPU cluster shared by this module's Ray tests.
 
-Ray needs sockets, which this test process blocks, so Ray runs in subprocesses
-(`studio sweep --cluster ray`, tests/ray_scenarios.py). Skipped without ray.
+The cluster starts once (`local_ray`, module-scoped) the way `--cluster ray`
+starts it: loopback only, token authentication on. Ray's driver here needs
+loopback sockets, so only the Ray tests may connect, and only to 127.0.0.1
+(pytest-socket's `allow_hosts`); every other test, before and after, has
+sockets blocked as conftest says (the last test here checks it). Skipped
+without ray (`pip install "studio[ray]"`).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
-import subprocess
-import sys
+import socket
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +21,38 @@ import pytest
 from PIL import Image
 
 from studio.cli import main
+from studio.engine import events as ev
+from studio.recipe import Recipe
 from studio.store.session import SessionStore
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "STUDIO_CONFIG": "/nonexistent"}
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (studio[ray])")
+HAS_RAY = importlib.util.find_spec("ray") is not None
+RAY_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+
+
+def on_ray(test):  # type: ignore[no-untyped-def]
+    """A Ray test: slow (actors start), skipped without ray, loopback sockets allowed for it alone."""
+    for mark in (pytest.mark.slow, pytest.mark.allow_hosts(["127.0.0.1"]),
+                 pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (studio[ray])")):
+        test = mark(test)
+    return test
+
+
+@pytest.fixture(scope="module")
+def local_ray():  # type: ignore[no-untyped-def]
+    """One local Ray instance for the module, started by studio's own start-up; its GCS address."""
+    saved = {name: os.environ.get(name) for name in RAY_ENV}
+    from studio.engine.ray_engine import import_ray_secured, start_local_instance
+
+    ray = import_ray_secured()
+    address = start_local_instance(threads=1, workers=2)
+    yield address
+    ray.shutdown()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _cells(root: Path) -> list[np.ndarray]:
@@ -32,32 +62,80 @@ def _cells(root: Path) -> list[np.ndarray]:
     return [np.asarray(Image.open(session.image_path(e.images[0]))) for e in cells]
 
 
-@pytest.mark.slow
-@needs_ray
-def test_a_2x2_sweep_on_ray_has_the_local_engines_pixels(tmp_path, capsys):
+@on_ray
+def test_the_local_instance_listens_on_loopback_only_with_token_auth(local_ray):
+    import psutil
+    import ray
+
+    from studio.engine.ray_engine import local_instance_facts
+
+    assert local_ray.startswith("127.0.0.1:")
+    assert local_instance_facts(ray) == (local_ray, "token")
+    assert ray.nodes()[0]["NodeManagerAddress"] == "127.0.0.1"
+    ours = {p.pid for p in psutil.Process().children(recursive=True)}
+    listening = [c.laddr.ip for c in psutil.net_connections("inet") if c.status == "LISTEN" and c.pid in ours]
+    assert listening  # the GCS, the raylet, the workers...
+    assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip in listening), listening
+
+
+@on_ray
+def test_a_2x2_sweep_on_ray_has_the_local_engines_pixels(local_ray, tmp_path, capsys, monkeypatch):
+    # The same pixels need the same torch thread count: the actors run one thread each, so the
+    # local side does too (OMP_NUM_THREADS wins over studio's all-cores default; conftest set 1).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     sweep = ["sweep", "a red circle", "--x", "steps=2,3", "--y", "sr=red,blue", "--size", "64x64", "--seed", "11", "-q"]
     assert main([*sweep, "--sessions-dir", str(tmp_path / "local")]) == 0
     capsys.readouterr()
-    ray = subprocess.run([sys.executable, "-m", "studio", *sweep, "--sessions-dir", str(tmp_path / "ray"),
-                          "--cluster", "ray", "--workers", "2"], env=ENV, capture_output=True, text=True, timeout=300)
-    assert ray.returncode == 0, ray.stderr[-2000:]
-    assert ray.stdout.split()[-1].endswith("-grid.png")
+    assert main([*sweep, "--sessions-dir", str(tmp_path / "ray"), "--cluster", "ray", "--workers", "2"]) == 0
+    assert capsys.readouterr().out.split()[-1].endswith("-grid.png")
     local, remote = _cells(tmp_path / "local"), _cells(tmp_path / "ray")
     assert len(local) == len(remote) == 4
     assert all(np.array_equal(a, b) for a, b in zip(local, remote))
     assert not np.array_equal(local[0], local[3])
 
 
-@pytest.mark.slow
-@needs_ray
-def test_a_killed_worker_loses_no_cell_and_records_none_twice(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "tests.ray_scenarios", "kill", str(tmp_path / "s"), "studio-tiny"],
-                         env=ENV, capture_output=True, text=True, timeout=400, cwd=ROOT)
-    assert run.returncode == 0, run.stderr[-2000:]
-    report = json.loads(run.stdout.strip().splitlines()[-1])
+@on_ray
+def test_a_killed_worker_loses_no_cell_records_none_twice_and_is_replaced(local_ray, tmp_path):
+    from tests.ray_scenarios import kill
+
+    report = kill(tmp_path / "s", "studio-tiny")
     assert report["statuses"] == ["done"] * (report["cells"] + 1)  # the cells, then the grid
     assert report["done_records"] == report["cells"] + 1
     assert report["images"][:report["cells"]] == [f"{i:04d}.png" for i in range(1, report["cells"] + 1)]
+    assert report["replaced"] >= 1 and report["alive"] == 2  # the dead actor's place was filled
+    assert report["killed"] not in report["pids"]
+
+
+@on_ray
+def test_cancel_reaches_the_actor_running_the_job(local_ray, tmp_path):
+    from studio.engine.ray_engine import RayEngine
+    from studio.models.library import ModelLibrary
+
+    heard: list[ev.Event] = []
+    stepping = threading.Event()
+
+    def listen(event: ev.Event) -> None:
+        heard.append(event)
+        if isinstance(event, ev.Progress) and event.step >= 2:
+            stepping.set()
+
+    engine = RayEngine(listen, address="ray", library=ModelLibrary(use_hf_cache=False), workers=1)
+    try:
+        long = Recipe(prompt="a red circle", model="studio-tiny", width=64, height=64, steps=400, seed=3)
+        job = engine.submit(long, tmp_path / "out")
+        assert stepping.wait(120), heard
+        assert engine.cancel(job)
+        assert engine.wait_idle(60)
+        final = [e for e in heard if isinstance(e, (ev.Finished, ev.Failed, ev.Cancelled))]
+        assert len(final) == 1 and isinstance(final[0], ev.Cancelled), final
+        assert 2 <= final[0].step < 400  # stopped on the actor mid-run, not after the last step
+        assert not (tmp_path / "out").exists()
+        # The actor is still there and takes the next job.
+        short = engine.submit(long.replace(steps=2), tmp_path / "out")
+        assert engine.wait_idle(60)
+        assert isinstance(heard[-1], ev.Finished) and heard[-1].job_id == short
+    finally:
+        engine.shutdown()
 
 
 def test_an_unknown_cluster_is_a_one_line_error(tmp_path, capsys):
@@ -66,3 +144,9 @@ def test_an_unknown_cluster_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "--cluster must be" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_sockets_are_blocked_again_after_the_ray_tests():
+    """Runs after them (file order): the loopback allowance was theirs alone."""
+    with pytest.raises(Exception, match="socket"):
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -39,6 +39,7 @@ from studio.errors import first_line
 from studio.recipe import Recipe
 
 POLL_SECONDS = 0.2
+MAX_DEATHS = 2  # actors a job may take down before it fails
 _FINAL = (ev.Finished, ev.Failed, ev.Cancelled)
 
 
@@ -132,6 +133,7 @@ class _Job:
     started: bool = False
     last: ev.Event | None = None
     cancelled: bool = False
+    deaths: int = 0  # actors that died running it
     began: float = field(default_factory=time.monotonic)
 
 
@@ -149,24 +151,27 @@ class RayEngine:
         self, on_event: Listener, *, address: str, library: Any, cache_size: int = 1,
         workers: int | None = None, threads: int = 1,
     ) -> None:
-        if address == "ray":
-            _secure_local_instance()  # before ray is imported: it reads these once
-        ray = self._ray = import_ray()
+        ray = self._ray = import_ray_secured() if address == "ray" else import_ray()
         self._on_event = on_event
         self._owns_ray = False
         if not ray.is_initialized():
             self._owns_ray = True
-            try:
-                _connect(ray, address, threads, workers)
-            except Exception as exc:  # noqa: BLE001  (a wrong address, a cluster that is down: one line)
-                raise RayUnavailable(f"cannot reach Ray at {address}: {first_line(exc)}") from None
+            if address == "ray":
+                start_local_instance(threads, workers)
+            else:
+                try:
+                    ray.init(address=address, log_to_driver=False)
+                except Exception as exc:  # noqa: BLE001  (a wrong address, a cluster that is down: one line)
+                    raise RayUnavailable(f"cannot reach Ray at {address}: {first_line(exc)}") from None
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         count = workers or gpus or max(1, int(resources.get("CPU", 1)) - 1)
         options = {"num_gpus": 1, "num_cpus": 0} if gpus else {"num_gpus": 0, "num_cpus": 1}
         actor_class = ray.remote(max_concurrency=4, max_restarts=0, **options)(_Worker)
         spec = LibrarySpec.of(library)
-        self._actors: list[Any] = [actor_class.remote(spec, cache_size, 0 if gpus else threads) for _ in range(count)]
+        self._new_actor = lambda: actor_class.remote(spec, cache_size, 0 if gpus else threads)
+        self._actors: list[Any] = [self._new_actor() for _ in range(count)]
+        self.replaced = 0  # actors started in place of dead ones
         self._models: dict[Any, str] = {}  # actor -> the model it last ran (its pipeline is loaded)
         self._queue: deque[_Job] = deque()
         self._running: dict[str, _Job] = {}
@@ -299,18 +304,24 @@ class RayEngine:
         return path
 
     def _lost_actor(self, job: _Job) -> None:
-        """The actor died mid-job: drop it, and run the job again elsewhere (or fail it when none is left)."""
+        """The actor died mid-job: start another in its place and run the job again at the head of the
+        queue. A job that has taken two actors down with it fails rather than kill a third."""
+        job.deaths += 1
         with self._lock:
-            self._actors = [a for a in self._actors if a is not job.actor]
             self._running.pop(job.job_id, None)
-            left = bool(self._actors)
-            if left and not job.cancelled:
+            self._models.pop(id(job.actor), None)
+            if not self._stopping:
+                self._actors = [self._new_actor() if a is job.actor else a for a in self._actors]
+                self.replaced += 1
+            retry = not job.cancelled and job.deaths < MAX_DEATHS and not self._stopping
+            if retry:
                 job.actor = job.ref = None
+                job.last = None
                 self._queue.appendleft(job)
         if job.cancelled:
             self._on_event(ev.Cancelled(job.job_id, 0))
-        elif not left:
-            self._fail_everything("every Ray worker has died")
+        elif not retry:
+            self._on_event(ev.Failed(job.job_id, f"its Ray worker died {job.deaths} times"))
         self._idle_check()
 
     def _fail_everything(self, reason: str) -> None:
@@ -342,25 +353,46 @@ class RayEngine:
                 self._idle.notify_all()
 
 
-def _connect(ray: Any, address: str, threads: int, workers: int | None) -> None:
-    if address != "ray":
-        ray.init(address=address, log_to_driver=False)
-        return
-    cores = os.cpu_count() or 1
-    ray.init(
-        num_cpus=max(cores, workers or 0),
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}},
-    )
-
-
-def _secure_local_instance() -> None:
-    """Token authentication on for the local instance (Ray 2.60 leaves it off), with a fresh token
-    in this process's environment only: Ray's own processes inherit it, nothing writes it to disk."""
+def import_ray_secured() -> Any:
+    """Ray, imported with this process set for a local instance that only this machine can reach:
+    token authentication on, with a fresh token kept in this process's environment (Ray's own
+    processes inherit it; nothing writes it to disk), and every address on loopback (Ray's switch
+    for its single-machine mode, read when ray is imported)."""
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    return import_ray()
+
+
+def start_local_instance(threads: int = 1, workers: int | None = None) -> str:
+    """Start this machine's Ray instance (loopback only, token auth on); its GCS address.
+
+    Checked after the start, not assumed: an instance that came up on another address or
+    without authentication is shut down again and refused."""
+    ray = import_ray_secured()
+    cores = os.cpu_count() or 1
+    try:
+        ray.init(
+            num_cpus=max(cores, workers or 0),
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}},
+        )
+    except Exception as exc:  # noqa: BLE001  (ports taken, /tmp full: one line)
+        raise RayUnavailable(f"cannot start a local Ray instance: {first_line(exc)}") from None
+    address, auth = local_instance_facts(ray)
+    if not address.startswith("127.0.0.1:") or auth != "token":
+        ray.shutdown()
+        raise RayUnavailable(f"the local Ray instance came up on {address} with auth {auth}; refusing to use it")
+    return address
+
+
+def local_instance_facts(ray: Any) -> tuple[str, str]:
+    """The running instance's GCS address and authentication mode ("token" or "disabled")."""
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+    return ray.get_runtime_context().gcs_address, "token" if is_token_auth_enabled() else "disabled"
 
 
 def ray_engine_factory(address: str, library: Any, cache_size: int = 1, workers: int | None = None) -> Any:
