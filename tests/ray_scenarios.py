@@ -41,12 +41,12 @@ def _studio(root: Path, model: str, workers: int) -> tuple[Studio, Session, list
     return studio, session, engines
 
 
-def kill(root: Path, model: str) -> dict:
-    studio, session, (engine,) = _studio(root, model, 2)
+def kill(root: Path, base: Recipe, x: str, y: str | None = None) -> dict:
+    """The sweep `x` by `y` over `base` on 2 actors, the one running a cell SIGKILLed as the first cell lands."""
+    studio, session, (engine,) = _studio(root, base.model, 2)
     landed = threading.Event()
     studio.subscribe(lambda event: landed.set() if isinstance(event, ev.Finished) else None)
-    base = Recipe(prompt="a red circle", model=model, width=64, height=64, steps=12, seed=5)
-    sweep = Sweep.build(base, "seed=1-6")
+    sweep = Sweep.build(base, x, y)
     submit_sweep(studio, sweep)
     landed.wait(300)
     import ray
@@ -62,7 +62,9 @@ def kill(root: Path, model: str) -> dict:
     text = session.file.read_text()
     entries = Session(session.path).entries()
     return {
+        "session": str(session.path),
         "killed": pid,
+        "was_busy": bool(busy),
         "replaced": engine.replaced,
         "alive": len(engine._actors),
         "pids": pids,
@@ -92,6 +94,7 @@ def timed(root: Path, model: str, workers: int, cells: int, steps: int) -> dict:
 if __name__ == "__main__":
     what, root, model, *rest = sys.argv[1:]
     if what == "kill":
-        print(json.dumps(kill(Path(root), model)))
+        print(json.dumps(kill(Path(root), Recipe(prompt="a red circle", model=model, width=64, height=64,
+                                                 steps=12, seed=5), "seed=1-6")))
     else:
         print(json.dumps(timed(Path(root), model, *map(int, rest))))

@@ -299,3 +299,36 @@ def test_studio_sweep_refuses_bad_axes_before_recording(tiny_model_dir, tmp_path
     err = capsys.readouterr().err
     assert code == 2 and "'square' is not in the prompt" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+# -- wildcards in `studio generate` --------------------------------------------------
+
+
+@pytest.mark.slow
+def test_studio_generate_draws_wildcards_from_each_jobs_seed_and_keeps_the_template(tiny_model_dir, tmp_path,
+                                                                                    capsys, wild):
+    from studio.formats.png import read_recipe
+
+    template = "a __colours/warm__ {disc|square}"
+    args = ["generate", template, "--negative", "{blurry|dark}", "--model", str(tiny_model_dir), "--size", "64x64",
+            "--steps", "1", "--seed", "7", "-n", "3", "--quiet", "--wildcards", str(wild.folders[1]),
+            "--sessions-dir", str(tmp_path / "s"), "--session", "w"]
+    assert main(args) == 0, capsys.readouterr().err
+    paths = capsys.readouterr().out.split()
+    entries = SessionStore(tmp_path / "s").open("w").entries()
+    drawn = [wild.resolve(template, seed) for seed in (7, 8, 9)]
+    assert [e.recipe.prompt for e in entries] == drawn  # each job draws from its own seed
+    assert [e.recipe.negative_prompt for e in entries] == [wild.resolve("{blurry|dark}", s + 1) for s in (7, 8, 9)]
+    assert all(e.template == template for e in entries)
+    assert [read_recipe(Path(p)).prompt for p in paths] == drawn  # the image carries the resolved prompt
+    assert main([*args[:-1], "again"]) == 0  # the same seeds draw the same prompts
+    capsys.readouterr()
+    assert [e.recipe.prompt for e in SessionStore(tmp_path / "s").open("again").entries()] == drawn
+
+
+def test_studio_generate_refuses_a_missing_wildcard_before_recording(tiny_model_dir, tmp_path, capsys):
+    code = main(["generate", "a __nowhere__ circle", "--model", str(tiny_model_dir), "--wildcards", str(tmp_path),
+                 "--sessions-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no wildcard file nowhere.txt" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()

@@ -50,21 +50,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu-offload", action="store_true", help="keep idle model parts in CPU memory")
     parser.add_argument("--safety-checker", action="store_true",
                         help="load the safety checker a model folder ships (off by default; flagged images fail the job)")
+    parser.add_argument("--wildcards", action="append", type=Path, default=[], metavar="DIR",
+                        help="a folder of NAME.txt files for __NAME__ in the prompt (repeatable; searched "
+                        "before the config's wildcard_dirs and A1111's and ComfyUI's usual ones)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     iterate_args.add_arguments(parser)
     hires_args.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.cli.run import library_for, make_studio, open_session, run_recipes, say
+    from studio.cli.run import library_for, make_studio, open_session, run_jobs, say
     from studio.config import load_config
     from studio.engine.warmup import import_in_background
+    from studio.sweeps.wildcards import Wildcards, resolve_prompts
 
     import_in_background()  # torch and diffusers load while the model is found and hashed
     config = load_config()
     library = library_for(config, args.tokenizer)
     try:
         recipes = recipes_from_args(args, library, config)
+        # __name__ and {a|b} drawn from each job's seed; the template is recorded beside the prompt
+        wildcards = Wildcards.for_user(args.wildcards, config.wildcard_dirs)
+        jobs = [resolve_prompts(recipe, wildcards) for recipe in recipes]
     except (RecipeError, LookupError, ValueError) as exc:
         say(str(exc))
         return 2
@@ -74,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is None:
         print(f"seed {recipes[0].seed}", file=sys.stderr)
     studio = make_studio(session, library, config, out_dir=args.out)
-    return 0 if run_recipes(studio, recipes, quiet=args.quiet).ok else 1
+    return 0 if run_jobs(studio, lambda s: [s.submit(r, template=t) for r, t in jobs], quiet=args.quiet).ok else 1
 
 
 def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: Config) -> list[Recipe]:

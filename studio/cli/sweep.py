@@ -25,17 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument(f"--{axis}", metavar="FIELD=V1,V2,...", help=f"the {axis.upper()} axis: any recipe field "
                            "(steps, cfg, sampler, seed, size, model, strength, clip-skip, ...), lora:NAME, or "
                            "sr=FIND,REPLACE,...; ranges 10-40(+10) and 4-8[3]" if axis == "x" else f"the {axis.upper()} axis")
-    group.add_argument("--wildcards", action="append", type=Path, default=[], metavar="DIR",
-                       help="a wildcards folder for __name__ (repeatable; searched before the config's and the usual ones)")
     group.add_argument("--cluster", default="local", metavar="WHERE", help=f"where cells run: {CLUSTERS} (default: local)")
     group.add_argument("--workers", type=int, metavar="N", help="Ray actors to start (default: one per GPU, else one per core but one)")
     group.add_argument("--dry-run", action="store_true", help="print the cells and their count; run nothing")
-
-
-def wildcards_for(dirs: list[Path], config_dirs: list[Path]):  # type: ignore[no-untyped-def]
-    from studio.sweeps.wildcards import Wildcards, usual_folders
-
-    return Wildcards([*dirs, *config_dirs, *usual_folders()])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from studio.recipe import RecipeError
     from studio.sweeps.run import finish_sweeps, submit_sweep
     from studio.sweeps.sweep import Sweep
+    from studio.sweeps.wildcards import Wildcards
 
     if args.count != 1:
         say("a sweep makes one job per cell; sweep seeds with --x seed=1,2,3 rather than -n")
@@ -53,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     library = library_for(config, args.tokenizer)
     try:
         base = generate.recipes_from_args(args, library, config)[0]
-        sweep = Sweep.build(base, args.x, args.y, args.z, wildcards_for(args.wildcards, config.wildcard_dirs))
+        sweep = Sweep.build(base, args.x, args.y, args.z, Wildcards.for_user(args.wildcards, config.wildcard_dirs))
         engine_factory = engine_factory_for(args.cluster, library, config, args.workers)
     except (RecipeError, LookupError, ValueError) as exc:
         say(str(exc))

@@ -16,7 +16,7 @@ from typing import Any
 
 from studio.recipe import Recipe, RecipeError
 from studio.sweeps.axes import Axis, AxisError, parse_axis
-from studio.sweeps.wildcards import Wildcards, is_template
+from studio.sweeps.wildcards import Wildcards, is_template, resolve_prompts
 
 MAX_CELLS = 10_000
 
@@ -91,14 +91,7 @@ class Sweep:
             except RecipeError as exc:
                 raise AxisError(f"{axis.labels[index]}: {exc}") from None
             labels.append(axis.labels[index])
-        template = ""
-        if is_template(recipe.prompt) or is_template(recipe.negative_prompt):
-            draw = self.wildcards or Wildcards([])
-            template = recipe.prompt
-            recipe = recipe.replace(
-                prompt=draw.resolve(recipe.prompt, recipe.seed),
-                negative_prompt=draw.resolve(recipe.negative_prompt, recipe.seed + 1),
-            )
+        recipe, template = resolve_prompts(recipe, self.wildcards)
         return Cell(recipe, at, tuple(labels), template)  # type: ignore[arg-type]
 
     def cell_tag(self, cell: Cell) -> dict[str, Any]:

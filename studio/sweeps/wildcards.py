@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from studio.recipe import RecipeError
+from studio.recipe import Recipe, RecipeError
 
 MAX_DEPTH = 20  # a wildcard file naming itself must end, not recurse forever
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -54,6 +54,11 @@ class Wildcards:
     def __init__(self, folders: Iterable[Path]) -> None:
         self.folders = [Path(folder).expanduser() for folder in folders]
         self._lines: dict[str, list[str]] = {}
+
+    @classmethod
+    def for_user(cls, given: Iterable[Path], configured: Iterable[Path], home: Path | None = None) -> Wildcards:
+        """`--wildcards` folders first, then the config's, then A1111's and ComfyUI's usual ones."""
+        return cls([*given, *configured, *usual_folders(home)])
 
     def resolve(self, template: str, seed: int) -> str:
         """The prompt `template` stands for under `seed`; WildcardError naming what is wrong."""
@@ -134,6 +139,19 @@ class Wildcards:
             return lines
         where = ", ".join(str(folder) for folder in self.folders) or "no wildcard folders (use --wildcards DIR)"
         raise WildcardError(f"no wildcard file {name}.txt in {where}")
+
+
+def resolve_prompts(recipe: Recipe, wildcards: Wildcards | None) -> tuple[Recipe, str]:
+    """`recipe` with its prompts drawn under its seed (the negative under seed + 1, so the two draw
+    apart), and the prompt's template: "" when neither prompt had anything to draw."""
+    if not (is_template(recipe.prompt) or is_template(recipe.negative_prompt)):
+        return recipe, ""
+    draw = wildcards or Wildcards([])
+    resolved = recipe.replace(
+        prompt=draw.resolve(recipe.prompt, recipe.seed),
+        negative_prompt=draw.resolve(recipe.negative_prompt, recipe.seed + 1),
+    )
+    return resolved, recipe.prompt
 
 
 def _closing(text: str, start: int) -> int:
