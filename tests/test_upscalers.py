@@ -217,3 +217,69 @@ def test_impossible_upscale_recipes_are_one_line_errors(changes, message):
 
     with pytest.raises(RecipeError, match=message):
         Recipe(prompt="", **changes)
+
+
+# -- the upscale job: progress per tile, cancel between tiles --------------------------
+
+
+def test_tiles_are_counted_across_passes_and_a_raise_stops_between_tiles():
+    heard = []
+    upscale(shapes_image(64), resolve_upscaler("studio-2x"), (256, 256), tile=32, on_tile=lambda *t: heard.append(t))
+    assert heard == [(i, 4 + 16) for i in range(1, 21)]  # 2x2 tiles of 64 px, then 4x4 of the 128 px pass
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_3(done, total):
+        heard.append(done)
+        if done == 3:
+            raise Stop
+
+    calls = []
+    net = load_network(resolve_upscaler("studio-2x"))
+    heard.clear()
+    with pytest.raises(Stop):
+        upscale_tiled(lambda x: calls.append(1) or net(x), shapes_image(96), 2, tile=32, on_tile=stop_at_3)
+    assert heard == [1, 2, 3] and len(calls) == 3  # no tile ran after the stop
+
+
+def _upscale_on_engine(tmp_path, cancel_at: int | None):
+    from studio.engine import events as ev
+    from studio.engine.worker import LocalEngine
+    from studio.upscale.job import upscale_recipe
+
+    source = tmp_path / "shape.png"
+    shapes_image(96).save(source)
+    recipe = upscale_recipe(source, resolve_upscaler("studio-2x"), 2, tile=32, device="cpu")
+    heard = []
+    engine = None
+
+    def listen(event):
+        heard.append(event)
+        if isinstance(event, ev.Progress) and event.step == cancel_at:
+            engine.cancel(event.job_id)
+
+    engine = LocalEngine(listen, reserve_core=False)
+    try:
+        engine.submit(recipe, tmp_path / "out", stem="up")
+        assert engine.wait_idle(120)
+    finally:
+        engine.shutdown()
+    return [e for e in heard if isinstance(e, ev.Progress)], heard[-1]
+
+
+def test_the_upscale_job_reports_each_tile_and_finishes(tmp_path):
+    from studio.engine import events as ev
+
+    progress, final = _upscale_on_engine(tmp_path, cancel_at=None)
+    assert [(p.step, p.total, p.stage) for p in progress] == [(i, 9, "upscale tiles") for i in range(1, 10)]
+    assert isinstance(final, ev.Finished) and Image.open(final.paths[0]).size == (192, 192)
+
+
+def test_cancel_stops_the_upscale_between_tiles(tmp_path):
+    from studio.engine import events as ev
+
+    progress, final = _upscale_on_engine(tmp_path, cancel_at=2)
+    assert isinstance(final, ev.Cancelled) and final.step == 3, final  # the tile running at the cancel ends it
+    assert [p.step for p in progress] == [1, 2]
+    assert not list(tmp_path.glob("out/*.png"))  # nothing written

@@ -234,7 +234,19 @@ class LocalEngine:
             set_cpu_threads(self._reserve_core)
         recipe = with_upscaler_hash(recorded(job.recipe), self._library).replace(device=device)
         self._emit(ev.Started(job.job_id, recipe))
-        image = upscale_job(recipe, self._library, device)
+        begun = time.perf_counter()
+
+        def on_tile(done: int, total: int) -> None:  # progress per tile; a cancel lands between tiles
+            if job.cancel_requested.is_set():
+                raise _Cancelled(done)
+            its = done / max(time.perf_counter() - begun, 1e-9)
+            self._emit(ev.Progress(job.job_id, done, total, its, (total - done) / its, "upscale tiles"))
+
+        try:
+            image = upscale_job(recipe, self._library, device, on_tile)
+        except _Cancelled as stop:
+            self._emit(ev.Cancelled(job.job_id, stop.step))
+            return
         if job.cancel_requested.is_set():
             self._emit(ev.Cancelled(job.job_id, 0))
             return

@@ -16,6 +16,7 @@ from studio.upscale.upscalers import UpscalerRef, resolve_upscaler, upscale
 
 if TYPE_CHECKING:
     from studio.models.library import ModelLibrary
+    from studio.upscale.tiles import TileListener
 
 
 def with_upscaler_hash(recipe: Recipe, library: ModelLibrary | None) -> Recipe:
@@ -31,8 +32,9 @@ def with_upscaler_hash(recipe: Recipe, library: ModelLibrary | None) -> Recipe:
     return recipe.replace(upscaler_hash=ref.hash)
 
 
-def upscale_job(recipe: Recipe, library: ModelLibrary | None, device: str = "cpu") -> Any:
-    """The upscaled source image."""
+def upscale_job(recipe: Recipe, library: ModelLibrary | None, device: str = "cpu",
+                on_tile: TileListener | None = None) -> Any:
+    """The upscaled source image; `on_tile(done, total)` after each tile (what it raises stops the job)."""
     from studio.iterate import checked_input
 
     source = checked_input(recipe.init_image, recipe.init_image_hash, "source image")
@@ -41,7 +43,7 @@ def upscale_job(recipe: Recipe, library: ModelLibrary | None, device: str = "cpu
     from studio.upscale.upscalers import load_network
 
     net = load_network(ref, recipe.allow_pickle).to(device) if ref.kind == "network" else None
-    return upscale(source, ref, size, tile=recipe.upscale_tile, net=net, device=device)
+    return upscale(source, ref, size, tile=recipe.upscale_tile, net=net, device=device, on_tile=on_tile)
 
 
 MAX_OUTPUT_SIDE = 16384

@@ -4,11 +4,15 @@ Each tile is cut with `overlap` extra pixels on every side that has a
 neighbour, upscaled, and only its centre kept, so every output pixel comes
 from a tile that saw enough context around it: no seams. On out-of-memory
 the tile side is halved and the image started again (down to 32 pixels).
+`on_tile(done, total)` hears of each finished tile; whatever it raises stops
+the upscale there (the engine's cancel between tiles).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
+
+TileListener = Callable[[int, int], None]  # (tiles done, tiles in all)
 
 import numpy as np
 from PIL import Image
@@ -18,13 +22,13 @@ MIN_TILE = 32
 
 
 def upscale_tiled(net: Callable[[Any], Any], image: Image.Image, scale: int, tile: int = 512,
-                  device: str = "cpu", overlap: int = OVERLAP) -> Image.Image:
+                  device: str = "cpu", overlap: int = OVERLAP, on_tile: TileListener | None = None) -> Image.Image:
     """`image` upscaled `scale` times by `net`, in tiles of at most `tile` input pixels a side."""
     from studio.models.loading import is_oom
 
     while True:
         try:
-            return _tiled(net, image, scale, tile, device, overlap)
+            return _tiled(net, image, scale, tile, device, overlap, on_tile)
         except Exception as exc:
             if not is_oom(exc) or tile <= MIN_TILE:
                 raise
@@ -32,14 +36,20 @@ def upscale_tiled(net: Callable[[Any], Any], image: Image.Image, scale: int, til
             tile //= 2
 
 
+def tile_count(width: int, height: int, tile: int) -> int:
+    tile = max(tile, 1)
+    return -(-width // tile) * -(-height // tile)
+
+
 def _tiled(net: Callable[[Any], Any], image: Image.Image, scale: int, tile: int, device: str,
-           overlap: int) -> Image.Image:
+           overlap: int, on_tile: TileListener | None) -> Image.Image:
     import torch
 
     pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
     _, height, width = pixels.shape
     out = torch.empty(3, height * scale, width * scale)
     tile = max(tile, 1)
+    total, done = tile_count(width, height, tile), 0
     with torch.inference_mode():
         for top in range(0, height, tile):
             for left in range(0, width, tile):
@@ -51,6 +61,9 @@ def _tiled(net: Callable[[Any], Any], image: Image.Image, scale: int, tile: int,
                 dy, dx = (top - y0) * scale, (left - x0) * scale
                 out[:, top * scale:bottom * scale, left * scale:right * scale] = \
                     result[:, dy:dy + (bottom - top) * scale, dx:dx + (right - left) * scale]
+                done += 1
+                if on_tile is not None:
+                    on_tile(done, total)
     array = (out.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
     return Image.fromarray(array)
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from studio.models.library import ModelLibrary
+    from studio.upscale.tiles import TileListener
 
 # A1111's latent upscaler names -> (torch interpolation mode, antialias)
 LATENT_MODES: dict[str, tuple[str, bool]] = {
@@ -129,8 +130,10 @@ def load_network(ref: UpscalerRef, allow_pickle: bool = False) -> Net:
 
 
 def upscale(image: Image, ref: UpscalerRef, size: tuple[int, int], tile: int = DEFAULT_TILE,
-            net: Net | None = None, device: str = "cpu") -> Image:
-    """`image` made `size` (width, height) by a resample or network upscaler."""
+            net: Net | None = None, device: str = "cpu", on_tile: TileListener | None = None) -> Image:
+    """`image` made `size` (width, height) by a resample or network upscaler.
+
+    `on_tile(done, total)` counts the tiles of every pass together (a 4x from a 2x net is two passes)."""
     from PIL import Image as PILImage
 
     if ref.kind == "latent":
@@ -138,12 +141,18 @@ def upscale(image: Image, ref: UpscalerRef, size: tuple[int, int], tile: int = D
     if ref.kind == "resample":
         method = PILImage.LANCZOS if ref.name == "Lanczos" else PILImage.NEAREST
         return image.convert("RGB").resize(size, method)
-    from studio.upscale.tiles import upscale_tiled
+    from studio.upscale.tiles import tile_count, upscale_tiled
 
     net = net or load_network(ref)
     image = image.convert("RGB")
-    for _ in range(MAX_PASSES):
-        if image.width >= size[0] and image.height >= size[1]:
-            break
-        image = upscale_tiled(net, image, ref.scale, tile, device)
+    sides, passes = [image.size], 0
+    while passes < MAX_PASSES and (sides[-1][0] < size[0] or sides[-1][1] < size[1]):
+        sides.append((sides[-1][0] * ref.scale, sides[-1][1] * ref.scale))
+        passes += 1
+    counts = [tile_count(w, h, tile) for w, h in sides[:passes]]
+    for index in range(passes):
+        before = sum(counts[:index])
+        rest = sum(counts) - counts[index]  # the pass's own count can grow: an out-of-memory halves its tile
+        heard = None if on_tile is None else (lambda done, total, b=before, r=rest: on_tile(b + done, r + total))
+        image = upscale_tiled(net, image, ref.scale, tile, device, on_tile=heard)
     return image if image.size == size else image.resize(size, PILImage.LANCZOS)
