@@ -40,6 +40,7 @@ class Config:
     vae_tiling: bool = False
     cpu_offload: bool = False
     safety_checker: bool = False  # opt-in: load a model folder's safety checker
+    spandrel_extra_arches: bool = False  # opt-in: spandrel's non-commercial upscaler architectures
     # Where this config was read from (and where save_config writes); not stored.
     path: Path | None = field(default=None, compare=False, repr=False)
     # Why the file was not used, if it was not; the caller shows it once.
@@ -57,6 +58,7 @@ class Config:
             "vae_tiling": self.vae_tiling,
             "cpu_offload": self.cpu_offload,
             "safety_checker": self.safety_checker,
+            "spandrel_extra_arches": self.spandrel_extra_arches,
         }
 
 

@@ -283,3 +283,78 @@ def test_cancel_stops_the_upscale_between_tiles(tmp_path):
     assert isinstance(final, ev.Cancelled) and final.step == 3, final  # the tile running at the cancel ends it
     assert [p.step for p in progress] == [1, 2]
     assert not list(tmp_path.glob("out/*.png"))  # nothing written
+
+
+# -- spandrel's non-commercial architectures: off unless turned on --------------------
+
+
+@pytest.fixture
+def fake_extras(monkeypatch):
+    """A stand-in `spandrel_extra_arches` (and `spandrel`, which does not import in this venv)."""
+    import sys
+    import types
+
+    from studio.upscale import spandrel_net
+
+    monkeypatch.setattr(spandrel_net, "_extras", {"wanted": False, "installed": False})
+    log = []
+    extras = types.ModuleType("spandrel_extra_arches")
+    extras.install = lambda: log.append("install")
+
+    class Descriptor:
+        purpose, architecture = "SR", types.SimpleNamespace(name="fake")
+
+        def eval(self):
+            return self
+
+    class Loader:
+        def load_from_state_dict(self, weights):
+            log.append("load")
+            return Descriptor()
+
+    fake = types.ModuleType("spandrel")
+    fake.ImageModelDescriptor, fake.ModelLoader = Descriptor, Loader
+    monkeypatch.setitem(sys.modules, "spandrel_extra_arches", extras)
+    monkeypatch.setitem(sys.modules, "spandrel", fake)
+    return log
+
+
+def test_spandrel_extra_arches_are_installed_only_when_turned_on(fake_extras, tmp_path):
+    from studio.upscale.spandrel_net import load_spandrel, use_extra_arches
+
+    path = tmp_path / "4x.safetensors"
+    save_file(srvgg_state(), str(path))
+    load_spandrel(path)
+    assert fake_extras == ["load"]  # off by default: the main registry only
+    use_extra_arches(True)
+    load_spandrel(path)
+    load_spandrel(path)
+    assert fake_extras == ["load", "install", "load", "load"]  # installed once, before loading
+
+
+def test_the_cli_switch_and_the_config_key_turn_them_on(fake_extras, tmp_path, capsys, monkeypatch):
+    source = tmp_path / "shape.png"
+    shapes_image(64).save(source)
+    args = ["upscale", str(source), "--upscaler", "Lanczos", "--sessions-dir", str(tmp_path / "s"), "--quiet"]
+    assert main(args) == 0 and fake_extras == []
+    assert main([*args, "--spandrel-extra-arches"]) == 0 and fake_extras == ["install"]
+    from studio.upscale import spandrel_net
+
+    monkeypatch.setattr(spandrel_net, "_extras", {"wanted": False, "installed": False})
+    config = tmp_path / "config.toml"
+    config.write_text("spandrel_extra_arches = true\n")
+    monkeypatch.setenv("STUDIO_CONFIG", str(config))
+    assert main(args) == 0 and fake_extras == ["install", "install"]
+    capsys.readouterr()
+
+
+def test_turned_on_without_the_package_is_a_one_line_error(fake_extras, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "spandrel_extra_arches", None)  # import fails
+    source = tmp_path / "shape.png"
+    shapes_image(64).save(source)
+    code = main(["upscale", str(source), "--spandrel-extra-arches", "--sessions-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install spandrel_extra_arches" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()

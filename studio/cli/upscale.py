@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="read a pickled .pth upscaler with torch's restricted weights-only unpickler")
+    parser.add_argument("--spandrel-extra-arches", action="store_true",
+                        help="also load spandrel's non-commercial architectures (needs spandrel_extra_arches; "
+                        "config: spandrel_extra_arches)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_sessions_dir_argument(parser)
 
@@ -28,10 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from studio.cli.run import library_for, make_studio, open_session, run_recipes, say
     from studio.config import load_config
+    from studio.upscale.spandrel_net import use_extra_arches
 
     config = load_config()
     library = library_for(config)
     try:
+        use_extra_arches(args.spandrel_extra_arches or config.spandrel_extra_arches)
         recipe = upscale_recipe(args, library, config)
     except (RecipeError, LookupError, ValueError, PermissionError) as exc:
         say(str(exc))

@@ -1,9 +1,10 @@
 """The user's upscaler files, loaded through spandrel (the optional `studio[upscalers]` extra).
 
 spandrel (MIT) reads ESRGAN, Real-ESRGAN (RRDB and compact SRVGG), SwinIR,
-HAT, DAT, SPAN and more from their state dicts. Only its main registry is used:
-its non-commercial architectures live in `spandrel_extra_arches`, which studio
-never installs into the registry. Weights come from safetensors; a pickled
+HAT, DAT, SPAN and more from their state dicts. Only its main registry is used
+unless the user turns on its non-commercial architectures (`spandrel_extra_arches`
+in the config, `--spandrel-extra-arches` on the command line): then
+`spandrel_extra_arches.install()` adds them, once per process. Weights come from safetensors; a pickled
 `.pth` is refused unless allowed, and then read only by the restricted
 weights-only unpickler (studio/models/pickles.py), so its payload never runs.
 """
@@ -16,6 +17,35 @@ from typing import Any
 from studio.recipe import RecipeError
 
 MISSING = "upscaler files need spandrel, an optional extra: pip install 'studio[upscalers]'"
+EXTRAS_MISSING = ("spandrel's extra architectures need spandrel_extra_arches "
+                  "(non-commercial licences): pip install spandrel_extra_arches")
+
+_extras = {"wanted": False, "installed": False}
+
+
+def use_extra_arches(on: bool) -> None:
+    """Whether this process loads spandrel's non-commercial architectures too; checked now when on,
+    so a missing package is a one-line error before anything runs."""
+    _extras["wanted"] = on
+    if on:
+        install_extra_arches()
+
+
+def install_extra_arches() -> None:
+    """`spandrel_extra_arches.install()` once per process; RecipeError (one line) when it cannot."""
+    if _extras["installed"]:
+        return
+    try:
+        import spandrel_extra_arches
+    except ImportError:
+        raise RecipeError(EXTRAS_MISSING) from None
+    try:
+        spandrel_extra_arches.install()
+    except Exception as exc:  # spandrel itself failing to import (torchvision beside another torch), say
+        from studio.errors import first_line
+
+        raise RecipeError(f"spandrel_extra_arches would not install: {first_line(exc)}") from None
+    _extras["installed"] = True
 
 
 def refuse_pickle(path: Path, allow_pickle: bool) -> None:
@@ -42,6 +72,8 @@ def load_spandrel(path: Path, allow_pickle: bool = False) -> Any:
         from spandrel import ImageModelDescriptor, ModelLoader
     except ImportError:
         raise RecipeError(MISSING) from None
+    if _extras["wanted"]:
+        install_extra_arches()
     try:
         descriptor = ModelLoader().load_from_state_dict(weights)
     except Exception as exc:  # spandrel's "unsupported model" and shape errors
