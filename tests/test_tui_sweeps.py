@@ -70,3 +70,47 @@ async def test_build_a_sweep_see_its_count_run_it_and_branch_from_a_cell(app):
         await wait_until(pilot, lambda: not isinstance(app.screen, GridView))
         assert app.query_one("#prompt", TextArea).text == "a blue circle"
         assert app.query_one("#steps", Input).value == "2"
+
+
+async def test_an_open_grid_view_follows_its_cells_and_the_queue_shows_where_each_cell_sits(tmp_path):
+    """The engine is driven by hand (no model): cells start, step and finish while the grid is open."""
+    from PIL import Image
+
+    from studio.engine import events as ev
+    from studio.recipe import Recipe
+    from studio.sweeps.run import submit_sweep
+    from studio.sweeps.sweep import Sweep
+    from tests.test_tui_support import IdleEngine
+
+    engines = []
+
+    def factory(on_event):
+        engines.append(IdleEngine(on_event))
+        return engines[-1]
+
+    app = make_app(tmp_path / "sessions", None, engine_factory=factory, graphics="halfcell", model="studio-tiny")
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        sweep = Sweep.build(Recipe(prompt="a red circle", model="studio-tiny", width=64, height=64, steps=4),
+                            "steps=4,5", "sr=red,blue")
+        ids = submit_sweep(app.studio, sweep)
+        rows = lambda: [str(o.prompt) for o in app.query_one("#queue-list").options]  # noqa: E731
+        labels = [" · ".join(label for label in cell.labels if label) for cell in sweep.cells()]
+        await wait_until(pilot, lambda: len(rows()) == 4)
+        assert [row.splitlines()[1] for row in rows()] == [f"cell {label}" for label in labels]
+
+        await pilot.press("alt+5", "g")
+        grid = await wait_until(pilot, lambda: isinstance(app.screen, GridView) and app.screen)
+        text = lambda: str(grid.query_one("#grid").render())  # noqa: E731
+        assert text().count("queued") == 4
+        (engine,) = engines
+        recipe = sweep.cells()[0].recipe
+        engine.on_event(ev.Started(ids[0], recipe))
+        await pilot.pause(0.6)  # past the queue's repaint throttle
+        engine.on_event(ev.Progress(ids[0], 2, 4, 1.0, 2.0))
+        await wait_until(pilot, lambda: f"#{ids[0]} 2/4" in text())
+        image = app.session.image_path("cell.png")
+        Image.new("RGB", (64, 64)).save(image)
+        engine.on_event(ev.Finished(ids[0], recipe, (image,), 1.0))
+        await wait_until(pilot, lambda: f"#{ids[0]} done" in text() and text().count("queued") == 3)
+        assert isinstance(app.screen, GridView)  # updated in place, never reopened

@@ -30,6 +30,7 @@ class JobView:
     status: str = "queued"  # queued, loading, running
     step: int = 0
     total: int = 0
+    cell: str = ""  # a sweep cell's coordinates ("steps: 3 · sr: blue"), for the queue pane
 
 
 class EngineView:
@@ -57,7 +58,7 @@ class EngineView:
             case ev.Loaded():
                 status.state = "ready"
             case ev.Queued(job_id=job_id, recipe=recipe):
-                self.jobs[job_id] = JobView(job_id, recipe)
+                self.jobs[job_id] = JobView(job_id, recipe, cell=self._cell(job_id))
                 if self.running is None:
                     status.state = "queued"
                 self._changed()
@@ -74,6 +75,7 @@ class EngineView:
                 status.progress(step, total, its, eta, stage)
                 if time.monotonic() - self._queue_painted > 0.5:
                     self.paint_queue()
+                    self.paint_grid()
             case ev.Preview(image=image):
                 if not app.history.has_focus_within:
                     app.preview.show_live(image)
@@ -106,7 +108,22 @@ class EngineView:
 
     def _changed(self) -> None:
         self.paint_queue()
+        self.paint_grid()
         self.app.refresh_history()
+
+    def _cell(self, job_id: str) -> str:
+        try:
+            sweep = self.app.session.get(job_id).sweep
+        except Exception:  # not a session entry (a preload), or another session's
+            return ""
+        return " · ".join(label for label in (sweep or {}).get("labels", []) if label)
+
+    def paint_grid(self) -> None:
+        """An open grid view follows its sweep's cells as they run."""
+        from studio.tui.widgets.grid_view import GridView
+
+        if isinstance(self.app.screen, GridView):
+            self.app.screen.follow(self.app.session.get, self.jobs)
 
     def paint_queue(self) -> None:
         self._queue_painted = time.monotonic()

@@ -1,4 +1,7 @@
-"""A finished sweep's cells as a grid: arrows move, the cell's recipe shows below, enter branches from it."""
+"""A sweep's cells as a grid: arrows move, the cell's recipe shows below, enter branches from it.
+
+Opened on a sweep still running, it follows it: the app calls `follow` as cells
+start, step and end, and each cell shows its status, with steps for a running one."""
 
 from __future__ import annotations
 
@@ -29,6 +32,15 @@ class GridView(ModalScreen[Any]):
         self.cells = {tuple(cell.sweep["at"]): cell for cell in cells}
         self.shape = tuple(cells[0].sweep["shape"])
         self.at = [0, 0, 0]
+        self.steps: dict[int, tuple[int, int]] = {}  # a running cell's id -> (step, total)
+
+    def follow(self, entry: Any, jobs: dict[str, Any]) -> None:
+        """Redraw from the session's entries (`entry(id)`) and the engine's jobs (id -> JobView)."""
+        self.cells = {at: entry(cell.id) for at, cell in self.cells.items()}
+        self.steps = {cell.id: (job.step, job.total) for cell in self.cells.values()
+                      if (job := jobs.get(str(cell.id))) is not None and job.status == "running"}
+        if self.is_mounted:
+            self._show()
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -55,6 +67,14 @@ class GridView(ModalScreen[Any]):
     def action_close(self) -> None:
         self.dismiss(None)
 
+    def _cell_text(self, cell: Any) -> str:
+        if cell is None:
+            return "(none)"
+        if cell.id in self.steps:
+            step, total = self.steps[cell.id]
+            return f"#{cell.id} {step}/{total}"
+        return f"#{cell.id} {cell.status}"
+
     def _show(self) -> None:
         nx, ny, nz = self.shape
         x, y, z = self.at
@@ -63,7 +83,7 @@ class GridView(ModalScreen[Any]):
             row = []
             for i in range(nx):
                 cell = self.cells.get((i, j, z))
-                text = f"#{cell.id} {cell.status}" if cell else "(none)"
+                text = self._cell_text(cell)
                 row.append(f"[reverse]{text:^14}[/]" if (i, j) == (x, y) else f"{text:^14}")
             rows.append(" ".join(row))
         self.query_one("#grid", Static).update("\n".join(rows))

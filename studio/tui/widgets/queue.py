@@ -48,7 +48,11 @@ class QueuePane(Vertical):
         row.append(job.status, style=STATUS_STYLE.get(job.status, "yellow"))
         if job.total:
             row.append(f" {job.step}/{job.total}", style="dim")
-        row.append(f"  seed {job.recipe.seed}\n{excerpt(job.recipe.prompt, 40)}")
+        row.append(f"  seed {job.recipe.seed}\n")
+        if job.cell:  # a sweep's cell: where it sits says more than its prompt
+            row.append(excerpt(f"cell {job.cell}", 40), style="cyan")
+        else:
+            row.append(excerpt(job.recipe.prompt, 40))
         return row
 
     def action_cancel_highlighted(self) -> None:
