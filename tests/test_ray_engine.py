@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -76,6 +78,20 @@ def test_the_local_instance_listens_on_loopback_only_with_token_auth(local_ray):
     listening = [c.laddr.ip for c in psutil.net_connections("inet") if c.status == "LISTEN" and c.pid in ours]
     assert listening  # the GCS, the raylet, the workers...
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip in listening), listening
+
+
+@on_ray
+def test_the_local_instance_refuses_a_client_without_its_token(local_ray):
+    """Ray clients in subprocesses (this process holds the token): a wrong token and none are refused."""
+    join = f"import ray; ray.init(address={local_ray!r}, log_to_driver=False); print('joined')"
+    once = {"RAY_NUM_REDIS_GET_RETRIES": "1"}  # one try, not 20 seconds of retries
+    clients = [subprocess.Popen([sys.executable, "-c", join], env={**os.environ, **once, **env}, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for env in ({"RAY_AUTH_TOKEN": "0" * 64}, {"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": ""})]
+    for client in clients:
+        out, err = client.communicate(timeout=120)
+        assert client.returncode != 0 and "joined" not in out
+        assert "Authentication token is missing or incorrect" in err, err[-2000:]
 
 
 @on_ray
