@@ -94,14 +94,20 @@ async def test_an_open_grid_view_follows_its_cells_and_the_queue_shows_where_eac
         sweep = Sweep.build(Recipe(prompt="a red circle", model="studio-tiny", width=64, height=64, steps=4),
                             "steps=4,5", "sr=red,blue")
         ids = submit_sweep(app.studio, sweep)
-        rows = lambda: [str(o.prompt) for o in app.query_one("#queue-list").options]  # noqa: E731
+
+        def rows():
+            return [str(o.prompt) for o in app.query_one("#queue-list").options]
+
         labels = [" · ".join(label for label in cell.labels if label) for cell in sweep.cells()]
         await wait_until(pilot, lambda: len(rows()) == 4)
         assert [row.splitlines()[1] for row in rows()] == [f"cell {label}" for label in labels]
 
         await pilot.press("alt+5", "g")
         grid = await wait_until(pilot, lambda: isinstance(app.screen, GridView) and app.screen)
-        text = lambda: str(grid.query_one("#grid").render())  # noqa: E731
+
+        def text():
+            return str(grid.query_one("#grid").render())
+
         assert text().count("queued") == 4
         (engine,) = engines
         recipe = sweep.cells()[0].recipe

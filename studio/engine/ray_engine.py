@@ -12,7 +12,7 @@ actor that last ran the same model (its pipeline is loaded), polls running
 jobs for progress, and forwards cancels to the actor running the job. An actor
 that dies has its job put back at the head of the queue for another actor; a
 job is reported final once, when its one successful result comes back, so no
-job is lost or recorded twice. Seeds give the same pixels on any worker: the
+job is lost or recorded twice, and a new actor takes the dead one's place. Seeds give the same pixels on any worker: the
 initial noise is drawn on the CPU (`studio.engine.worker`).
 
 `ray` is an optional extra (`pip install "studio[ray]"`), imported only here.
@@ -140,9 +140,9 @@ class _Job:
 class RayEngine:
     """Jobs on Ray actors; events through `on_event` on the dispatcher thread (Queued on the caller's).
 
-    `address`: "ray" starts a local Ray instance (token authentication on,
-    127.0.0.1 asked for as its node address); "ray://HOST:PORT" or a cluster
-    address joins one.
+    `address`: "ray" starts a local Ray instance (`start_local_instance`: loopback
+    only, token authentication on) or uses the one this process already has;
+    "ray://HOST:PORT" or a cluster address joins one.
     `workers`: how many actors (default: one per GPU, else one per CPU core
     but one). `threads`: torch threads per CPU actor (default 1).
     """
@@ -321,16 +321,9 @@ class RayEngine:
         if job.cancelled:
             self._on_event(ev.Cancelled(job.job_id, 0))
         elif not retry:
-            self._on_event(ev.Failed(job.job_id, f"its Ray worker died {job.deaths} times"))
+            times = f" {job.deaths} times" if job.deaths > 1 else ""
+            self._on_event(ev.Failed(job.job_id, f"its Ray worker died{times}"))
         self._idle_check()
-
-    def _fail_everything(self, reason: str) -> None:
-        with self._lock:
-            jobs = list(self._queue) + list(self._running.values())
-            self._queue.clear()
-            self._running.clear()
-        for job in jobs:
-            self._on_event(ev.Failed(job.job_id, reason))
 
     def _poll_progress(self) -> None:
         ray = self._ray

@@ -114,7 +114,7 @@ class EngineView:
     def _cell(self, job_id: str) -> str:
         try:
             sweep = self.app.session.get(job_id).sweep
-        except Exception:  # not a session entry (a preload), or another session's
+        except Exception:  # noqa: BLE001  (not a session entry: a preload, or another session's)
             return ""
         return " · ".join(label for label in (sweep or {}).get("labels", []) if label)
 

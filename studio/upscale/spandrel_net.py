@@ -41,7 +41,7 @@ def install_extra_arches() -> None:
         raise RecipeError(EXTRAS_MISSING) from None
     try:
         spandrel_extra_arches.install()
-    except Exception as exc:  # spandrel itself failing to import (torchvision beside another torch), say
+    except Exception as exc:  # noqa: BLE001  (spandrel failing to import: torchvision beside another torch)
         from studio.errors import first_line
 
         raise RecipeError(f"spandrel_extra_arches would not install: {first_line(exc)}") from None
