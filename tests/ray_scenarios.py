@@ -91,9 +91,38 @@ def timed(root: Path, model: str, workers: int, cells: int, steps: int) -> dict:
     return {"workers": workers, "cells": cells, "seconds": round(seconds, 3), "done": done}
 
 
+def rounds(root: Path, model: str, cells: int, steps: int, count: int) -> dict:
+    """The local engine, Ray with 1 single-thread worker and Ray with 2, on one Ray instance, in
+    alternating rounds of a `cells`-cell sweep (so a load that comes and goes hits all three alike);
+    every engine has loaded the model before the first round. Seconds per round, per engine."""
+    from studio.engine.ray_engine import start_local_instance
+
+    start_local_instance(threads=1, workers=3)  # room for 1 + 2 actors
+    setups = {name: _studio(root / name, model, workers) for name, workers in (("local", 0), ("ray1", 1), ("ray2", 2))}
+    base = Recipe(prompt="a red circle", model=model, width=64, height=64, steps=steps, seed=5)
+    for name, (studio, _, _) in setups.items():  # every actor loads its pipeline first
+        submit_sweep(studio, Sweep.build(base, "seed=100-101"))
+        studio.wait_idle(300)
+    seconds: dict[str, list[float]] = {name: [] for name in setups}
+    for round_ in range(count):
+        for name, (studio, _, _) in setups.items():
+            sweep = Sweep.build(base, f"seed={1 + round_ * cells}-{cells + round_ * cells}")
+            began = time.perf_counter()
+            submit_sweep(studio, sweep)
+            studio.wait_idle(600)
+            seconds[name].append(round(time.perf_counter() - began, 3))
+    done = {}
+    for name, (studio, session, _) in setups.items():
+        studio.shutdown()
+        done[name] = sum(1 for e in Session(session.path).entries() if e.status == "done")
+    return {"cells": cells, "steps": steps, "seconds": seconds, "done": done}
+
+
 if __name__ == "__main__":
     what, root, model, *rest = sys.argv[1:]
-    if what == "kill":
+    if what == "rounds":
+        print(json.dumps(rounds(Path(root), model, *map(int, rest))))
+    elif what == "kill":
         print(json.dumps(kill(Path(root), Recipe(prompt="a red circle", model=model, width=64, height=64,
                                                  steps=12, seed=5), "seed=1-6")))
     else:
