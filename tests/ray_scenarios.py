@@ -42,32 +42,42 @@ def _studio(root: Path, model: str, workers: int) -> tuple[Studio, Session, list
 
 
 def kill(root: Path, base: Recipe, x: str, y: str | None = None) -> dict:
-    """The sweep `x` by `y` over `base` on 2 actors, the one running a cell SIGKILLed as the first cell lands."""
-    studio, session, (engine,) = _studio(root, base.model, 2)
-    landed = threading.Event()
-    studio.subscribe(lambda event: landed.set() if isinstance(event, ev.Finished) else None)
-    sweep = Sweep.build(base, x, y)
-    submit_sweep(studio, sweep)
-    landed.wait(300)
+    """The sweep `x` by `y` over `base` on 2 actors; once a cell has landed, the actor running the next
+    cell to report its first step is SIGKILLed (its pid asked for up front, so the kill is not late)."""
     import ray
 
-    busy = [job.actor for job in list(engine._running.values())]
-    victim = busy[0] if busy else engine._actors[0]
-    pid = ray.get(victim.pid.remote())
+    studio, session, (engine,) = _studio(root, base.model, 2)
+    pids = {id(actor): pid for actor, pid in zip(engine._actors, ray.get([a.pid.remote() for a in engine._actors]))}
+    landed, stepping = threading.Event(), threading.Event()
+    victim_job: list[str] = []
+
+    def listen(event: ev.Event) -> None:
+        if isinstance(event, ev.Finished):
+            landed.set()
+        elif isinstance(event, ev.Progress) and landed.is_set() and not victim_job:
+            victim_job.append(event.job_id)
+            stepping.set()
+
+    studio.subscribe(listen)
+    sweep = Sweep.build(base, x, y)
+    submit_sweep(studio, sweep)
+    stepping.wait(300)
+    job = engine._running.get(victim_job[0]) if victim_job else None
+    pid = pids[id(job.actor)] if job is not None else next(iter(pids.values()))
     os.kill(pid, signal.SIGKILL)
     studio.wait_idle(300)
     finish_sweeps(session, only={sweep.id})
-    pids = ray.get([actor.pid.remote() for actor in engine._actors], timeout=60)
+    alive = ray.get([actor.pid.remote() for actor in engine._actors], timeout=60)
     studio.shutdown()
     text = session.file.read_text()
     entries = Session(session.path).entries()
     return {
         "session": str(session.path),
         "killed": pid,
-        "was_busy": bool(busy),
+        "was_busy": job is not None,
         "replaced": engine.replaced,
         "alive": len(engine._actors),
-        "pids": pids,
+        "pids": alive,
         "statuses": [e.status for e in entries],
         "done_records": text.count('kind = "done"'),
         "cells": sweep.count,

@@ -105,7 +105,7 @@ def test_a_2x2_sweep_with_a_worker_killed_mid_sweep_has_every_cell_once_with_loc
     # The same pixels need the same torch thread count: the actors run one thread each, so the
     # local side does too (OMP_NUM_THREADS wins over studio's all-cores default; conftest set 1).
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    x, y = "steps=2,3", "sr=red,blue"
+    x, y = "steps=5,6", "sr=red,blue"  # steps enough for the kill to land mid-cell
     sweep = ["sweep", "a red circle", "--x", x, "--y", y, "--size", "64x64", "--seed", "11", "-q"]
     assert main([*sweep, "--sessions-dir", str(tmp_path / "local")]) == 0
     assert capsys.readouterr().out.split()[-1].endswith("-grid.png")
