@@ -132,8 +132,8 @@ def fold(states: dict[int, State], ev: dict[str, Any], line: int) -> str:
 # validation checks them; no rule of Recipe's ties them to another field (a test holds
 # that), so the rest of a recipe, once valid, is valid for every entry that shares it.
 VARYING = ("prompt", "negative_prompt", "seed")
-_NAMES = tuple(f.name for f in fields(Recipe))
-_MEMO_SIZE = 512
+_RECENT = 8  # recipe shapes compared with: a session's entries come in runs
+_TEXTS = 8192
 _set = object.__setattr__
 
 
@@ -149,14 +149,15 @@ class RecipeMemo:
     """`Recipe.from_dict` for many recipes that share most of their values.
 
     Same result and same errors as `Recipe.from_dict(data)`: a recipe whose other
-    fields match one already built reuses that one's validation and values, with
-    its own prompt, negative prompt and seed checked on their own; anything else
-    (a new shape, a value out of range) goes through `from_dict`. Equal texts
-    are shared, so 100,000 copies of a prompt are one string.
+    fields equal, value for value and type for type, those of one of the last
+    few built reuses that one's validation and values, with its own prompt,
+    negative prompt and seed checked on their own; anything else (a new shape,
+    a value out of range) goes through `from_dict`. Equal prompts are shared,
+    so 100,000 copies of one are one string. `build` may change `data`.
     """
 
     def __init__(self) -> None:
-        self._templates: dict[str, Recipe] = {}
+        self._recent: list[tuple[dict[str, Any], list[type], str, Recipe]] = []
         self._texts: dict[str, str] = {}
 
     def build(self, data: dict[str, Any]) -> Recipe:
@@ -165,18 +166,25 @@ class RecipeMemo:
         seed = data.get("seed", 0)
         if prompt is None or not _varying_ok(prompt, negative, seed):
             return Recipe.from_dict(data)  # the error, worded as ever (or an odd but valid recipe)
-        # repr tells True from 1 and 1 from 1.0, and a new key order is only a miss.
-        key = repr([(k, v) for k, v in data.items() if k not in VARYING])
-        template = self._templates.get(key)
-        if template is None:
-            recipe = Recipe.from_dict(data)
-            if len(self._templates) >= _MEMO_SIZE:
-                self._templates.clear()
-            self._templates[key] = recipe
-            return recipe
-        recipe = object.__new__(Recipe)
-        for name in _NAMES:
-            _set(recipe, name, getattr(template, name))
+        recipe = None
+        data.update(prompt="", negative_prompt="", seed=0)  # compared without them
+        types = None
+        for shape, shape_types, lists, template in self._recent:
+            # `==` alone takes True for 1 and 1.0 for 1, so the types are compared too,
+            # and the lists (LoRAs) by repr, which tells them apart inside.
+            if data == shape:
+                types = types or list(map(type, data.values()))
+                if types == shape_types and (not lists or _lists(data) == lists):
+                    recipe = object.__new__(Recipe)
+                    recipe.__dict__.update(template.__dict__)
+                    break
+        if recipe is None:
+            recipe = Recipe.from_dict({**data, "prompt": prompt, "negative_prompt": negative, "seed": seed})
+            shape = dict(data)
+            self._recent.insert(0, (shape, list(map(type, shape.values())), _lists(shape), recipe))
+            del self._recent[_RECENT:]
+            recipe = object.__new__(Recipe)
+            recipe.__dict__.update(self._recent[0][3].__dict__)
         _set(recipe, "prompt", self._text(prompt))
         _set(recipe, "negative_prompt", self._text(negative))
         _set(recipe, "seed", seed)
@@ -186,10 +194,16 @@ class RecipeMemo:
         texts = self._texts
         shared = texts.get(text)
         if shared is None:
-            if len(texts) >= 16 * _MEMO_SIZE:
+            if len(texts) >= _TEXTS:
                 texts.clear()
             shared = texts[text] = text
         return shared
+
+
+def _lists(data: dict[str, Any]) -> str:
+    """The non-empty list values, by repr ("" when there are none)."""
+    found = [value for value in data.values() if type(value) is list and value]
+    return repr(found) if found else ""
 
 
 # --- who owns an entry ----------------------------------------------------------

@@ -113,6 +113,19 @@ class Journal:
         scan = _scan(data, self.offset, self.lines + 1, str(self.path), False, self.check)
         return self.read_all(fd) if scan.problems else scan
 
+    def read_tail(self, fd: int, size: int) -> Scan:
+        """The whole records among the file's last `size` bytes (from the first record
+        that starts in them); parsed at once, never committed: a preview, not the fold."""
+        end = os.fstat(fd).st_size
+        start = max(0, end - size)
+        data = _pread(fd, end - start, start)
+        if start:
+            cut = data.find(SEP)
+            data = data[cut:] if cut >= 0 else b""
+        scan = _scan(data, end - len(data), 1, str(self.path), not start, self.check)
+        scan.events = list(scan.events)
+        return scan
+
     def commit(self, scan: Scan) -> None:
         """Count `scan`'s records as read."""
         self.offset = scan.consumed

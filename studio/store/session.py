@@ -110,6 +110,30 @@ class Session:
             except OSError as exc:
                 raise SessionError(f"{self.file}: cannot read ({exc.strerror})") from None
 
+    def newest(self, size: int = 256 * 1024) -> tuple[list[Entry], int]:
+        """The newest entries, from the file's last `size` bytes, and about how many the
+        file holds: what a face shows while `load` reads the rest. Takes no lock of this
+        object's, keeps nothing, and leaves out what it cannot read (`load` reports it)."""
+        try:
+            with self._journal.locked() as fd:
+                total = os.fstat(fd).st_size
+                scan = Journal(self.file, check_record).read_tail(fd, size)
+        except OSError:
+            return [], 0
+        states: dict[int, State] = {}
+        for line, ev in scan.events:
+            fold(states, ev, line)  # records of entries queued before the stretch are skipped
+        memo, shown = RecipeMemo(), []
+        for entry_id, state in sorted(states.items()):
+            try:
+                state.recipe = memo.build(state.data())
+            except (RecipeError, TypeError):
+                continue
+            if not state.values["deleted"]:
+                shown.append(state.snapshot())
+        read = min(size, total)
+        return shown, max(len(shown), round(len(states) * total / read)) if read else 0
+
     def _load(self, scan: Scan) -> None:
         """Fold the whole file over again."""
         self._states, self._ordered, self._memo, self.warnings = {}, None, RecipeMemo(), []
@@ -374,8 +398,8 @@ class SessionStore:
             return direct
         raise SessionError(f"no session {name!r} in {self.root}")
 
-    def open(self, name: str, read_only: bool = False) -> Session:
-        return Session(self.find(name), read_only=read_only)
+    def open(self, name: str, read_only: bool = False, load: bool = True) -> Session:
+        return Session(self.find(name), read_only=read_only, load=load)
 
     def latest(self) -> Session | None:
         folders = self._folders()

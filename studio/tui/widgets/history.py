@@ -66,6 +66,7 @@ class HistoryPane(Vertical):
         self._entries: list[Any] = []
         self._thumbs: dict[str, Any] = {}
         self._shown: list[tuple[str, Text]] = []  # what the list holds now, as (id, row)
+        self._loading: int | None = None  # while the session loads: about how many entries it holds
 
     def compose(self) -> ComposeResult:
         # Mounted just after the first frame; `_rebuild` waits for the list.
@@ -89,6 +90,11 @@ class HistoryPane(Vertical):
         self._entries = entries
         self._thumbs = thumbs
         self._rebuild()
+
+    def show_loading(self, estimate: int | None) -> None:
+        """While the session loads, say so (about `estimate` entries; 0: not known yet); None: loaded."""
+        self._loading = estimate
+        self._subtitle(len(self._shown), False)
 
     def _rebuild(self) -> None:
         if not self.query("#history-list"):
@@ -118,7 +124,14 @@ class HistoryPane(Vertical):
                 ids = [e.id for e in shown]
                 ol.highlighted = ids.index(keep) if keep in ids else 0
         self._shown = rows
-        count = f"{len(shown)}{'+' if more else ''}/{len(self._entries)}"
+        self._subtitle(len(shown), more)
+
+    def _subtitle(self, shown: int, more: bool) -> None:
+        if self._loading is not None:
+            about = f"~{self._loading:,} " if self._loading else ""
+            self.border_subtitle = f"{shown} newest · loading {about}entries…"
+            return
+        count = f"{shown}{'+' if more else ''}/{len(self._entries)}"
         self.border_subtitle = count + (" ★" if self.favourites_only else "")
 
     def _row(self, entry: Any) -> Text:
