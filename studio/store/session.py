@@ -131,8 +131,9 @@ class Session:
                 continue
             if not state.values["deleted"]:
                 shown.append(state.snapshot())
-        read = min(size, total)
-        return shown, max(len(shown), round(len(states) * total / read)) if read else 0
+        if size >= total or not states:
+            return shown, len(shown)
+        return shown, max(len(shown), round(len(states) * total / size))
 
     def _load(self, scan: Scan) -> None:
         """Fold the whole file over again."""
