@@ -74,9 +74,11 @@ def report(self):
     print(json.dumps(seen), flush=True)
     os._exit(0)
 
-def after_first_paint(self):
+def after_first_paint(self):  # the engine is left unstarted: only the session is timed
     if not getattr(self, "loading", False):  # read before the first paint: every entry is there now
         report(self)
+    else:
+        self.read_after_first_paint()
 
 StudioApp._after_first_paint = after_first_paint
 try:  # read after it, on a worker: every entry is there once it says so

@@ -36,7 +36,7 @@ _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 # Records parsed at a time when reading a whole file: few enough that the parsed
 # tables of a big session never all exist at once, and that the one `json.loads`
 # a stretch takes never holds the interpreter long (a face's event loop shares it).
-CHUNK = 2000
+CHUNK = 500
 
 # check(record, file, line) -> "" for a good record, else its one-line problem.
 Check = Callable[[Any, str, int], str]

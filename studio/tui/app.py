@@ -139,6 +139,7 @@ class StudioApp(SessionLoading, HistoryActions, IterateActions, SweepActions, Ap
         self.torch_at_first_paint = "torch" in sys.modules
         self.start_engine()
         self._load_graphics()
+        self.read_after_first_paint()
         self.offer_resume()
 
     @property

@@ -2,7 +2,8 @@
 
 A mixin of StudioApp. `make_app` opens the session with `load=False`; after
 mounting, one thread worker reads the file's last stretch (the newest entries,
-shown at once with "loading ~N entries…"), then the whole file, then tells the
+shown at once with "loading ~N entries…"), then the whole file (both
+after the first frame, which the reader's share of the interpreter would slow), then tells the
 event loop with `SessionLoaded`. Until then nothing on the event loop touches
 the session (its lock is held by the read): the history shows the preview,
 generate keeps what it is asked for and queues it once the session is read,
@@ -33,11 +34,16 @@ class SessionLoading:
     _first_painted: bool = False
 
     def start_loading(self) -> None:
-        """Call on mount: read the session off the event loop unless it is read already."""
+        """Call on mount: whether the session is still to be read (`loading`)."""
         self._preview, self._held = {}, []
         self.loading = not self.session.loaded
         if self.loading:
             self.history.show_loading(0)
+
+    def read_after_first_paint(self) -> None:
+        """Start reading: after the first frame, since the reader shares the interpreter
+        with the event loop and would slow that frame down."""
+        if self.loading:
             self._read_session()
 
     @work(thread=True, group="session-load", exit_on_error=False)
