@@ -149,3 +149,86 @@ def test_the_preview_leaves_out_a_torn_tail_and_bad_records(tmp_path):
     newest, _ = Session(session.path, load=False).newest()
     assert [e.id for e in newest] == [1, 2, 3, 4, 5]
     assert not (session.path / FILE_NAME).with_suffix(".toml.torn").exists()
+
+
+# -- the snapshot of a big session's fold (studio/store/snapshot.py) ----------------
+
+
+@pytest.fixture
+def snapshots(monkeypatch):
+    import studio.store.snapshot as snapshot
+
+    monkeypatch.setattr(snapshot, "MIN_ENTRIES", 3)
+    return snapshot
+
+
+def _reads(monkeypatch, snapshot):
+    """Count the whole-file reads from here on."""
+    calls = []
+    read_all = journal.Journal.read_all
+    monkeypatch.setattr(journal.Journal, "read_all", lambda self, fd: calls.append(1) or read_all(self, fd))
+    return calls
+
+
+def test_a_snapshot_reopens_the_same_entries_without_reading_the_file(tmp_path, snapshots, monkeypatch):
+    session = _mixed_session(tmp_path)
+    expected = session.entries(include_deleted=True)
+    assert session.save_snapshot() and snapshots.snapshot_path(session.file).is_file()
+    reads = _reads(monkeypatch, snapshots)
+    again = Session(session.path)
+    assert again.entries(include_deleted=True) == expected and reads == []
+    assert again.entries()[0].recipe.prompt == expected[0].recipe.prompt
+    # Appends made since (by this process or another) are read as a catch-up.
+    other = Session(session.path, load=False)
+    other.queue(Recipe(prompt="later"))
+    other.mark(1, note="noted later")
+    third = Session(session.path)
+    assert reads == [1]  # `other` read the file; `third` started from the snapshot
+    assert third.get(13).recipe.prompt == "later" and third.get(1).note == "noted later"
+    assert third.queue(Recipe(prompt="next")).id == 14
+
+
+def test_a_snapshot_that_no_longer_describes_the_file_is_not_used(tmp_path, snapshots, monkeypatch):
+    session = _mixed_session(tmp_path)
+    session.save_snapshot()
+    text = session.file.read_text(encoding="utf-8")
+    session.file.write_text(text.replace('"#4 ', '"#4 edited ', 1), encoding="utf-8")  # a hand edit, same tail
+    reads = _reads(monkeypatch, snapshots)
+    assert Session(session.path).get(5).recipe.prompt.startswith("#4 edited") and reads == [1]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda doc: doc.update(format=99),
+    lambda doc: doc["entries"][0].__setitem__(0, True),  # the id
+    lambda doc: doc["entries"][1].__setitem__(8, "yes"),  # favourite
+    lambda doc: doc["entries"][2].__setitem__(-2, -5),  # the seed
+    lambda doc: doc["entries"][2].__setitem__(-4, "x" * (MAX_PROMPT_CHARS + 1)),  # the prompt
+    lambda doc: doc["recipes"][0].update(steps=0),
+    lambda doc: doc["entries"][3].__setitem__(-5, 7),  # no such recipe shape
+    lambda doc: doc["entries"].append(doc["entries"][0]),  # an id twice
+    lambda doc: doc.update(studio_version="0.0.0"),
+])
+def test_a_damaged_or_odd_snapshot_is_ignored_and_the_file_read(tmp_path, snapshots, monkeypatch, damage):
+    import json
+
+    session = _mixed_session(tmp_path)
+    expected = session.entries(include_deleted=True)
+    session.save_snapshot()
+    path = snapshots.snapshot_path(session.file)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    damage(document)
+    path.write_text(json.dumps(document), encoding="utf-8")
+    reads = _reads(monkeypatch, snapshots)
+    assert Session(session.path).entries(include_deleted=True) == expected and reads == [1]
+    path.write_text("{not json", encoding="utf-8")
+    assert Session(session.path).entries(include_deleted=True) == expected and reads == [1, 1]
+
+
+def test_small_sessions_and_sessions_with_warnings_keep_no_snapshot(tmp_path, snapshots, monkeypatch):
+    small = SessionStore(tmp_path).create("small")
+    small.queue(Recipe(prompt="one"))
+    assert not small.save_snapshot()
+    session = _mixed_session(tmp_path)
+    with open(session.file, "ab") as handle:
+        handle.write(b"\n[[event]]\nid = 99\n")  # torn
+    assert not Session(session.path).save_snapshot()

@@ -74,6 +74,13 @@ class State:
         self.values: dict[str, Any] = {**_ENTRY_DEFAULTS, "id": entry_id, "time": time, "status": "queued", **tags}
         self.entry: Entry | None = None
 
+    def copy(self) -> State:
+        """A copy that later folds into this one leave alone (the recipe is immutable)."""
+        other = State.__new__(State)
+        other.line, other.recipe_data, other.recipe, other.entry = self.line, self.recipe_data, self.recipe, self.entry
+        other.values = dict(self.values)
+        return other
+
     def data(self) -> dict[str, Any]:
         """The recipe as it stands, as a dict (what a `done` record is compared with)."""
         if self.recipe_data is not None:

@@ -85,7 +85,7 @@ class Session:
         self._memo = RecipeMemo()
         self._journal = Journal(self.file, check_record)
         if load:
-            self.reload()
+            self._first_read()
 
     def __repr__(self) -> str:
         return f"Session({str(self.path)!r}, read_only={self.read_only})"
@@ -96,7 +96,51 @@ class Session:
         """Read the file unless it has been read (`loaded`); see `reload`."""
         with self._mutex:
             if not self.loaded:
-                self.reload()
+                self._first_read()
+
+    def _first_read(self) -> None:
+        """`reload`, from the snapshot of a big session's fold (studio.store.snapshot) when it still holds."""
+        from studio.store import snapshot
+
+        with self._mutex:
+            try:
+                with self._journal.locked() as fd:
+                    found = snapshot.load(self.file, fd)
+                    if found is None:
+                        self._load(self._journal.read_all(fd))
+                        return
+                    self._states, self._ordered, self._memo, self.warnings = found[0], None, RecipeMemo(), []
+                    self._journal.offset, self._journal.lines, self._journal.torn = found[1], found[2], None
+                    self.loaded = True
+                    try:
+                        self._catch_up(fd)  # what was appended since
+                    except SessionError:
+                        self.loaded = False
+                        raise
+            except FileNotFoundError:
+                raise SessionError(f"{self.file}: no such session file") from None
+            except OSError as exc:
+                raise SessionError(f"{self.file}: cannot read ({exc.strerror})") from None
+
+    def save_snapshot(self) -> bool:
+        """Keep a snapshot of this fold for the next open, when the session is big and reads
+        cleanly (studio.store.snapshot); whether one was written. Any thread."""
+        from studio.store import snapshot
+
+        with self._mutex:
+            if not self.loaded or self.warnings or len(self._states) < snapshot.MIN_ENTRIES:
+                return False
+            states = {i: s.copy() for i, s in self._states.items()}
+            offset, lines = self._journal.offset, self._journal.lines
+        try:
+            fd = os.open(self.file, os.O_RDONLY)  # the bytes before `offset` never change
+            try:
+                snapshot.save(self.file, fd, states, offset, lines)
+            finally:
+                os.close(fd)
+        except OSError:
+            return False  # a full or read-only cache: the next open reads the file
+        return True
 
     def reload(self) -> None:
         """Read the whole file again. Raises SessionError unless it reads cleanly
