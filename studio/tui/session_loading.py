@@ -57,8 +57,8 @@ class SessionLoading:
             error = str(exc) or type(exc).__name__
         self.post_message(SessionLoaded(error))  # type: ignore[attr-defined]
         if not error:
-            self.studio.index_session()  # the review index, so the first generate's update is small
             self.session.save_snapshot()  # the next open of a big session starts from here
+            self.studio.index_session()  # the review index, so the first generate's update is small
 
     def on_session_preview(self, message: SessionPreview) -> None:
         if self.loading:
