@@ -71,7 +71,15 @@ class Studio:
         self._starting = threading.Lock()  # one engine, even if two threads start it
         self.index = index if index is not None else ReviewIndex(session.path.parent, notice=log.info)
         # What a crash left behind: stray temp files go, finished images are adopted.
-        self.recovered: list[str] = session.recover()
+        # A session opened with load=False is recovered by `load_session`.
+        self.recovered: list[str] = session.recover() if session.loaded else []
+
+    def load_session(self) -> list[str]:
+        """Read a session opened with `load=False`, then recover it as opening it would
+        have; the recovery notes (also `recovered`). Any thread; SessionError if unreadable."""
+        self.session.load()
+        self.recovered = self.session.recover()
+        return self.recovered
 
     def _local_engine(self, listener: Listener) -> Engine:
         from studio.engine.worker import LocalEngine
@@ -177,6 +185,10 @@ class Studio:
             case _:
                 return False
         return True
+
+    def index_session(self) -> None:
+        """Bring the review index up to date with this session now (any thread)."""
+        self._reindex()
 
     def _reindex(self) -> None:
         """Tell the review index what was just recorded; its failure never fails a job."""

@@ -103,7 +103,8 @@ async def started(pilot: Any) -> None:
     app = pilot.app
     await wait_until(
         pilot,
-        lambda: app.params.ready and app.engine is not None and app.query("#history-list") and app.query("#queue-list"),
+        lambda: app.params.ready and app.engine is not None and app.query("#history-list") and app.query("#queue-list")
+        and not app.loading,
         timeout=30,
     )
     await pilot.pause()

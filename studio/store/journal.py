@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from studio.store.tomlio import dump_table, fast_parse, fast_parse_records
 
@@ -33,6 +33,10 @@ SCHEMA = 1
 SEP = b"\n[[event]]\n"
 _END_LINE = re.compile(rb"^# end (?:\d+|header)[ \t\r]*$", re.MULTILINE)
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+# Records parsed at a time when reading a whole file: few enough that the parsed
+# tables of a big session never all exist at once, and that the one `json.loads`
+# a stretch takes never holds the interpreter long (a face's event loop shares it).
+CHUNK = 500
 
 # check(record, file, line) -> "" for a good record, else its one-line problem.
 Check = Callable[[Any, str, int], str]
@@ -51,7 +55,9 @@ class Scan:
     first_line: int  # the line number of the stretch's first line
     whole: bool  # read from the start of the file (the caller starts its fold over)
     header: dict[str, Any] | None = None
-    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (line, record)
+    # (line, record), in file order; reading a whole file parses them as they are
+    # iterated (once), and `problems` is complete only after that.
+    events: Iterable[tuple[int, dict[str, Any]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     consumed: int = 0  # absolute offset up to which the bytes were read as whole records
     lines: int = 0  # newlines in the consumed bytes
@@ -86,6 +92,7 @@ class Journal:
         size = os.fstat(fd).st_size
         data = _pread(fd, size, 0) if size else b""
         scan = _scan(data, 0, 1, str(self.path), True, self.check)
+        del data  # the records' own bytes are what is left to parse
         if scan.header is None and not scan.problems:
             scan.problems.append(f"{self.path}: no session header")
         return scan
@@ -105,6 +112,19 @@ class Journal:
         data = _pread(fd, size - self.offset, self.offset)
         scan = _scan(data, self.offset, self.lines + 1, str(self.path), False, self.check)
         return self.read_all(fd) if scan.problems else scan
+
+    def read_tail(self, fd: int, size: int) -> Scan:
+        """The whole records among the file's last `size` bytes (from the first record
+        that starts in them); parsed at once, never committed: a preview, not the fold."""
+        end = os.fstat(fd).st_size
+        start = max(0, end - size)
+        data = _pread(fd, end - start, start)
+        if start:
+            cut = data.find(SEP)
+            data = data[cut:] if cut >= 0 else b""
+        scan = _scan(data, end - len(data), 1, str(self.path), not start, self.check)
+        scan.events = list(scan.events)
+        return scan
 
     def commit(self, scan: Scan) -> None:
         """Count `scan`'s records as read."""
@@ -196,7 +216,10 @@ def _scan(data: bytes, base: int, base_line: int, label: str, with_header: bool,
             records.append((header_line, piece))
         start += len(piece) + len(SEP)
         header_line = next_header
-    _read_records(records, label, check, scan)
+    if with_header:
+        scan.events = _parse_lazily(records, label, check, scan)
+    else:
+        scan.events = list(_parse_lazily(records, label, check, scan))  # read_new wants its problems now
     end = scan.torn[0] - base if scan.torn else len(data)
     scan.consumed = base + end
     scan.lines = data.count(b"\n", 0, end)
@@ -220,8 +243,20 @@ def _complete_length(piece: bytes, is_first: bool, with_header: bool) -> int:
     return -1
 
 
-def _read_records(records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan) -> None:
-    """Parse every record in one go when they are as the writer wrote them, else one by one."""
+def _parse_lazily(
+    records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The good records, `CHUNK` at a time; each stretch's bytes are let go once parsed."""
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start : start + CHUNK]
+        records[start : start + CHUNK] = [(0, b"")] * len(chunk)
+        yield from _read_records(chunk, label, check, scan)
+
+
+def _read_records(
+    records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Parse a stretch of records in one go when they are as the writer wrote them, else one by one."""
     if len(records) > 1:
         try:
             events = fast_parse_records(SEP.join(piece for _, piece in records).decode("utf-8"))
@@ -229,42 +264,45 @@ def _read_records(records: list[tuple[int, bytes]], label: str, check: Check, sc
             events = None
         if events is not None and len(events) == len(records):
             for (line, _), ev in zip(records, events):
-                _accept(ev, line, label, check, scan)
+                if _accept(ev, line, label, check, scan):
+                    yield line, ev
             return
     for line, piece in records:
-        _read_piece(piece, 1, line, line + 1, label, False, check, scan)
+        ev = _read_piece(piece, 1, line, line + 1, label, False, check, scan)
+        if ev is not None:
+            yield line, ev
 
 
-def _accept(ev: Any, line: int, label: str, check: Check, scan: Scan) -> None:
+def _accept(ev: Any, line: int, label: str, check: Check, scan: Scan) -> bool:
     problem = check(ev, label, line)
     if problem:
         scan.problems.append(problem)
-    else:
-        scan.events.append((line, ev))
+    return not problem
 
 
 def _read_piece(
     piece: bytes, index: int, header_line: int, first_line: int, label: str,
     with_header: bool, check: Check, scan: Scan,
-) -> None:
+) -> dict[str, Any] | None:
+    """The header (into `scan`) or one record: the record when it is good, else None."""
     try:
         text = piece.decode("utf-8")
     except UnicodeDecodeError as exc:
         bad_line = first_line + piece[: exc.start].count(b"\n")
         scan.problems.append(f"{label}:{bad_line}: not valid UTF-8 text")
-        return
+        return None
     if index == 0:
         _read_header(text, with_header, label, first_line, scan)
-        return
+        return None
     try:
         ev = _parse_record(text)
     except RecursionError:
         scan.problems.append(f"{label}:{header_line}: values nested too deeply")
-        return
+        return None
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         scan.problems.append(_toml_problem(label, header_line, exc))
-        return
-    _accept(ev, header_line, label, check, scan)
+        return None
+    return ev if _accept(ev, header_line, label, check, scan) else None
 
 
 def _read_header(text: str, with_header: bool, label: str, line: int, scan: Scan) -> None:

@@ -17,9 +17,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import socket
 import threading
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -27,15 +26,15 @@ from typing import Any, Callable, Iterator
 from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
+from studio.store.entries import FINAL, STATUSES, Entry, RecipeMemo, State, fold, left_behind, settled
+from studio.store.entries import OWNER as _OWNER
+from studio.store.entries import owner_alive as _owner_alive  # noqa: F401  (studio.review.sessions)
 from studio.store.journal import SCHEMA, Journal, Scan
 from studio.store.journal import record_bytes  # noqa: F401  (tests build sessions from raw records)
-from studio.store.records import FIELDS, check_event, check_record
+from studio.store.records import check_event, check_record
 
 FILE_NAME = "session.toml"
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
-FINAL = frozenset({"done", "failed", "cancelled"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,99}\Z")
-_OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 _HEADER = """\
 # studio session: plain TOML, append-only. Each [[event]] adds to or changes the
@@ -56,38 +55,6 @@ def now_iso() -> str:
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One generation as it stands now: every event for its id folded together."""
-
-    id: int
-    time: str  # when it was queued (ISO-8601 UTC)
-    status: str  # queued, running, done, failed, cancelled
-    recipe: Recipe  # as queued, updated with what finishing reported (device, dtype)
-    model_hash: str = ""
-    images: tuple[str, ...] = ()
-    duration: float | None = None
-    device: str = ""
-    reason: str = ""
-    favourite: bool = False
-    rating: int = 0
-    note: str = ""
-    deleted: bool = False
-    finished: str = ""  # when it reached its final status
-    owner: str = ""  # host:pid of the process that queued it
-    sweep: dict[str, Any] | None = None  # a sweep cell's or grid's tag (studio.sweeps.tags), as queued
-    template: str = ""  # the prompt before its wildcards were drawn (studio.sweeps.wildcards)
-
-    @property
-    def stem(self) -> str:
-        """The file-name stem for this entry's images (`0007` -> 0007.png, 0007-1.png)."""
-        return f"{self.id:04d}"
-
-    @property
-    def final(self) -> bool:
-        return self.status in FINAL
-
-
-@dataclass(frozen=True)
 class SessionSummary:
     name: str
     path: Path
@@ -97,52 +64,83 @@ class SessionSummary:
     warning: str = ""
 
 
-# Entry's own defaults, so the fold below starts every entry from the one field list.
-_ENTRY_DEFAULTS = {f.name: f.default for f in fields(Entry) if f.default is not MISSING}
-
-
-class _State:
-    """The mutable fold of one entry; `Entry` is its frozen snapshot.
-
-    `values` holds Entry's fields by name (all but the parsed recipe), so adding
-    a field to Entry needs no second list here.
-    """
-
-    __slots__ = ("line", "recipe_data", "recipe", "values")
-
-    def __init__(self, entry_id: int, time: str, line: int, recipe_data: dict[str, Any], tags: dict[str, Any]) -> None:
-        self.line = line  # where it was queued, for error messages
-        self.recipe_data = recipe_data
-        self.recipe: Recipe | None = None
-        self.values: dict[str, Any] = {**_ENTRY_DEFAULTS, "id": entry_id, "time": time, "status": "queued", **tags}
-
-    def snapshot(self) -> Entry:
-        assert self.recipe is not None
-        model_hash = self.values["model_hash"] or self.recipe.model_hash
-        return Entry(recipe=self.recipe, **{**self.values, "model_hash": model_hash})
-
-
 # --- the session ------------------------------------------------------------
 
 
 class Session:
     """One session folder. Thread-safe; safe against other processes on the same file."""
 
-    def __init__(self, path: Path, read_only: bool = False) -> None:
+    def __init__(self, path: Path, read_only: bool = False, load: bool = True) -> None:
+        """Opens and reads `path`; with `load=False` nothing is read until `load()`
+        (or the first write, which reads first), so a face can paint before a long read."""
         self.path = Path(path)
         self.file = self.path / FILE_NAME
         self.name = self.path.name
         self.read_only = read_only
         self.warnings: list[str] = []
+        self.loaded = False
         self._mutex = threading.RLock()
-        self._states: dict[int, _State] = {}
+        self._states: dict[int, State] = {}
+        self._ordered: list[State] | None = []  # the states by id; None when one was added
+        self._memo = RecipeMemo()
         self._journal = Journal(self.file, check_record)
-        self.reload()
+        if load:
+            self._first_read()
 
     def __repr__(self) -> str:
         return f"Session({str(self.path)!r}, read_only={self.read_only})"
 
     # reading
+
+    def load(self) -> None:
+        """Read the file unless it has been read (`loaded`); see `reload`."""
+        with self._mutex:
+            if not self.loaded:
+                self._first_read()
+
+    def _first_read(self) -> None:
+        """`reload`, from the snapshot of a big session's fold (studio.store.snapshot) when it still holds."""
+        from studio.store import snapshot
+
+        with self._mutex:
+            try:
+                with self._journal.locked() as fd:
+                    found = snapshot.load(self.file, fd)
+                    if found is None:
+                        self._load(self._journal.read_all(fd))
+                        return
+                    self._states, self._ordered, self._memo, self.warnings = found[0], None, RecipeMemo(), []
+                    self._journal.offset, self._journal.lines, self._journal.torn = found[1], found[2], None
+                    self.loaded = True
+                    try:
+                        self._catch_up(fd)  # what was appended since
+                    except SessionError:
+                        self.loaded = False
+                        raise
+            except FileNotFoundError:
+                raise SessionError(f"{self.file}: no such session file") from None
+            except OSError as exc:
+                raise SessionError(f"{self.file}: cannot read ({exc.strerror})") from None
+
+    def save_snapshot(self) -> bool:
+        """Keep a snapshot of this fold for the next open, when the session is big and reads
+        cleanly (studio.store.snapshot); whether one was written. Any thread."""
+        from studio.store import snapshot
+
+        with self._mutex:
+            if not self.loaded or self.warnings or len(self._states) < snapshot.MIN_ENTRIES:
+                return False
+            states = {i: s.copy() for i, s in self._states.items()}
+            offset, lines = self._journal.offset, self._journal.lines
+        try:
+            fd = os.open(self.file, os.O_RDONLY)  # the bytes before `offset` never change
+            try:
+                snapshot.save(self.file, fd, states, offset, lines)
+            finally:
+                os.close(fd)
+        except OSError:
+            return False  # a full or read-only cache: the next open reads the file
+        return True
 
     def reload(self) -> None:
         """Read the whole file again. Raises SessionError unless it reads cleanly
@@ -156,27 +154,59 @@ class Session:
             except OSError as exc:
                 raise SessionError(f"{self.file}: cannot read ({exc.strerror})") from None
 
+    def newest(self, size: int = 256 * 1024) -> tuple[list[Entry], int]:
+        """The newest entries, from the file's last `size` bytes, and about how many the
+        file holds: what a face shows while `load` reads the rest. Takes no lock of this
+        object's, keeps nothing, and leaves out what it cannot read (`load` reports it)."""
+        try:
+            with self._journal.locked() as fd:
+                total = os.fstat(fd).st_size
+                scan = Journal(self.file, check_record).read_tail(fd, size)
+        except OSError:
+            return [], 0
+        states: dict[int, State] = {}
+        for line, ev in scan.events:
+            fold(states, ev, line)  # records of entries queued before the stretch are skipped
+        memo, shown = RecipeMemo(), []
+        for entry_id, state in sorted(states.items()):
+            try:
+                state.recipe = memo.build(state.data())
+            except (RecipeError, TypeError):
+                continue
+            if not state.values["deleted"]:
+                shown.append(state.snapshot())
+        if size >= total or not states:
+            return shown, len(shown)
+        return shown, max(len(shown), round(len(states) * total / size))
+
     def _load(self, scan: Scan) -> None:
         """Fold the whole file over again."""
-        self._states, self.warnings = {}, []
+        self._states, self._ordered, self._memo, self.warnings = {}, None, RecipeMemo(), []
         self._apply(scan)
+        self.loaded = True
 
     def _apply(self, scan: Scan) -> None:
-        problems = list(scan.problems)
+        states, memo = self._states, self._memo
+        folded: list[str] = []
         touched: set[int] = set()
-        for line, ev in scan.events:
-            problem = self._fold(ev, line)
+        for line, ev in scan.events:  # parsed a stretch at a time, as they are folded
+            problem = fold(states, ev, line)
             if problem:
-                problems.append(f"{self.file}:{line} (entry {ev['id']}): {problem}")
+                folded.append(f"{self.file}:{line} (entry {ev['id']}): {problem}")
             else:
                 touched.add(ev["id"])
+        problems = scan.problems + folded
+        self._ordered = None
         for entry_id in touched:
-            state = self._states[entry_id]
+            state = states[entry_id]
+            if state.recipe_data is None:
+                continue  # only marked: its recipe stands
             try:
-                state.recipe = Recipe.from_dict(state.recipe_data)
+                state.recipe = memo.build(state.recipe_data)
+                state.recipe_data = None
             except (RecipeError, TypeError) as exc:
                 problems.append(f"{self.file}:{state.line} (entry {entry_id}): recipe: {exc}")
-                del self._states[entry_id]
+                del states[entry_id]
         if problems and not self.read_only:
             first = problems[0]
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -190,50 +220,19 @@ class Session:
                 f"moves it to {FILE_NAME}.torn-<time>"
             )
 
-    def _fold(self, ev: dict[str, Any], line: int) -> str:
-        kind, entry_id = ev["kind"], ev["id"]
-        state = self._states.get(entry_id)
-        if kind == "queued":
-            if state is not None:
-                return f"id {entry_id} is queued twice"
-            tags = {key: ev[key] for key in ("owner", "sweep", "template") if key in ev}
-            self._states[entry_id] = _State(entry_id, ev["time"], line, dict(ev["recipe"]), tags)
-            return ""
-        if state is None:
-            return f"a {kind!r} record for an entry that was never queued"
-        values = state.values
-        if kind == "started":
-            if values["status"] not in FINAL:
-                values["status"] = "running"
-            if "owner" in ev:
-                values["owner"] = ev["owner"]
-        elif kind in FINAL:
-            values.update(status=kind, finished=ev["time"], reason=ev.get("reason", ""))
-            if kind == "done":
-                state.recipe_data.update(ev.get("recipe", {}))
-                values.update(
-                    images=tuple(ev.get("images", ())),
-                    duration=ev.get("duration"),
-                    device=ev.get("device", ""),
-                    model_hash=ev.get("model_hash", values["model_hash"]),
-                )
-        elif kind == "mark":
-            values.update({key: ev[key] for key in FIELDS["mark"] if key in ev})
-        else:
-            values["deleted"] = kind == "deleted"
-        return ""
+    def _by_id(self) -> list[State]:
+        if self._ordered is None:
+            self._ordered = [state for _, state in sorted(self._states.items())]
+        return self._ordered
 
     def entries(self, include_deleted: bool = False) -> list[Entry]:
-        """Every entry as it stands now, oldest first."""
+        """Every entry as it stands now, oldest first (each snapshot is made once per change)."""
         with self._mutex:
-            return [
-                s.snapshot()
-                for _, s in sorted(self._states.items())
-                if include_deleted or not s.values["deleted"]
-            ]
+            return [s.snapshot() for s in self._by_id() if include_deleted or not s.values["deleted"]]
 
     def __len__(self) -> int:
-        return sum(1 for s in self._states.values() if not s.values["deleted"])
+        with self._mutex:
+            return sum(1 for s in self._states.values() if not s.values["deleted"])
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self.entries())
@@ -248,7 +247,7 @@ class Session:
     def unfinished(self) -> list[Entry]:
         """Queued or running entries left behind by a process that is gone (for resume)."""
         with self._mutex:
-            return [s.snapshot() for _, s in sorted(self._states.items()) if _left_behind(s)]
+            return [s.snapshot() for s in self._by_id() if left_behind(s)]
 
     def recover(self) -> list[str]:
         """Tidy what a killed writer left in the folder; a one-line note of each thing done.
@@ -265,10 +264,10 @@ class Session:
         temps = recover.stray_temps(self.path, FILE_NAME)  # listed first: their writers' records are in
         with self._mutex:
             self.refresh()  # the session file's own temps (entry None) are from its creation
-            notes = recover.remove([p for p, i in temps if i is None or _settled(self._states.get(i))])
+            notes = recover.remove([p for p, i in temps if i is None or settled(self._states.get(i))])
             for entry in self.unfinished():
                 found = recover.finished_images(entry, self.path)
-                if found and self._append("done", entry.id, self._done(entry.id, *found, None), _left_behind):
+                if found and self._append("done", entry.id, self._done(entry.id, *found, None), left_behind):
                     notes.append(f"entry {entry.id}: recorded {', '.join(found[1])}, made before a crash")
         return notes
 
@@ -285,7 +284,7 @@ class Session:
                 raise SessionError(f"{self.file}: cannot read ({exc.strerror})") from None
 
     def _catch_up(self, fd: int) -> None:
-        scan = self._journal.read_new(fd)
+        scan = self._journal.read_all(fd) if not self.loaded else self._journal.read_new(fd)
         if scan is None:
             return
         if scan.whole:  # the file was replaced, cut or edited by hand: start over
@@ -315,7 +314,7 @@ class Session:
 
     def _done(self, entry_id: int, recipe: Recipe, images: list[str], duration: float | None) -> dict:
         """A `done` record's fields; without a duration when it is not known."""
-        queued = self._state(entry_id).recipe_data
+        queued = self._state(entry_id).data()
         changed = {k: v for k, v in recipe.to_dict().items() if queued.get(k) != v}
         # The engine reports the model's display name; keep what was queued (a name
         # or path that resolves here), and its hash says which weights were used.
@@ -356,7 +355,7 @@ class Session:
     def restore(self, entry_id: int) -> None:
         self._append("restored", entry_id)
 
-    def _state(self, entry_id: int) -> _State:
+    def _state(self, entry_id: int) -> State:
         try:
             return self._states[int(entry_id)]
         except (KeyError, ValueError):
@@ -364,7 +363,7 @@ class Session:
 
     def _append(
         self, kind: str, entry_id: int | None, values: dict[str, Any] | None = None,
-        only_if: Callable[[_State], bool] | None = None,
+        only_if: Callable[[State], bool] | None = None,
     ) -> Entry | None:
         """Append one record, having read what others appended; None (nothing written)
         when `only_if` says no to the entry as it stands then."""
@@ -385,40 +384,17 @@ class Session:
                         self._state(entry_id)
                     ev = {"id": entry_id, "kind": kind, "time": now_iso(), **(values or {})}
                     line = self._journal.append(fd, ev)
-                    problem = check_event(ev) or self._fold(ev, line)
+                    problem = check_event(ev) or fold(self._states, ev, line)
                     if problem:  # cannot happen for what we write; fail loudly if it does
                         raise SessionError(f"{self.file}: wrote a bad record: {problem}")
                     state = self._states[entry_id]
-                    state.recipe = Recipe.from_dict(state.recipe_data)
+                    if state.recipe_data is not None:
+                        state.recipe, state.recipe_data = self._memo.build(state.recipe_data), None
+                    if kind == "queued":
+                        self._ordered = None
                     return state.snapshot()
             except OSError as exc:
                 raise SessionError(f"{self.file}: cannot write ({exc.strerror or exc})") from None
-
-
-def _left_behind(state: _State) -> bool:
-    """Queued or running, not deleted, and its owner is gone: for resume (or adoption)."""
-    values = state.values
-    return values["status"] not in FINAL and not values["deleted"] and not _owner_alive(values["owner"])
-
-
-def _settled(state: _State | None) -> bool:
-    """No live process can be writing this entry's images: it is final, or its owner is gone."""
-    return state is not None and (state.values["status"] in FINAL or not _owner_alive(state.values["owner"]))
-
-
-def _owner_alive(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if owner == _OWNER:
-        return True  # our own jobs are still in our engine
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
 
 
 # --- the store --------------------------------------------------------------
@@ -467,8 +443,8 @@ class SessionStore:
             return direct
         raise SessionError(f"no session {name!r} in {self.root}")
 
-    def open(self, name: str, read_only: bool = False) -> Session:
-        return Session(self.find(name), read_only=read_only)
+    def open(self, name: str, read_only: bool = False, load: bool = True) -> Session:
+        return Session(self.find(name), read_only=read_only, load=load)
 
     def latest(self) -> Session | None:
         folders = self._folders()

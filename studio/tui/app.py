@@ -38,6 +38,7 @@ from studio.store.session import Entry
 from studio.tui import actions, graphics
 from studio.tui.engine_view import STARTING, EngineView, JobView
 from studio.tui.history_actions import HistoryActions
+from studio.tui.session_loading import SessionLoading
 from studio.tui.iterate_actions import IterateActions
 from studio.tui.sweep_actions import SweepActions
 from studio.tui.messages import EngineEvent, GraphicsReady
@@ -52,7 +53,7 @@ from studio.tui.writes import SessionWrites
 DEFAULT_THEME = "darkroom"
 
 
-class StudioApp(HistoryActions, IterateActions, SweepActions, App):
+class StudioApp(SessionLoading, HistoryActions, IterateActions, SweepActions, App):
     CSS_PATH = "studio.tcss"
     TITLE = "studio"
 
@@ -118,9 +119,10 @@ class StudioApp(HistoryActions, IterateActions, SweepActions, App):
         self._theme_ready = True
         self.sub_title = f"session {self.session.name}"
         self.prompt_pane.focus_prompt()
-        self.refresh_history()
-        for warning in [*self.session.warnings[:3], *self.studio.recovered]:
-            self.notify(printable(warning), severity="warning", timeout=8, markup=False)
+        self.start_loading()  # a session opened unread is read on a worker (session_loading.py)
+        if not self.loading:
+            self.refresh_history()
+            self.show_session_warnings()
         if self.config.warning:
             self.notify(printable(self.config.warning), severity="warning", timeout=8, markup=False)
         self.call_after_refresh(self._after_first_paint)
@@ -137,11 +139,8 @@ class StudioApp(HistoryActions, IterateActions, SweepActions, App):
         self.torch_at_first_paint = "torch" in sys.modules
         self.start_engine()
         self._load_graphics()
-        unfinished = self.session.unfinished() if not self.session.read_only else []
-        if unfinished:
-            from studio.tui.widgets.resume import ResumeDialog
-
-            self.push_screen(ResumeDialog(unfinished), lambda yes: self._resume(unfinished, bool(yes)))
+        self.read_after_first_paint()
+        self.offer_resume()
 
     @property
     def engine(self) -> Engine | None:
@@ -252,6 +251,9 @@ class StudioApp(HistoryActions, IterateActions, SweepActions, App):
             return None
 
     def submit(self, recipes: Iterable[Recipe]) -> list[str]:
+        if self.loading:
+            self.hold(list(recipes))
+            return []
         self.start_engine()
         ids = []
         for recipe in recipes:
@@ -418,7 +420,7 @@ def make_app(
     if config is None:
         config = load_config()
     store = SessionStore(Path(sessions_dir))
-    session = store.open(session_name) if session_name else store.create()
+    session = store.open(session_name, load=False) if session_name else store.create()
     library = ModelLibrary.from_config(config, extra_dirs=model_dirs or ())
     studio = Studio(session, library, engine_factory=engine_factory, cache_size=config.cache_models, previews=True)
     return StudioApp(

@@ -26,11 +26,14 @@ class HistoryActions:
     history: HistoryPane
     thumbs: dict[str, Any]
     undo_stack: list[int]
+    loading: bool
+    _preview: dict[int, Any]
+    loaded_entry: Any
 
     # -- the list and its thumbnails -------------------------------------------
 
     def refresh_history(self) -> None:
-        entries = self.session.entries()
+        entries = self._history_entries()
         self.history.set_entries(entries, self.thumbs)
         newest = [e for e in entries[-LIMIT:] if e.images]
         missing = [e.images[0] for e in newest if e.images[0] not in self.thumbs]
@@ -47,7 +50,13 @@ class HistoryActions:
 
     def on_thumbnails_ready(self, message: ThumbnailsReady) -> None:
         self.thumbs.update(message.thumbs)
-        self.history.set_entries(self.session.entries(), self.thumbs)
+        self.history.set_entries(self._history_entries(), self.thumbs)
+
+    def _history_entries(self) -> list[Any]:
+        """The session's entries; while it loads, the newest ones read so far (session_loading.py)."""
+        if self.loading:
+            return sorted(self._preview.values(), key=lambda entry: entry.id)
+        return self.session.entries()
 
     def on_history_pane_highlighted(self, message: HistoryPane.Highlighted) -> None:
         entry = self._entry(message.entry_id)
@@ -59,6 +68,8 @@ class HistoryActions:
     def _entry(self, entry_id: int | None) -> Any:
         if entry_id is None:
             return None
+        if self.loading:
+            return self.loaded_entry(entry_id)
         try:
             return self.session.get(entry_id)
         except Exception:

@@ -56,3 +56,20 @@ class SessionWritten(Message):
 
 class GraphicsReady(Message):
     """The image renderer (textual-image) is imported and ready to use."""
+
+
+class SessionPreview(Message):
+    """The newest entries, read from the end of the session file while the rest loads."""
+
+    def __init__(self, entries: list[Any], estimate: int) -> None:
+        super().__init__()
+        self.entries = entries
+        self.estimate = estimate  # about how many entries the file holds
+
+
+class SessionLoaded(Message):
+    """The whole session is read (and recovered); `error` is its one line when it could not be."""
+
+    def __init__(self, error: str = "") -> None:
+        super().__init__()
+        self.error = error

@@ -18,6 +18,7 @@ class SweepActions:
     studio: Any
     params: Any
     prompt_pane: Any
+    loading: bool
 
     def action_sweep_builder(self) -> None:
         from studio.tui.widgets.sweep_builder import SweepBuilder
@@ -31,6 +32,9 @@ class SweepActions:
                 return
             from studio.sweeps.run import submit_sweep
 
+            if self.loading:  # the session's lock is the reader's until it is read
+                self.notify("the session is still loading; queue the sweep once it has", severity="warning")
+                return
             self.start_engine()
             try:
                 submit_sweep(self.studio, sweep)
@@ -46,6 +50,9 @@ class SweepActions:
         from studio.tui.widgets.grid_view import GridView
 
         entry = self.highlighted_entry()
+        if entry is not None and self.loading:
+            self.notify("the session is still loading", severity="warning")
+            return
         if entry is None or not entry.sweep:
             self.notify("not a sweep's cell or grid", severity="warning")
             return

@@ -38,10 +38,10 @@ def excerpt(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def matches(entry: Any, needle: str) -> bool:
+def haystack(entry: Any) -> str:
+    """What the filter searches in an entry, lower-cased."""
     r = entry.recipe
-    haystack = f"{r.prompt}\n{r.negative_prompt}\n{r.model}\n{r.seed}\n{r.sampler}\n{entry.note}\n#{entry.id}"
-    return needle.lower() in haystack.lower()
+    return f"{r.prompt}\n{r.negative_prompt}\n{r.model}\n{r.seed}\n{r.sampler}\n{entry.note}\n#{entry.id}".lower()
 
 
 class HistoryPane(Vertical):
@@ -66,6 +66,10 @@ class HistoryPane(Vertical):
         self._entries: list[Any] = []
         self._thumbs: dict[str, Any] = {}
         self._shown: list[tuple[str, Text]] = []  # what the list holds now, as (id, row)
+        self._loading: int | None = None  # while the session loads: about how many entries it holds
+        # id -> (entry, haystack): the session makes a new Entry only when one changes,
+        # so a filter keystroke over 100,000 entries formats none of them again.
+        self._haystacks: dict[int, tuple[Any, str]] = {}
 
     def compose(self) -> ComposeResult:
         # Mounted just after the first frame; `_rebuild` waits for the list.
@@ -90,16 +94,21 @@ class HistoryPane(Vertical):
         self._thumbs = thumbs
         self._rebuild()
 
+    def show_loading(self, estimate: int | None) -> None:
+        """While the session loads, say so (about `estimate` entries; 0: not known yet); None: loaded."""
+        self._loading = estimate
+        self._subtitle(len(self._shown), False)
+
     def _rebuild(self) -> None:
         if not self.query("#history-list"):
             return  # not mounted yet; HistoryList.on_mount calls back
         ol = self.option_list
         # At the top, follow new entries; elsewhere, stay on the entry the artist chose.
         keep = None if ol.highlighted in (None, 0) else self.highlighted_id
-        needle = "".join(f.value for f in self.query("#history-filter").results(Input)).strip()
+        needle = "".join(f.value for f in self.query("#history-filter").results(Input)).strip().lower()
         shown, more = [], False
         for entry in reversed(self._entries):  # newest first; stop at the limit, not at the end
-            if (self.favourites_only and not entry.favourite) or (needle and not matches(entry, needle)):
+            if (self.favourites_only and not entry.favourite) or (needle and needle not in self._haystack(entry)):
                 continue
             if len(shown) == LIMIT:
                 more = True
@@ -118,8 +127,21 @@ class HistoryPane(Vertical):
                 ids = [e.id for e in shown]
                 ol.highlighted = ids.index(keep) if keep in ids else 0
         self._shown = rows
-        count = f"{len(shown)}{'+' if more else ''}/{len(self._entries)}"
+        self._subtitle(len(shown), more)
+
+    def _subtitle(self, shown: int, more: bool) -> None:
+        if self._loading is not None:
+            about = f"~{self._loading:,} " if self._loading else ""
+            self.border_subtitle = f"{shown} newest · loading {about}entries…"
+            return
+        count = f"{shown}{'+' if more else ''}/{len(self._entries)}"
         self.border_subtitle = count + (" ★" if self.favourites_only else "")
+
+    def _haystack(self, entry: Any) -> str:
+        cached = self._haystacks.get(entry.id)
+        if cached is None or cached[0] is not entry:
+            cached = self._haystacks[entry.id] = (entry, haystack(entry))
+        return cached[1]
 
     def _row(self, entry: Any) -> Text:
         """Four lines: a thumbnail on the left (when there is an image), the entry beside it.

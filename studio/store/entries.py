@@ -1,0 +1,242 @@
+"""What a session's records mean: each entry's fold, its frozen snapshot, and who owns it.
+
+`studio.store.session` reads and writes the file; this module turns records
+into entries. A 100,000-entry session is 100,000 recipes that mostly differ in
+a seed or a prompt, so `RecipeMemo` validates the rest of a recipe once for
+every entry that shares it, and those entries share its values in memory too.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import MISSING, dataclass, fields
+from typing import Any
+
+from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, Recipe
+from studio.store.records import FIELDS
+
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+FINAL = frozenset({"done", "failed", "cancelled"})
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One generation as it stands now: every event for its id folded together."""
+
+    id: int
+    time: str  # when it was queued (ISO-8601 UTC)
+    status: str  # queued, running, done, failed, cancelled
+    recipe: Recipe  # as queued, updated with what finishing reported (device, dtype)
+    model_hash: str = ""
+    images: tuple[str, ...] = ()
+    duration: float | None = None
+    device: str = ""
+    reason: str = ""
+    favourite: bool = False
+    rating: int = 0
+    note: str = ""
+    deleted: bool = False
+    finished: str = ""  # when it reached its final status
+    owner: str = ""  # host:pid of the process that queued it
+    sweep: dict[str, Any] | None = None  # a sweep cell's or grid's tag (studio.sweeps.tags), as queued
+    template: str = ""  # the prompt before its wildcards were drawn (studio.sweeps.wildcards)
+
+    @property
+    def stem(self) -> str:
+        """The file-name stem for this entry's images (`0007` -> 0007.png, 0007-1.png)."""
+        return f"{self.id:04d}"
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+
+# Entry's own defaults, so the fold below starts every entry from the one field list.
+_ENTRY_DEFAULTS = {f.name: f.default for f in fields(Entry) if f.default is not MISSING}
+
+
+class State:
+    """The mutable fold of one entry; `Entry` is its frozen snapshot, made once per change.
+
+    `values` holds Entry's fields by name (all but the recipe), so adding a field
+    to Entry needs no second list here. `recipe_data` is the recipe as read, kept
+    only until `recipe` is built from it (then the Recipe is the one copy).
+    """
+
+    __slots__ = ("line", "recipe_data", "recipe", "values", "entry")
+
+    def __init__(self, entry_id: int, time: str, line: int, recipe_data: dict[str, Any], tags: dict[str, Any]) -> None:
+        self.line = line  # where it was queued, for error messages
+        self.recipe_data: dict[str, Any] | None = recipe_data
+        self.recipe: Recipe | None = None
+        self.values: dict[str, Any] = {**_ENTRY_DEFAULTS, "id": entry_id, "time": time, "status": "queued", **tags}
+        self.entry: Entry | None = None
+
+    def copy(self) -> State:
+        """A copy that later folds into this one leave alone (the recipe is immutable)."""
+        other = State.__new__(State)
+        other.line, other.recipe_data, other.recipe, other.entry = self.line, self.recipe_data, self.recipe, self.entry
+        other.values = dict(self.values)
+        return other
+
+    def data(self) -> dict[str, Any]:
+        """The recipe as it stands, as a dict (what a `done` record is compared with)."""
+        if self.recipe_data is not None:
+            return self.recipe_data
+        assert self.recipe is not None
+        return self.recipe.to_dict()
+
+    def snapshot(self) -> Entry:
+        if self.entry is None:
+            assert self.recipe is not None
+            model_hash = self.values["model_hash"] or self.recipe.model_hash
+            self.entry = Entry(recipe=self.recipe, **{**self.values, "model_hash": model_hash})
+        return self.entry
+
+
+def fold(states: dict[int, State], ev: dict[str, Any], line: int) -> str:
+    """Fold one checked record into `states`; "" or what is wrong with it."""
+    kind, entry_id = ev["kind"], ev["id"]
+    state = states.get(entry_id)
+    if kind == "queued":
+        if state is not None:
+            return f"id {entry_id} is queued twice"
+        tags = {key: ev[key] for key in ("owner", "sweep", "template") if key in ev}
+        states[entry_id] = State(entry_id, ev["time"], line, dict(ev["recipe"]), tags)
+        return ""
+    if state is None:
+        return f"a {kind!r} record for an entry that was never queued"
+    state.entry = None
+    values = state.values
+    if kind == "started":
+        if values["status"] not in FINAL:
+            values["status"] = "running"
+        if "owner" in ev:
+            values["owner"] = ev["owner"]
+    elif kind in FINAL:
+        values.update(status=kind, finished=ev["time"], reason=ev.get("reason", ""))
+        if kind == "done":
+            if "recipe" in ev:
+                state.recipe_data = {**state.data(), **ev["recipe"]}
+            values.update(
+                images=tuple(ev.get("images", ())),
+                duration=ev.get("duration"),
+                device=ev.get("device", ""),
+                model_hash=ev.get("model_hash", values["model_hash"]),
+            )
+    elif kind == "mark":
+        values.update({key: ev[key] for key in FIELDS["mark"] if key in ev})
+    else:
+        values["deleted"] = kind == "deleted"
+    return ""
+
+
+# --- building recipes -----------------------------------------------------------
+
+# The fields an entry most often differs in, checked per entry exactly as Recipe's
+# validation checks them; no rule of Recipe's ties them to another field (a test holds
+# that), so the rest of a recipe, once valid, is valid for every entry that shares it.
+VARYING = ("prompt", "negative_prompt", "seed")
+_RECENT = 8  # recipe shapes compared with: a session's entries come in runs
+_TEXTS = 8192
+_set = object.__setattr__
+
+
+def _varying_ok(prompt: Any, negative: Any, seed: Any) -> bool:
+    return (
+        type(prompt) is str and len(prompt) <= MAX_PROMPT_CHARS
+        and type(negative) is str and len(negative) <= MAX_PROMPT_CHARS
+        and type(seed) is int and 0 <= seed <= MAX_SEED - 1024
+    )
+
+
+class RecipeMemo:
+    """`Recipe.from_dict` for many recipes that share most of their values.
+
+    Same result and same errors as `Recipe.from_dict(data)`: a recipe whose other
+    fields equal, value for value and type for type, those of one of the last
+    few built reuses that one's validation and values, with its own prompt,
+    negative prompt and seed checked on their own; anything else (a new shape,
+    a value out of range) goes through `from_dict`. Equal prompts are shared,
+    so 100,000 copies of one are one string. `build` may change `data`.
+    """
+
+    def __init__(self) -> None:
+        self._recent: list[tuple[dict[str, Any], list[type], str, Recipe]] = []
+        self._texts: dict[str, str] = {}
+
+    def build(self, data: dict[str, Any]) -> Recipe:
+        prompt = data.get("prompt")
+        negative = data.get("negative_prompt", "")
+        seed = data.get("seed", 0)
+        if prompt is None or not _varying_ok(prompt, negative, seed):
+            return Recipe.from_dict(data)  # the error, worded as ever (or an odd but valid recipe)
+        recipe = None
+        data.update(prompt="", negative_prompt="", seed=0)  # compared without them
+        types = None
+        for shape, shape_types, lists, template in self._recent:
+            # `==` alone takes True for 1 and 1.0 for 1, so the types are compared too,
+            # and the lists (LoRAs) by repr, which tells them apart inside.
+            if data == shape:
+                types = types or list(map(type, data.values()))
+                if types == shape_types and (not lists or _lists(data) == lists):
+                    recipe = object.__new__(Recipe)
+                    recipe.__dict__.update(template.__dict__)
+                    break
+        if recipe is None:
+            recipe = Recipe.from_dict({**data, "prompt": prompt, "negative_prompt": negative, "seed": seed})
+            shape = dict(data)
+            self._recent.insert(0, (shape, list(map(type, shape.values())), _lists(shape), recipe))
+            del self._recent[_RECENT:]
+            recipe = object.__new__(Recipe)
+            recipe.__dict__.update(self._recent[0][3].__dict__)
+        _set(recipe, "prompt", self._text(prompt))
+        _set(recipe, "negative_prompt", self._text(negative))
+        _set(recipe, "seed", seed)
+        return recipe
+
+    def _text(self, text: str) -> str:
+        texts = self._texts
+        shared = texts.get(text)
+        if shared is None:
+            if len(texts) >= _TEXTS:
+                texts.clear()
+            shared = texts[text] = text
+        return shared
+
+
+def _lists(data: dict[str, Any]) -> str:
+    """The non-empty list values, by repr ("" when there are none)."""
+    found = [value for value in data.values() if type(value) is list and value]
+    return repr(found) if found else ""
+
+
+# --- who owns an entry ----------------------------------------------------------
+
+
+def left_behind(state: State) -> bool:
+    """Queued or running, not deleted, and its owner is gone: for resume (or adoption)."""
+    values = state.values
+    return values["status"] not in FINAL and not values["deleted"] and not owner_alive(values["owner"])
+
+
+def settled(state: State | None) -> bool:
+    """No live process can be writing this entry's images: it is final, or its owner is gone."""
+    return state is not None and (state.values["status"] in FINAL or not owner_alive(state.values["owner"]))
+
+
+def owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if owner == OWNER:
+        return True  # our own jobs are still in our engine
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True

@@ -1,0 +1,109 @@
+"""Opening the session behind the window: the first paint never waits for a long file.
+
+A mixin of StudioApp. `make_app` opens the session with `load=False`; after
+mounting, one thread worker reads the file's last stretch (the newest entries,
+shown at once with "loading ~N entries…"), then the whole file (both
+after the first frame, which the reader's share of the interpreter would slow), then tells the
+event loop with `SessionLoaded`. Until then nothing on the event loop touches
+the session (its lock is held by the read): the history shows the preview,
+generate keeps what it is asked for and queues it once the session is read,
+marks and deletes wait in `SessionWrites`' worker, and the resume offer for a
+crashed run's jobs comes after loading. A session that cannot be read closes
+the window with its one line, as it did when it was read before the first paint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import work
+
+from studio.printable import printable
+from studio.recipe import Recipe
+from studio.tui.messages import SessionLoaded, SessionPreview
+
+
+class SessionLoading:
+    # Set by StudioApp: studio, session, history, thumbs, refresh_history, notify, submit.
+    studio: Any
+    session: Any
+    history: Any
+    loading: bool = False
+    _preview: dict[int, Any]
+    _held: list[Recipe]
+    _first_painted: bool = False
+
+    def start_loading(self) -> None:
+        """Call on mount: whether the session is still to be read (`loading`)."""
+        self._preview, self._held = {}, []
+        self.loading = not self.session.loaded
+        if self.loading:
+            self.history.show_loading(0)
+
+    def read_after_first_paint(self) -> None:
+        """Start reading: after the first frame, since the reader shares the interpreter
+        with the event loop and would slow that frame down."""
+        if self.loading:
+            self._read_session()
+
+    @work(thread=True, group="session-load", exit_on_error=False)
+    def _read_session(self) -> None:
+        entries, estimate = self.session.newest()
+        self.post_message(SessionPreview(entries, estimate))  # type: ignore[attr-defined]
+        try:
+            self.studio.load_session()
+            error = ""
+        except Exception as exc:  # SessionError: a bad record in a writable session, an unreadable file
+            error = str(exc) or type(exc).__name__
+        self.post_message(SessionLoaded(error))  # type: ignore[attr-defined]
+        if not error:
+            self.session.save_snapshot()  # the next open of a big session starts from here
+            self.studio.index_session()  # the review index, so the first generate's update is small
+
+    def on_session_preview(self, message: SessionPreview) -> None:
+        if self.loading:
+            self._preview = {entry.id: entry for entry in message.entries}
+            self.history.set_entries(message.entries, self.thumbs)  # type: ignore[attr-defined]
+            self.history.show_loading(message.estimate)
+
+    def on_session_loaded(self, message: SessionLoaded) -> None:
+        if message.error:
+            self.exit(return_code=1, message=f"studio: {printable(message.error)}")  # type: ignore[attr-defined]
+            return
+        self.loading = False
+        self._preview = {}
+        self.history.show_loading(None)
+        self.refresh_history()  # type: ignore[attr-defined]
+        self.show_session_warnings()
+        held, self._held = self._held, []
+        if held:
+            self.submit(held)  # type: ignore[attr-defined]
+        if self._first_painted:
+            self.offer_resume()
+
+    def show_session_warnings(self) -> None:
+        for warning in [*self.session.warnings[:3], *self.studio.recovered]:
+            self.notify(printable(warning), severity="warning", timeout=8, markup=False)  # type: ignore[attr-defined]
+
+    def hold(self, recipes: list[Recipe]) -> None:
+        """Generate while loading: the jobs are queued, in order, as soon as the session is read."""
+        self._held += recipes
+        if recipes:
+            self.notify(f"{len(self._held)} queued; they start when the session has loaded")  # type: ignore[attr-defined]
+
+    def loaded_entry(self, entry_id: int) -> Any:
+        """An entry from the preview while loading (None if it is not shown)."""
+        return self._preview.get(entry_id)
+
+    def offer_resume(self) -> None:
+        """The crashed run's unfinished jobs: resume them or not (once the session is read)."""
+        self._first_painted = True
+        if self.loading or self.session.read_only:
+            return
+        unfinished = self.session.unfinished()
+        if unfinished:
+            from studio.tui.widgets.resume import ResumeDialog
+
+            self.push_screen(  # type: ignore[attr-defined]
+                ResumeDialog(unfinished), lambda yes: self._resume(unfinished, bool(yes))  # type: ignore[attr-defined]
+            )
