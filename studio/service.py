@@ -18,15 +18,17 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studio.engine import events as ev
 from studio.engine.protocol import Engine, EngineFactory, Listener
 from studio.errors import first_line
 from studio.models.library import ModelLibrary
 from studio.recipe import Recipe
-from studio.review.index import ReviewIndex
 from studio.store.session import Entry, Session
+
+if TYPE_CHECKING:
+    from studio.review.index import ReviewIndex
 
 log = logging.getLogger("studio.service")
 
@@ -69,9 +71,20 @@ class Studio:
         self._entries: dict[str, int] = {}  # job id -> session entry id, for the jobs this service runs
         self._lock = threading.Lock()  # guards _entries; never held while calling out
         self._starting = threading.Lock()  # one engine, even if two threads start it
-        self.index = index if index is not None else ReviewIndex(session.path.parent, notice=log.info)
+        self._index_lock = threading.Lock()
+        self._index = index
         # What a crash left behind: stray temp files go, finished images are adopted.
         self.recovered: list[str] = session.recover()
+
+    @property
+    def index(self) -> ReviewIndex:
+        """Made when first used: SQLite and the cache folder are not needed for the TUI's first frame."""
+        with self._index_lock:  # the worker thread's first record and the face may both ask
+            if self._index is None:
+                from studio.review.index import ReviewIndex
+
+                self._index = ReviewIndex(self.session.path.parent, notice=log.info)
+            return self._index
 
     def _local_engine(self, listener: Listener) -> Engine:
         from studio.engine.worker import LocalEngine

@@ -107,9 +107,9 @@ async def test_an_unreadable_tokenizer_gives_no_count_and_no_error(tmp_path, tin
         assert not app.prompt_pane.border_subtitle
 
 
-def test_importing_the_app_loads_no_tokenizer_or_image_library():
+def test_importing_the_app_loads_no_tokenizer_sqlite_or_image_library():
     """What the first frame does not need is not imported with the app."""
     code = ("import sys, studio.tui.app; "
-            "print(sorted(m for m in ('tokenizers', 'PIL', 'textual_image', 'torch') if m in sys.modules))")
+            "print(sorted(m for m in ('tokenizers', 'PIL', 'textual_image', 'torch', 'sqlite3') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
