@@ -126,8 +126,10 @@ class Studio:
     def resume(self, entries: Iterable[Entry]) -> list[str]:
         """Run entries a crashed run left unfinished, under their own ids and file names.
 
-        A sweep's grid entry is drawn from its cells (studio.sweeps.run.finish_sweeps), never run."""
-        return [self._run(entry, entry.recipe) for entry in entries if not (entry.sweep and "cells" in entry.sweep)]
+        A sweep's grid entry is drawn from its cells (studio.sweeps.run.finish_sweeps), and a
+        contact sheet from other entries (studio.review.sheet): neither is ever run."""
+        return [self._run(entry, entry.recipe) for entry in entries
+                if not (entry.sweep and "cells" in entry.sweep) and entry.sheet is None]
 
     def abandon(self, entries: Iterable[Entry], reason: str = "left unfinished by an earlier run; not resumed") -> None:
         """Close entries a crashed run left unfinished, without running them."""

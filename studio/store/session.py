@@ -76,6 +76,7 @@ class Entry:
     owner: str = ""  # host:pid of the process that queued it
     sweep: dict[str, Any] | None = None  # a sweep cell's or grid's tag (studio.sweeps.tags), as queued
     template: str = ""  # the prompt before its wildcards were drawn (studio.sweeps.wildcards)
+    sheet: dict[str, Any] | None = None  # a contact sheet's query and entries (studio.review.sheet)
 
     @property
     def stem(self) -> str:
@@ -196,7 +197,7 @@ class Session:
         if kind == "queued":
             if state is not None:
                 return f"id {entry_id} is queued twice"
-            tags = {key: ev[key] for key in ("owner", "sweep", "template") if key in ev}
+            tags = {key: ev[key] for key in ("owner", "sweep", "template", "sheet") if key in ev}
             self._states[entry_id] = _State(entry_id, ev["time"], line, dict(ev["recipe"]), tags)
             return ""
         if state is None:
@@ -298,9 +299,11 @@ class Session:
 
     # writing
 
-    def queue(self, recipe: Recipe, sweep: dict[str, Any] | None = None, template: str = "") -> Entry:
-        """Record a job before it runs, so a crash leaves it to resume; `sweep` tags a sweep's cell or grid."""
-        tags = {key: value for key, value in (("sweep", sweep), ("template", template)) if value}
+    def queue(self, recipe: Recipe, sweep: dict[str, Any] | None = None, template: str = "",
+              sheet: dict[str, Any] | None = None) -> Entry:
+        """Record a job before it runs, so a crash leaves it to resume; `sweep` tags a sweep's cell or grid,
+        `sheet` a contact sheet (drawn from other entries, never run)."""
+        tags = {key: value for key, value in (("sweep", sweep), ("template", template), ("sheet", sheet)) if value}
         entry = self._append("queued", None, {"recipe": recipe.to_dict(), "owner": _OWNER, **tags})
         assert entry is not None
         return entry
