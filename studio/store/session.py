@@ -27,8 +27,7 @@ from typing import Any, Callable, Iterator
 from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
-from studio.store.journal import SCHEMA, Journal, Scan
-from studio.store.journal import record_bytes  # noqa: F401  (tests build sessions from raw records)
+from studio.store.journal import SCHEMA, Journal, Scan, record_bytes  # noqa: F401  (tests: sessions from raw records)
 from studio.store.records import FIELDS, check_event, check_record
 
 FILE_NAME = "session.toml"
@@ -76,7 +75,7 @@ class Entry:
     owner: str = ""  # host:pid of the process that queued it
     sweep: dict[str, Any] | None = None  # a sweep cell's or grid's tag (studio.sweeps.tags), as queued
     template: str = ""  # the prompt before its wildcards were drawn (studio.sweeps.wildcards)
-    sheet: dict[str, Any] | None = None  # a contact sheet's query and entries (studio.review.sheet)
+    sheet: dict[str, Any] | None = None  # a contact sheet's tag: its query and entries (studio.review.sheet)
 
     @property
     def stem(self) -> str:
@@ -299,10 +298,8 @@ class Session:
 
     # writing
 
-    def queue(self, recipe: Recipe, sweep: dict[str, Any] | None = None, template: str = "",
-              sheet: dict[str, Any] | None = None) -> Entry:
-        """Record a job before it runs, so a crash leaves it to resume; `sweep` tags a sweep's cell or grid,
-        `sheet` a contact sheet (drawn from other entries, never run)."""
+    def queue(self, recipe: Recipe, sweep: dict | None = None, template: str = "", sheet: dict | None = None) -> Entry:
+        """Record a job before it runs, so a crash leaves it to resume; `sweep`, `sheet`: see Entry."""
         tags = {key: value for key, value in (("sweep", sweep), ("template", template), ("sheet", sheet)) if value}
         entry = self._append("queued", None, {"recipe": recipe.to_dict(), "owner": _OWNER, **tags})
         assert entry is not None
