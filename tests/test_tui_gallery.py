@@ -37,7 +37,7 @@ async def open_gallery(pilot):
     await started(pilot)
     await pilot.press("ctrl+l")
     gallery = await wait_until(pilot, lambda: isinstance(pilot.app.screen, GalleryScreen) and pilot.app.screen)
-    await wait_until(pilot, lambda: gallery.total and gallery.first_page_at is not None)
+    await wait_until(pilot, lambda: gallery.total and gallery.first_page_at is not None and not gallery.counting)
     return gallery
 
 
@@ -143,6 +143,66 @@ async def test_gallery_pages_through_many_entries(tmp_path):
         await wait_until(pilot, lambda: gallery.selected() is not None)
         assert gallery.cursor == size + gallery.columns
         assert gallery.selected().prompt == f"entry {119 - gallery.cursor}"
+
+
+async def test_the_first_page_is_drawn_before_the_count_and_the_footer(tmp_path, monkeypatch):
+    """A big query's first page waits neither for counting every match nor for the footer's keys."""
+    import threading
+
+    from textual.widgets import Footer
+
+    from studio.recipe import Recipe
+    from studio.review.index import ReviewIndex
+
+    root = tmp_path / "sessions"
+    seeded_session(root, "here", count=1)
+    big = SessionStore(root).create("big")
+    for i in range(80):
+        big.queue(Recipe(prompt=f"entry {i}", seed=i))
+    release, counted = threading.Event(), []
+    real = ReviewIndex.count
+
+    def slow_count(self, query):
+        release.wait(30)
+        counted.append(1)
+        return real(self, query)
+
+    monkeypatch.setattr(ReviewIndex, "count", slow_count)
+    footer_at_first_page = []
+    painted = GalleryScreen._painted
+    monkeypatch.setattr(GalleryScreen, "_painted",
+                        lambda self: (footer_at_first_page.append(bool(self.query(Footer))), painted(self)))
+    app = make(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot)
+        await pilot.press("ctrl+l")
+        gallery = await wait_until(pilot, lambda: isinstance(app.screen, GalleryScreen) and app.screen)
+        await wait_until(pilot, lambda: gallery.first_page_at is not None)
+        assert not counted and gallery.counting and gallery.total == 64  # a full first page: at least that many
+        assert footer_at_first_page == [False]
+        assert "1/64+" in str(gallery.query_one("#gallery-status").render())
+        release.set()
+        await wait_until(pilot, lambda: not gallery.counting)
+        assert gallery.total == 81 and counted
+        assert "1/81 " in str(gallery.query_one("#gallery-status").render())
+        await wait_until(pilot, lambda: gallery.query(Footer))
+
+
+async def test_a_gallery_on_an_index_never_built_catches_up_before_saying_no_matches(tmp_path, monkeypatch):
+    root = tmp_path / "sessions"
+    seeded_session(root, "here", count=2)
+    seeded_session(root, "other", count=2)  # written by "another process": not in this app's index yet
+    statuses = []
+    status = GalleryScreen._status
+    monkeypatch.setattr(GalleryScreen, "_status", lambda self, error="": (
+        status(self, error), statuses.append(str(self.query_one("#gallery-status").render())))[0])
+    app = make(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot)
+        await pilot.press("ctrl+l")
+        gallery = await wait_until(pilot, lambda: isinstance(app.screen, GalleryScreen) and app.screen)
+        await wait_until(pilot, lambda: gallery.total == 4 and gallery.first_page_at is not None)
+        assert not any("no matches" in line for line in statuses)
 
 
 async def open_browser(pilot):
