@@ -14,6 +14,9 @@ presses the gallery key and times, from the key press:
 - a page turn: PageDown until the next page is drawn, median of 20 (each
   fetches its page by offset).
 
+The first paint is also given in CPU seconds (the process's, all threads, from
+the key to the page): on a loaded machine wall time is mostly waiting for a core.
+
 Goal: first paint ≤ 0.5 s.
 
     python bench/gallery.py [--sessions 1000] [--entries 100] [--dir DIR | --keep DIR]
@@ -44,11 +47,13 @@ async def measure(root: Path, size: tuple[int, int]) -> dict[str, float]:
     async with app.run_test(size=size) as pilot:
         await started(pilot)
         await app.workers.wait_for_complete()
+        cpu = time.process_time()
         pressed = time.perf_counter()
         await pilot.press("ctrl+l")
         gallery = await wait_until(pilot, lambda: isinstance(app.screen, GalleryScreen) and app.screen)
         await wait_until(pilot, lambda: gallery.first_page_at is not None, timeout=60)
         out["first_paint"] = gallery.first_page_at - pressed
+        out["first_paint_cpu"] = time.process_time() - cpu  # every thread's; steadier than wall time under load
         out["query"] = gallery.last_query_s or 0.0
         out["total"] = gallery.total
         out["page"] = gallery.page_size
@@ -124,7 +129,7 @@ def run(folder: Path, args: argparse.Namespace) -> int:
             shutil.rmtree(thumbs)  # every run makes its thumbnails into an empty cache
         got = asyncio.run(measure(root, size))
         print(f"{size[0]}x{size[1]}: {int(got['total'])} matches, {int(got['page'])} a page; "
-              f"first paint {got['first_paint'] * 1000:.0f} ms (its query {got['query'] * 1000:.0f} ms), thumbnails in {got['thumbs'] * 1000:.0f} ms, "
+              f"first paint {got['first_paint'] * 1000:.0f} ms, {got['first_paint_cpu'] * 1000:.0f} ms of CPU (its query {got['query'] * 1000:.0f} ms), thumbnails in {got['thumbs'] * 1000:.0f} ms, "
               f"page turn median {got['turn'] * 1000:.0f} ms (max {got['turn_max'] * 1000:.0f} ms)")
         print(f"(goal first paint ≤ 0.5 s: {'ok' if got['first_paint'] <= 0.5 else 'OVER GOAL'}; load average {os.getloadavg()[0]:.1f})")
     return 0

@@ -254,3 +254,32 @@ async def test_gallery_entry_becomes_the_forms_init_image(two_sessions):
         assert app.params.init_image == str(hit.images[0].resolve())
         recipe = app.read_form()
         assert recipe is not None and recipe.init_image == str(hit.images[0].resolve())
+
+
+async def test_the_contact_sheet_key_records_a_sheet_in_the_open_session(two_sessions):
+    from PIL import Image
+
+    from studio.formats.png import save_png
+
+    for name in ("here", "there"):  # real pictures, so the sheet has images to draw
+        session = SessionStore(two_sessions).open(name)
+        for entry in session.entries():
+            save_png(Image.new("RGB", (16, 16), "red"), session.image_path(entry.images[0]), entry.recipe)
+    app = make(two_sessions)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gallery = await open_gallery(pilot)
+        gallery.query_one("#gallery-query", Input).value = "lighthouse"
+        gallery.query_one("#gallery-query", Input).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: gallery.total and gallery.query_text == "lighthouse" and not gallery.counting)
+        expected = [hit.key for hit in app.studio.index.search("lighthouse")]
+        before = len(app.session.entries())
+        await pilot.press("c")
+        await wait_until(pilot, lambda: len(app.session.entries()) == before + 1)
+        sheet = app.session.entries()[-1]
+        assert sheet.sheet == {"query": "lighthouse", "entries": expected} and sheet.status == "done"
+        assert (app.session.path / sheet.images[0]).is_file()
+        assert f"here:{sheet.id}" in [h.key for h in app.studio.index.search("contact sheet")]  # indexed at once
+        await wait_until(pilot, lambda: any(str(sheet.id) == str(o.id) for o in
+                                            [app.history.option_list.get_option_at_index(i)
+                                             for i in range(app.history.option_list.option_count)]))

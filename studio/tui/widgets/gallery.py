@@ -115,8 +115,6 @@ class GalleryScreen(Screen):
                     id="gallery-query")
         yield Static("searching…", id="gallery-status")
         yield GalleryGrid(id="gallery-grid")
-        # The footer mounts once the first page is drawn: its dozens of keys, restyled each
-        # time the focus moves, cost the event loop more than the page itself.
 
     def on_mount(self) -> None:
         self.query_one("#gallery-grid").focus()
@@ -175,7 +173,8 @@ class GalleryScreen(Screen):
 
     def _add_footer(self) -> None:
         if not self.query(Footer):
-            self.mount(Footer())
+            self.mount(Footer())  # after the first page: its dozens of keys, restyled as the focus moves, cost more
+            self.call_after_refresh(self.refresh_bindings)  # else a footer mounted late waits for the next change
 
     def _hit(self, position: int) -> Any:
         hit = self.hits.get(position)
@@ -221,11 +220,9 @@ class GalleryScreen(Screen):
         self.run_worker(partial(function, *args), thread=True, group=group, exit_on_error=False)
 
     def _fetch(self, generation: int, text: str, offset: int, limit: int, count: bool) -> None:
-        """One page, on a thread. For a new query (`count`) the page goes first and the
-        count after it; a first page shorter than `limit` is the whole result, uncounted.
-        The first query of this screen also catches the index up with sessions other
-        processes wrote, after its page, and asks again if that changed anything
-        (before it, when the index found nothing: it may never have been built)."""
+        """One page, on a thread; for a new query (`count`) the count follows the page (a short page is
+        the whole result). The screen's first query then catches the index up with other processes'
+        sessions and asks again if that changed anything (first, when it found nothing: a new index)."""
         from studio.review.index import IndexBusy
         from studio.review.query import QueryError, parse_query
 
@@ -411,6 +408,11 @@ class GalleryScreen(Screen):
             app.pop_screen()
             app.prompt_pane.focus_prompt()
             app.notify(printable(f"recipe of {hit.key} loaded; seed locked"))
+
+    def action_contact_sheet(self) -> None:
+        from studio.tui.widgets.gallery_sheet import make_contact_sheet
+
+        self._run(make_contact_sheet, self, group="gallery-sheet")
 
     def action_open_session(self) -> None:
         hit = self.selected()
