@@ -18,15 +18,17 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studio.engine import events as ev
 from studio.engine.protocol import Engine, EngineFactory, Listener
 from studio.errors import first_line
 from studio.models.library import ModelLibrary
 from studio.recipe import Recipe
-from studio.review.index import ReviewIndex
 from studio.store.session import Entry, Session
+
+if TYPE_CHECKING:
+    from studio.review.index import ReviewIndex
 
 log = logging.getLogger("studio.service")
 
@@ -69,7 +71,8 @@ class Studio:
         self._entries: dict[str, int] = {}  # job id -> session entry id, for the jobs this service runs
         self._lock = threading.Lock()  # guards _entries; never held while calling out
         self._starting = threading.Lock()  # one engine, even if two threads start it
-        self.index = index if index is not None else ReviewIndex(session.path.parent, notice=log.info)
+        self._index_lock = threading.Lock()
+        self._index = index
         # What a crash left behind: stray temp files go, finished images are adopted.
         # A session opened with load=False is recovered by `load_session`.
         self.recovered: list[str] = session.recover() if session.loaded else []
@@ -80,6 +83,16 @@ class Studio:
         self.session.load()
         self.recovered = self.session.recover()
         return self.recovered
+
+    @property
+    def index(self) -> ReviewIndex:
+        """Made when first used: SQLite and the cache folder are not needed for the TUI's first frame."""
+        with self._index_lock:  # the worker thread's first record and the face may both ask
+            if self._index is None:
+                from studio.review.index import ReviewIndex
+
+                self._index = ReviewIndex(self.session.path.parent, notice=log.info)
+            return self._index
 
     def _local_engine(self, listener: Listener) -> Engine:
         from studio.engine.worker import LocalEngine
@@ -121,8 +134,10 @@ class Studio:
     def resume(self, entries: Iterable[Entry]) -> list[str]:
         """Run entries a crashed run left unfinished, under their own ids and file names.
 
-        A sweep's grid entry is drawn from its cells (studio.sweeps.run.finish_sweeps), never run."""
-        return [self._run(entry, entry.recipe) for entry in entries if not (entry.sweep and "cells" in entry.sweep)]
+        A sweep's grid entry is drawn from its cells (studio.sweeps.run.finish_sweeps), and a
+        contact sheet from other entries (studio.review.sheet): neither is ever run."""
+        return [self._run(entry, entry.recipe) for entry in entries
+                if not (entry.sweep and "cells" in entry.sweep) and entry.sheet is None]
 
     def abandon(self, entries: Iterable[Entry], reason: str = "left unfinished by an earlier run; not resumed") -> None:
         """Close entries a crashed run left unfinished, without running them."""

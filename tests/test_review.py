@@ -248,7 +248,7 @@ def test_studio_export_copies_images_with_their_metadata_and_a_manifest(root, tm
     for entry in session.entries():
         save_png(Image.new("RGB", (16, 16), "red"), session.path / entry.images[0], entry.recipe)
     dest = tmp_path / "picked"
-    done = run_cli("export", "lora:inkwash", str(dest), "--sheet", root=root)
+    done = run_cli("export", "lora:inkwash", str(dest), "--sheet", "--session", "picks", root=root)
     assert done.returncode == 0, done.stderr
     assert "not copied" in done.stderr  # session b's owl has no image on disk: said, not fatal
     copied = dest / "2026-11-01-a-0001.png"
@@ -256,7 +256,10 @@ def test_studio_export_copies_images_with_their_metadata_and_a_manifest(root, tm
     assert read_recipe(copied).seed == 7  # the metadata travelled with it
     manifest = tomllib.loads((dest / "manifest.toml").read_text())
     assert [(i["file"], i["rating"], i["recipe"]["seed"]) for i in manifest["image"]] == [("2026-11-01-a-0001.png", 5, 7)]
+    recorded = Path(done.stdout.splitlines()[-1])  # the sheet, recorded in the session named, is the last line
+    assert recorded.parent == root / "picks" and recorded.read_bytes() == (dest / "contact-sheet.png").read_bytes()
     with Image.open(dest / "contact-sheet.png") as sheet:
+        # session b's owl is on it, drawn as missing: the sheet names what the query found
         assert json.loads(sheet.text["studio-contact-sheet"])["entries"] == ["2026-11-02-b:1", "2026-11-01-a:1"]
     again = run_cli("export", "fox", str(dest), root=root)
     assert again.returncode == 1 and "not an empty folder" in again.stderr and again.stderr.count("\n") == 1

@@ -37,7 +37,7 @@ async def open_gallery(pilot):
     await started(pilot)
     await pilot.press("ctrl+l")
     gallery = await wait_until(pilot, lambda: isinstance(pilot.app.screen, GalleryScreen) and pilot.app.screen)
-    await wait_until(pilot, lambda: gallery.total and gallery.first_page_at is not None)
+    await wait_until(pilot, lambda: gallery.total and gallery.first_page_at is not None and not gallery.counting)
     return gallery
 
 
@@ -145,6 +145,66 @@ async def test_gallery_pages_through_many_entries(tmp_path):
         assert gallery.selected().prompt == f"entry {119 - gallery.cursor}"
 
 
+async def test_the_first_page_is_drawn_before_the_count_and_the_footer(tmp_path, monkeypatch):
+    """A big query's first page waits neither for counting every match nor for the footer's keys."""
+    import threading
+
+    from textual.widgets import Footer
+
+    from studio.recipe import Recipe
+    from studio.review.index import ReviewIndex
+
+    root = tmp_path / "sessions"
+    seeded_session(root, "here", count=1)
+    big = SessionStore(root).create("big")
+    for i in range(80):
+        big.queue(Recipe(prompt=f"entry {i}", seed=i))
+    release, counted = threading.Event(), []
+    real = ReviewIndex.count
+
+    def slow_count(self, query):
+        release.wait(30)
+        counted.append(1)
+        return real(self, query)
+
+    monkeypatch.setattr(ReviewIndex, "count", slow_count)
+    footer_at_first_page = []
+    painted = GalleryScreen._painted
+    monkeypatch.setattr(GalleryScreen, "_painted",
+                        lambda self: (footer_at_first_page.append(bool(self.query(Footer))), painted(self)))
+    app = make(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot)
+        await pilot.press("ctrl+l")
+        gallery = await wait_until(pilot, lambda: isinstance(app.screen, GalleryScreen) and app.screen)
+        await wait_until(pilot, lambda: gallery.first_page_at is not None)
+        assert not counted and gallery.counting and gallery.total == 64  # a full first page: at least that many
+        assert footer_at_first_page == [False]
+        assert "1/64+" in str(gallery.query_one("#gallery-status").render())
+        release.set()
+        await wait_until(pilot, lambda: not gallery.counting)
+        assert gallery.total == 81 and counted
+        assert "1/81 " in str(gallery.query_one("#gallery-status").render())
+        await wait_until(pilot, lambda: gallery.query(Footer))
+
+
+async def test_a_gallery_on_an_index_never_built_catches_up_before_saying_no_matches(tmp_path, monkeypatch):
+    root = tmp_path / "sessions"
+    seeded_session(root, "here", count=2)
+    seeded_session(root, "other", count=2)  # written by "another process": not in this app's index yet
+    statuses = []
+    status = GalleryScreen._status
+    monkeypatch.setattr(GalleryScreen, "_status", lambda self, error="": (
+        status(self, error), statuses.append(str(self.query_one("#gallery-status").render())))[0])
+    app = make(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot)
+        await pilot.press("ctrl+l")
+        gallery = await wait_until(pilot, lambda: isinstance(app.screen, GalleryScreen) and app.screen)
+        await wait_until(pilot, lambda: gallery.total == 4 and gallery.first_page_at is not None)
+        assert not any("no matches" in line for line in statuses)
+
+
 async def open_browser(pilot):
     await started(pilot)
     await pilot.press("ctrl+b")
@@ -194,3 +254,32 @@ async def test_gallery_entry_becomes_the_forms_init_image(two_sessions):
         assert app.params.init_image == str(hit.images[0].resolve())
         recipe = app.read_form()
         assert recipe is not None and recipe.init_image == str(hit.images[0].resolve())
+
+
+async def test_the_contact_sheet_key_records_a_sheet_in_the_open_session(two_sessions):
+    from PIL import Image
+
+    from studio.formats.png import save_png
+
+    for name in ("here", "there"):  # real pictures, so the sheet has images to draw
+        session = SessionStore(two_sessions).open(name)
+        for entry in session.entries():
+            save_png(Image.new("RGB", (16, 16), "red"), session.image_path(entry.images[0]), entry.recipe)
+    app = make(two_sessions)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gallery = await open_gallery(pilot)
+        gallery.query_one("#gallery-query", Input).value = "lighthouse"
+        gallery.query_one("#gallery-query", Input).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: gallery.total and gallery.query_text == "lighthouse" and not gallery.counting)
+        expected = [hit.key for hit in app.studio.index.search("lighthouse")]
+        before = len(app.session.entries())
+        await pilot.press("c")
+        await wait_until(pilot, lambda: len(app.session.entries()) == before + 1)
+        sheet = app.session.entries()[-1]
+        assert sheet.sheet == {"query": "lighthouse", "entries": expected} and sheet.status == "done"
+        assert (app.session.path / sheet.images[0]).is_file()
+        assert f"here:{sheet.id}" in [h.key for h in app.studio.index.search("contact sheet")]  # indexed at once
+        await wait_until(pilot, lambda: any(str(sheet.id) == str(o.id) for o in
+                                            [app.history.option_list.get_option_at_index(i)
+                                             for i in range(app.history.option_list.option_count)]))

@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("sessions", "studio.cli.sessions", "list sessions"),
     ("show", "studio.cli.show", "print a session's entries"),
     ("export", "studio.cli.export", "copy what a search finds into a folder, with a manifest of recipes"),
+    ("sheet", "studio.cli.sheet", "a captioned contact sheet of what a search finds, recorded as an entry"),
     ("search", "studio.cli.search", "find entries across every session (fox lora:inkwash rating:>=4 ...)"),
     ("upscale", "studio.cli.upscale", "make an image or a session entry's image bigger with an upscaler"),
     ("models", "studio.cli.models", "list local models, LoRAs, embeddings and VAEs"),

@@ -10,19 +10,23 @@ from studio.printable import printable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from studio.cli.sheet import add_sheet_arguments
     from studio.config import add_sessions_dir_argument
 
     parser.add_argument("query", help="a search, quoted as one argument (see `studio search`)")
     parser.add_argument("dir", type=Path, help="a new or empty folder")
     parser.add_argument("--limit", type=int, default=0, metavar="N", help="at most N entries (default: all)")
-    parser.add_argument("--sheet", action="store_true", help="also draw a captioned contact sheet")
+    parser.add_argument("--sheet", action="store_true",
+                        help="also draw a captioned contact sheet, recorded as a session entry (see `studio sheet`)"
+                             " and copied into DIR")
+    add_sheet_arguments(parser, limit=None)
     add_sessions_dir_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from studio.cli.search import find
     from studio.config import sessions_dir_from
-    from studio.review.export import SHEET, ExportError, contact_sheet, export
+    from studio.review.export import SHEET, ExportError, export
 
     hits = find(args, args.query)
     if hits is None:
@@ -34,7 +38,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for problem in done.missing:
         print(printable(f"warning: not copied: {problem}"), file=sys.stderr)
-    if args.sheet:
-        print(printable(str(contact_sheet(hits, args.dir / SHEET, args.query))))
     print(printable(f"{len(done.files)} images and {done.manifest} from {len(hits)} entries"))
+    if args.sheet:
+        import shutil
+
+        from studio.cli.sheet import record
+
+        sheet = record(args, hits, args.query)
+        if sheet is None:
+            return 1
+        shutil.copy2(sheet, args.dir / SHEET)
+        print(printable(str(sheet)))  # the last line: the sheet as recorded
     return 0

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 _CODES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 TRAINED_ALGORITHMIC_MEDIA = _CODES + "trainedAlgorithmicMedia"
 COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = _CODES + "compositeWithTrainedAlgorithmicMedia"
+COMPOSITE_SYNTHETIC = _CODES + "compositeSynthetic"  # a composite of generated images (a contact sheet)
 
 _GENERATOR_KEYS = (RECIPE_KEY, INVOKEAI_KEY, LEGACY_KEY, "prompt", "workflow")  # studio, InvokeAI, ComfyUI
 

@@ -1,4 +1,4 @@
-"""Curation: copy what a query finds into a folder, and draw a contact sheet of it.
+"""Curation: copy what a query finds into a folder (contact sheets are studio.review.sheet).
 
 `export` copies each matching entry's images byte for byte (so their PNG
 metadata, the recipe inside, stays intact) as `<session>-<file>`, and writes
@@ -10,7 +10,6 @@ records the query and the entries it shows in the PNG's own text chunks.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from studio.review.index import Hit
 from studio.store.session import Session, SessionError
 
 MANIFEST = "manifest.toml"
-SHEET = "contact-sheet.png"
+SHEET = "contact-sheet.png"  # the sheet's copy in an export folder
 
 
 class ExportError(Exception):
@@ -73,38 +72,3 @@ def export(hits: list[Hit], dest: Path, root: Path) -> Exported:
     text = "# studio export: the recipe of every image in this folder\n" + tomli_w.dumps({"image": records})
     done.manifest.write_text(text, encoding="utf-8")
     return done
-
-
-def contact_sheet(hits: list[Hit], out: Path, query: str, columns: int = 6, cell: int = 192) -> Path:
-    """A grid PNG of the first image of each hit, captioned `session:id  seed  ★rating`."""
-    from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
-
-    shown = [hit for hit in hits if hit.images]
-    columns = max(1, min(columns, len(shown) or 1))
-    rows = max(1, -(-len(shown) // columns))
-    caption = 28
-    sheet = Image.new("RGB", (columns * cell, rows * (cell + caption)), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
-    for number, hit in enumerate(shown):
-        x, y = (number % columns) * cell, (number // columns) * (cell + caption)
-        try:
-            with Image.open(hit.images[0]) as image:
-                image.thumbnail((cell - 8, cell - 8))
-                sheet.paste(image.convert("RGB"), (x + (cell - image.width) // 2, y + (cell - image.height) // 2))
-        except (OSError, ValueError):
-            draw.rectangle((x + 4, y + 4, x + cell - 4, y + cell - 4), outline="grey")
-            draw.text((x + 10, y + cell // 2), "missing", fill="grey", font=font)
-        label = f"{hit.key}  seed {hit.seed}  {'*' * hit.rating}"
-        draw.text((x + 4, y + cell + 2), _ascii(label)[:32], fill="black", font=font)
-        draw.text((x + 4, y + cell + 14), _ascii(hit.prompt)[:32], fill="dimgrey", font=font)
-    info = PngImagePlugin.PngInfo()
-    info.add_text("studio-contact-sheet", json.dumps({"query": query, "entries": [h.key for h in shown]}))
-    out = Path(out)
-    sheet.save(out, pnginfo=info)
-    return out
-
-
-def _ascii(text: str) -> str:
-    """The default bitmap font draws ASCII only; anything else becomes '?'."""
-    return "".join(ch if " " <= ch <= "~" else "?" for ch in text)

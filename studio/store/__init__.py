@@ -1,10 +1,8 @@
-"""The session store (append-only TOML) and PNG metadata in and out.
+"""The session store (append-only TOML); PNG metadata is in studio.formats.png.
 
-Plain Python: importing it pulls in neither torch nor Textual (PIL loads only
-when an image is written or read).
+Plain Python: importing it pulls in neither torch nor Textual.
 """
 
-from studio.formats.png import save_png
 from studio.store.session import Entry, Session, SessionError, SessionStore, SessionSummary
 
-__all__ = ["Entry", "Session", "SessionError", "SessionStore", "SessionSummary", "save_png"]
+__all__ = ["Entry", "Session", "SessionError", "SessionStore", "SessionSummary"]

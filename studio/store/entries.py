@@ -42,6 +42,7 @@ class Entry:
     owner: str = ""  # host:pid of the process that queued it
     sweep: dict[str, Any] | None = None  # a sweep cell's or grid's tag (studio.sweeps.tags), as queued
     template: str = ""  # the prompt before its wildcards were drawn (studio.sweeps.wildcards)
+    sheet: dict[str, Any] | None = None  # a contact sheet's tag: its query and entries (studio.review.sheet)
 
     @property
     def stem(self) -> str:
@@ -103,7 +104,7 @@ def fold(states: dict[int, State], ev: dict[str, Any], line: int) -> str:
     if kind == "queued":
         if state is not None:
             return f"id {entry_id} is queued twice"
-        tags = {key: ev[key] for key in ("owner", "sweep", "template") if key in ev}
+        tags = {key: ev[key] for key in ("owner", "sweep", "template", "sheet") if key in ev}
         states[entry_id] = State(entry_id, ev["time"], line, dict(ev["recipe"]), tags)
         return ""
     if state is None:

@@ -16,7 +16,7 @@ KINDS = frozenset(
 )
 
 FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "queued": {"recipe": (dict,), "owner": (str,), "sweep": (dict,), "template": (str,)},
+    "queued": {"recipe": (dict,), "owner": (str,), "sweep": (dict,), "template": (str,), "sheet": (dict,)},
     "started": {"owner": (str,)},
     "done": {
         "recipe": (dict,),
@@ -61,6 +61,8 @@ def check_event(ev: Any) -> str:
         return "a 'queued' record needs a [event.recipe] table"
     if kind == "queued" and "sweep" in ev:
         return check_sweep_tag(ev["sweep"])
+    if kind == "queued" and "sheet" in ev:
+        return check_sheet_tag(ev["sheet"])
     if kind == "mark" and "rating" in ev and not 0 <= ev["rating"] <= 5:
         return f"field 'rating' must be 0–5 (got {ev['rating']})"
     if kind == "done":
@@ -100,6 +102,23 @@ def check_sweep_tag(tag: dict[str, Any]) -> str:
             return "a sweep cell's labels have three items (x, y, z)"
     if not all(isinstance(text, str) for key in ("axes", "labels") for text in tag.get(key, ())):
         return "sweep fields 'axes' and 'labels' hold text"
+    return ""
+
+
+# A contact sheet's tag on a `queued` record (studio.review.sheet): the query it shows
+# and the entries on it, each "SESSION:ID", in the sheet's order.
+def check_sheet_tag(tag: dict[str, Any]) -> str:
+    """'' when `tag` is a well-formed contact sheet tag, else what is wrong with it."""
+    unknown = sorted(set(tag) - {"query", "entries"})
+    if unknown:
+        return f"unknown field {unknown[0]!r} in a contact sheet tag"
+    if not isinstance(tag.get("query"), str):
+        return "a contact sheet tag needs its query, as text"
+    entries = tag.get("entries")
+    if not isinstance(entries, list) or not all(
+        isinstance(key, str) and key.rpartition(":")[2].isdigit() and key.rpartition(":")[0] for key in entries
+    ):
+        return "a contact sheet tag's entries are a list of SESSION:ID"
     return ""
 
 

@@ -297,9 +297,9 @@ class Session:
 
     # writing
 
-    def queue(self, recipe: Recipe, sweep: dict[str, Any] | None = None, template: str = "") -> Entry:
-        """Record a job before it runs, so a crash leaves it to resume; `sweep` tags a sweep's cell or grid."""
-        tags = {key: value for key, value in (("sweep", sweep), ("template", template)) if value}
+    def queue(self, recipe: Recipe, sweep: dict | None = None, template: str = "", sheet: dict | None = None) -> Entry:
+        """Record a job before it runs, so a crash leaves it to resume; `sweep`, `sheet`: see Entry."""
+        tags = {key: value for key, value in (("sweep", sweep), ("template", template), ("sheet", sheet)) if value}
         entry = self._append("queued", None, {"recipe": recipe.to_dict(), "owner": _OWNER, **tags})
         assert entry is not None
         return entry

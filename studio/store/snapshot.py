@@ -24,7 +24,7 @@ from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
 from studio.store.entries import STATUSES, VARYING, Entry, State, _varying_ok
-from studio.store.records import check_sweep_tag
+from studio.store.records import check_sheet_tag, check_sweep_tag
 
 FORMAT = 1
 MIN_ENTRIES = 2000  # below this, reading the file is quick enough
@@ -34,7 +34,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "id": (int,), "time": (str,), "status": (str,), "model_hash": (str,), "images": (list,),
     "duration": (float, int, _NONE), "device": (str,), "reason": (str,), "favourite": (bool,),
     "rating": (int,), "note": (str,), "deleted": (bool,), "finished": (str,), "owner": (str,),
-    "sweep": (dict, _NONE), "template": (str,),
+    "sweep": (dict, _NONE), "template": (str,), "sheet": (dict, _NONE),
 }
 assert set(_TYPES) == set(_FIELDS), "an Entry field without a snapshot type"
 _RECIPE_NAMES = tuple(f.name for f in fields(Recipe))
@@ -140,6 +140,8 @@ def _check(document: Any, file: Path, fd: int) -> tuple[dict[int, State], int, i
         else:
             values["images"] = ()
         if values["sweep"] is not None and check_sweep_tag(values["sweep"]):
+            return None
+        if values["sheet"] is not None and check_sheet_tag(values["sheet"]):
             return None
         if not 0 <= index < count or not _varying_ok(prompt, negative, seed):
             return None

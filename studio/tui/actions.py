@@ -153,6 +153,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("gallery", ("plus", "equals_sign"), "rate(1)", "rating up, in the entry's own session",
            footer="Rate +", local=True),
     Action("gallery", ("minus",), "rate(-1)", "rating down", local=True),
+    Action("gallery", ("c",), "contact_sheet", "a contact sheet of the query's first 60 entries, recorded in this session",
+           footer="Sheet", local=True),
     Action("gallery", ("f",), "favourite", "toggle the entry's star", footer="Fav", local=True),
     Action("gallery", ("n",), "edit_note", "a one-line note on the entry", footer="Note", local=True),
     Action("gallery", ("slash",), "focus_query", "edit the query (enter runs it)", footer="Query", local=True),

@@ -59,11 +59,21 @@ class GalleryScreen(Screen):
     """
 
     class Results(Message):
-        """A page of hits (and, for a new query, the total), or the query's one-line error."""
+        """A page of hits (and, for a new query, the total), or the query's one-line error.
 
-        def __init__(self, generation: int, offset: int, hits: list, total: int | None, error: str = "") -> None:
+        `counted` is False when `total` is only what is known so far (a full first
+        page: at least that many); a `Counted` follows with the whole count."""
+
+        def __init__(self, generation: int, offset: int, hits: list, total: int | None, error: str = "",
+                     counted: bool = True) -> None:
             super().__init__()
             self.generation, self.offset, self.hits, self.total, self.error = generation, offset, hits, total, error
+            self.counted = counted
+
+    class Counted(Message):
+        def __init__(self, generation: int, total: int) -> None:
+            super().__init__()
+            self.generation, self.total = generation, total
 
     class Thumbs(Message):
         def __init__(self, thumbs: dict[Path, Path | None]) -> None:
@@ -83,6 +93,7 @@ class GalleryScreen(Screen):
         self.image_class = image_class
         self.query_text = query
         self.total = 0
+        self.counting = False  # the total is a lower bound until the count comes back
         self.cursor = 0
         self.hits: dict[int, Any] = {}  # position in the results -> Hit
         self.thumbs: dict[Path, Path | None] = {}
@@ -104,7 +115,6 @@ class GalleryScreen(Screen):
                     id="gallery-query")
         yield Static("searching…", id="gallery-status")
         yield GalleryGrid(id="gallery-grid")
-        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#gallery-grid").focus()
@@ -159,6 +169,12 @@ class GalleryScreen(Screen):
     def _painted(self) -> None:
         if self.first_page_at is None:
             self.first_page_at = time.perf_counter()
+            self._add_footer()
+
+    def _add_footer(self) -> None:
+        if not self.query(Footer):
+            self.mount(Footer())  # after the first page: its dozens of keys, restyled as the focus moves, cost more
+            self.call_after_refresh(self.refresh_bindings)  # else a footer mounted late waits for the next change
 
     def _hit(self, position: int) -> Any:
         hit = self.hits.get(position)
@@ -174,7 +190,7 @@ class GalleryScreen(Screen):
         if not self.total:
             status.update("no matches")
             return
-        line = Text(f"{self.cursor + 1}/{self.total}  ")
+        line = Text(f"{self.cursor + 1}/{self.total}{'+' if self.counting else ''}  ")
         hit = self._hit(self.cursor)
         if hit is not None:
             line.append(printable(f"{hit.session}:{hit.id}  {hit.time[:16]}  seed {hit.seed}  {hit.model}  "), style="dim")
@@ -204,29 +220,42 @@ class GalleryScreen(Screen):
         self.run_worker(partial(function, *args), thread=True, group=group, exit_on_error=False)
 
     def _fetch(self, generation: int, text: str, offset: int, limit: int, count: bool) -> None:
+        """One page, on a thread; for a new query (`count`) the count follows the page (a short page is
+        the whole result). The screen's first query then catches the index up with other processes'
+        sessions and asks again if that changed anything (first, when it found nothing: a new index)."""
         from studio.review.index import IndexBusy
         from studio.review.query import QueryError, parse_query
 
         started = time.perf_counter()
         try:
             query = parse_query(text)
+            hits = self.index.search(query, limit=limit, offset=offset)
+            if not self._updated and not hits:
+                self._updated = True
+                self._catch_up(IndexBusy)
+                hits = self.index.search(query, limit=limit, offset=offset)
+            exact = not count or len(hits) < limit
+            total = offset + len(hits) if count else None
+            if count:
+                self.last_query_s = time.perf_counter() - started  # the bench reports it
+            self.post_message(self.Results(generation, offset, hits, total, counted=exact))
+            if not exact:
+                self.post_message(self.Counted(generation, self.index.count(query)))
             if not self._updated:
                 self._updated = True
-                try:
-                    self.index.update()  # sessions other processes wrote since this studio started
-                except IndexBusy:
-                    pass  # another studio is updating it: search what is there
-            hits = self.index.search(query, limit=limit, offset=offset)
-            total = self.index.count(query) if count else None
+                if self._catch_up(IndexBusy):
+                    self._fetch(generation, text, offset, limit, count)
         except QueryError as exc:
             self.post_message(self.Results(generation, offset, [], 0, str(exc)))
-            return
         except Exception as exc:  # an unreadable index is rebuilt inside; anything else is one line
             self.post_message(self.Results(generation, offset, [], 0, f"search failed: {exc}"))
-            return
-        if count:
-            self.last_query_s = time.perf_counter() - started  # the bench reports it
-        self.post_message(self.Results(generation, offset, hits, total))
+
+    def _catch_up(self, busy: type[Exception]) -> int:
+        """Read the sessions other processes wrote since this studio started; how many."""
+        try:
+            return self.index.update()
+        except busy:
+            return 0  # another studio is updating it: search what is there
 
     @on(Results)
     def _results(self, message: Results) -> None:
@@ -236,9 +265,11 @@ class GalleryScreen(Screen):
             self.total = 0
             self._draw()
             self._status(message.error)
+            self._add_footer()
             return
         if message.total is not None:
             self.total = message.total
+            self.counting = not message.counted
         if len(self.hits) > _KEEP:
             self.hits.clear()
             self._asked = {message.offset}
@@ -248,6 +279,14 @@ class GalleryScreen(Screen):
             self._overrides.pop(key, None)
         self._settled.clear()
         self._draw()
+        if not self.total:
+            self._add_footer()  # nothing to draw: no first page to wait for
+
+    @on(Counted)
+    def _counted(self, message: Counted) -> None:
+        if message.generation == self._generation:
+            self.total, self.counting = message.total, False
+            self._draw()
 
     def _load_thumbs(self, start: int) -> None:
         wanted = []
@@ -369,6 +408,11 @@ class GalleryScreen(Screen):
             app.pop_screen()
             app.prompt_pane.focus_prompt()
             app.notify(printable(f"recipe of {hit.key} loaded; seed locked"))
+
+    def action_contact_sheet(self) -> None:
+        from studio.tui.widgets.gallery_sheet import make_contact_sheet
+
+        self._run(make_contact_sheet, self, group="gallery-sheet")
 
     def action_open_session(self) -> None:
         hit = self.selected()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import asyncio
 from pathlib import Path
+from typing import Any
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, TextArea
@@ -28,13 +29,17 @@ class PromptPane(Vertical):
     tokenizer_dir: Path | None = DEFAULT_TOKENIZER
     """The tokenizer files the count uses (vocab.json + merges.txt, or tokenizer.json); None: no count."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reading: set[Path] = set()  # tokenizer folders being read on a thread
+
     def compose(self) -> ComposeResult:
         yield TextArea(id="prompt", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
         yield Label("negative", classes="field-label")
         yield TextArea(id="negative", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
 
     def on_mount(self) -> None:
-        self._count_tokens(self.prompt, self.negative)
+        self.call_after_refresh(self._count_tokens, self.prompt, self.negative)  # after the first frame
 
     @property
     def prompt(self) -> str:
@@ -62,22 +67,46 @@ class PromptPane(Vertical):
 
     def _count_tokens(self, prompt: str, negative: str) -> None:
         """On the event loop, so the count is never stale: the Rust tokenizer takes
-        microseconds for a prompt; the first count reads its files once (lazily)."""
+        microseconds for a prompt. Reading a tokenizer's files (and importing
+        `tokenizers`) takes longer, tens of milliseconds for CLIP's 49,408 tokens,
+        so a tokenizer not read yet is read on a thread, and the count follows."""
         if self.tokenizer_dir is None:
             self.border_subtitle = ""
             return
         if len(prompt) + len(negative) > MAX_COUNTED:
             self.border_subtitle = "tokens: too long to count"
             return
+        if self.tokenizer_dir not in _COUNTERS:
+            self._read_tokenizer(self.tokenizer_dir)
+            return
+        counter = _COUNTERS[self.tokenizer_dir]
+        if counter is None:  # a missing or unreadable tokenizer: no count rather than a crash
+            self.border_subtitle = ""
+            return
         try:
-            counter = _counter(self.tokenizer_dir)
             self.border_subtitle = f"tokens {counter.label(prompt)} · negative {counter.label(negative)}"
-        except Exception:  # a missing or unreadable tokenizer: no count rather than a crash
+        except Exception:  # a tokenizer that cannot encode this text: no count rather than a crash
             self.border_subtitle = ""
 
+    @work(group="tokenizer")
+    async def _read_tokenizer(self, folder: Path) -> None:
+        if folder in self._reading:
+            return  # on its way: the text typed meanwhile is counted when it comes
+        self._reading.add(folder)
+        try:
+            _COUNTERS[folder] = await asyncio.to_thread(_read_counter, folder)
+        finally:
+            self._reading.discard(folder)
+        self._count_tokens(self.prompt, self.negative)
 
-@lru_cache(maxsize=4)
-def _counter(folder: Path):  # noqa: ANN202 - TokenCounter, imported lazily
-    from studio.prompts.chunks import TokenCounter
 
-    return TokenCounter(folder)
+def _read_counter(folder: Path) -> Any:
+    try:
+        from studio.prompts.chunks import TokenCounter
+
+        return TokenCounter(folder)
+    except Exception:
+        return None
+
+
+_COUNTERS: dict[Path, Any] = {}  # tokenizer folder -> its TokenCounter, or None if unreadable; read once a process

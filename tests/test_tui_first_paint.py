@@ -1,0 +1,115 @@
+"""What the TUI does before its first frame: no second parse of the stylesheets, no tokenizer read."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import pytest
+from textual.color import Color
+from textual.css.stylesheet import Stylesheet
+
+from studio.config import Config
+from studio.tui.app import make_app
+from studio.tui.widgets import prompt as prompt_module
+from tests.test_tui_support import IdleEngine, started, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def _app(tmp_path, tiny_model_dir, theme=""):
+    return make_app(tmp_path / "sessions", engine_factory=IdleEngine, graphics="halfcell",
+                    model=str(tiny_model_dir), config=Config(theme=theme))
+
+
+@pytest.mark.parametrize("theme", ["paper", "darkroom"])
+async def test_the_chosen_theme_is_in_the_first_frame_without_a_second_parse(tmp_path, tiny_model_dir, monkeypatch, theme):
+    reparsed = []
+    real = Stylesheet.reparse
+    monkeypatch.setattr(Stylesheet, "reparse", lambda self: (reparsed.append(1), real(self))[1])
+    app = _app(tmp_path, tiny_model_dir, theme)
+    seen = {}
+    display = app._display
+
+    def first_frame(screen, update):
+        seen.setdefault("reparsed", len(reparsed))
+        seen.setdefault("background", screen.styles.background)
+        display(screen, update)
+
+    app._display = first_frame
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot)
+        assert app.theme == theme
+        assert f"-theme-{theme}" in app.classes
+        dark = app.get_theme(theme).dark
+        assert ("-dark-mode" in app.classes) == dark and ("-light-mode" in app.classes) == (not dark)
+        assert seen["reparsed"] == 0
+        assert seen["background"] == Color.parse(app.get_theme(theme).background)
+        app.theme = "textual-light"  # a switch afterwards still re-styles the window
+        await pilot.pause()
+        assert app.screen.styles.background == Color.parse(app.get_css_variables()["background"])
+        assert app.screen.styles.background != seen["background"]
+
+
+async def test_the_token_count_is_read_off_the_event_loop_after_the_first_frame(tmp_path, tiny_model_dir, monkeypatch):
+    from studio.prompts import chunks
+
+    monkeypatch.setattr(prompt_module, "_COUNTERS", {})
+    threads = []
+    real = chunks.TokenCounter
+
+    def counter(folder, *args):
+        threads.append(threading.current_thread())
+        return real(folder, *args)
+
+    monkeypatch.setattr(chunks, "TokenCounter", counter)
+    app = _app(tmp_path, tiny_model_dir)
+    frames_before_read = []
+    display = app._display
+
+    def frame(screen, update):
+        frames_before_read.append(not threads)
+        display(screen, update)
+
+    app._display = frame
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot)
+        pane = app.prompt_pane
+        await wait_until(pilot, lambda: (pane.border_subtitle or "").startswith("tokens "))
+        assert threads and all(t is not threading.main_thread() for t in threads)
+        assert frames_before_read[0]  # the first frame was drawn before any tokenizer was read
+        pane.set_texts("a red circle", "")
+        await pilot.pause()
+        assert pane.border_subtitle.startswith("tokens ") and pane.border_subtitle != "tokens 0/14 · negative 0/14"
+        reads = len(threads)
+        pane.set_texts("a blue square", "")
+        await pilot.pause()
+        assert len(threads) == reads  # read once, then counted on the loop
+
+
+async def test_an_unreadable_tokenizer_gives_no_count_and_no_error(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(prompt_module, "_COUNTERS", {})
+    broken = tmp_path / "broken-tokenizer"
+    broken.mkdir()
+    (broken / "tokenizer.json").write_text("{not json")
+    app = _app(tmp_path, tiny_model_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot)
+        app.prompt_pane.set_tokenizer(broken)
+        await wait_until(pilot, lambda: broken in prompt_module._COUNTERS)
+        await pilot.pause()
+        assert not app.prompt_pane.border_subtitle
+
+
+def test_importing_the_app_loads_no_tokenizer_sqlite_or_image_library():
+    """What the first frame does not need is not imported with the app."""
+    code = ("import sys, studio.tui.app; "
+            "print(sorted(m for m in ('tokenizers', 'PIL', 'textual_image', 'torch', 'sqlite3') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
