@@ -76,10 +76,44 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def architecture_defaults(path: Path | None) -> dict[str, Any]:
-    if path is None or not Path(path).is_dir():
+_FILE_ARCHITECTURES = {"Flux dev": "flux-dev", "Flux schnell": "flux-schnell"}
+
+
+def model_architecture(path: Path) -> str:
+    """As `folder_architecture`, for a folder or a transformer file (Flux in ComfyUI's layout)."""
+    path = Path(path)
+    if path.is_dir():
+        return folder_architecture(path)
+    if not path.is_file():
+        return ""
+    from studio.models.comfy_layout import transformer_architecture
+    from studio.models.gguf import GGUFUnavailable
+
+    try:
+        return _FILE_ARCHITECTURES.get(transformer_architecture(path), "")
+    except GGUFUnavailable:
+        return ""
+
+
+def scheduler_config_for(path: Path) -> dict:
+    """The scheduler config a model samples with: its folder's, or the one studio ships for its file."""
+    path = Path(path)
+    if path.is_dir():
+        return folder_scheduler_config(path)
+    from studio.models.comfy_layout import TRANSFORMER_CONFIGS, transformer_architecture
+    from studio.models.gguf import GGUFUnavailable
+
+    try:
+        arch = transformer_architecture(path) if path.is_file() else ""
+    except GGUFUnavailable:
         return {}
-    return dict(DEFAULTS.get(folder_architecture(Path(path)), {}))
+    return folder_scheduler_config(TRANSFORMER_CONFIGS[arch]) if arch else {}
+
+
+def architecture_defaults(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    return dict(DEFAULTS.get(model_architecture(Path(path)), {}))
 
 
 def optional_components(folder: Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from studio.formats.lora_tags import extract_loras, merge_loras
+from studio.models.comfy_layout import with_companions
 from studio.models.inspect import EMBEDDING, LORA, VAE
 from studio.models.library import ModelLibrary
 from studio.models.resolve import ModelRef
@@ -34,7 +35,11 @@ class Extras:
 
 
 def prepare_extras(recipe: Recipe, library: ModelLibrary) -> Extras:
-    """Resolve a recipe's LoRAs (list and prompt tags), embeddings and VAE; ModelNotFound if one is missing."""
+    """Resolve a recipe's LoRAs (list and prompt tags), embeddings and VAE; ModelNotFound if one is missing.
+
+    A transformer file (Flux in ComfyUI's layout) is first paired with its text encoders and VAE.
+    """
+    recipe = with_companions(recipe, library)
     prompt, prompt_loras = extract_loras(recipe.prompt)
     negative, negative_loras = extract_loras(recipe.negative_prompt)
     loras: list[tuple[ModelRef, float]] = []

@@ -17,7 +17,8 @@ from typing import Any, Iterable, Sequence
 from studio.bounded import read_json_file
 from studio.errors import first_line
 from studio.models.discovery import hf_hub_cache
-from studio.models.inspect import CHECKPOINT, VAE, classify
+from studio.models.comfy_layout import LOAD_ERRORS, load_transformer_file, transformer_architecture
+from studio.models.inspect import CHECKPOINT, TEXT_ENCODER, VAE, classify
 from studio.models.library import ModelLibrary
 from studio.models.pickles import ALLOW_PICKLE_HINT, PickleRefused, is_pickle, load_pickle_state_dict
 from studio.models.resolve import ModelRef
@@ -48,6 +49,7 @@ def load_pipeline(
     vae_tiling: bool = False,
     cpu_offload: bool = False,
     safety_checker: bool = False,
+    text_encoders: Iterable[Path] = (),
     config_dir: Path | None = None,
     tokenizer_dir: Path | None = None,
     tokenizer_dirs: Iterable[Path] = (),
@@ -60,7 +62,8 @@ def load_pipeline(
     tiny models use it). A single file's CLIP tokenizer is looked for in
     `tokenizer_dir` and `tokenizer_dirs` (where vocab.json/merges.txt are),
     studio's data folder, the HF cache (default: huggingface_hub's) and
-    ComfyUI installs near the checkpoint or `model_dirs`.
+    ComfyUI installs near the checkpoint or `model_dirs`. A Flux transformer file is
+    paired with `text_encoders` (or those in its ComfyUI tree) and `vae` (studio/models/comfy_layout.py).
     """
     import torch
 
@@ -74,7 +77,17 @@ def load_pipeline(
             (path.parent, *model_dirs),
             hf_cache or hf_hub_cache(),
         )
-        pipe = load_single_file(path, torch_dtype, allow_pickle=allow_pickle, config_dir=config_dir, tokenizers=search)
+        try:
+            arch = transformer_architecture(path)  # "" unless a Flux transformer file (.safetensors or .gguf)
+        except LOAD_ERRORS as exc:
+            raise LoadError(str(exc)) from None
+        if not arch and path.suffix.lower() == ".gguf":
+            raise LoadError(f"{path.name}: studio loads GGUF files of Flux transformers only")
+        if arch:
+            pipe = _load_transformer_file(path, arch, torch_dtype, config_dir, text_encoders, vae, search)
+            vae = None  # the pipeline was built with it
+        else:
+            pipe = load_single_file(path, torch_dtype, allow_pickle=allow_pickle, config_dir=config_dir, tokenizers=search)
     if vae:
         pipe.vae = load_vae(vae, pipe, torch_dtype, allow_pickle=allow_pickle)
     apply_memory_options(
@@ -88,6 +101,7 @@ def load_pipeline_for_recipe(
 ) -> Any:
     """`load_pipeline` with the recipe's VAE, pickle and memory choices, and the library's folders."""
     vae = library.resolve(recipe.vae, kind=VAE) if recipe.vae else None
+    encoders = [library.locate(name, TEXT_ENCODER) or Path(name) for name in recipe.text_encoders]
     return load_pipeline(
         ref, device, dtype,
         vae=vae,
@@ -96,6 +110,7 @@ def load_pipeline_for_recipe(
         vae_tiling=recipe.vae_tiling,
         cpu_offload=recipe.cpu_offload,
         safety_checker=recipe.safety_checker,
+        text_encoders=encoders,
         tokenizer_dirs=library.tokenizer_dirs,
         model_dirs=library.dirs,
         hf_cache=library.hf_cache,
@@ -110,6 +125,20 @@ class TokenizerSearch:
     named: tuple[Path, ...] = ()  # folders the user named: any vocabulary there is taken
     model_dirs: tuple[Path, ...] = ()  # model folders, for a ComfyUI install around them
     hf_cache: Path | None = None
+
+
+def _load_transformer_file(
+    path: Path, arch: str, torch_dtype: Any, config_dir: Path | None, text_encoders: Iterable[Path],
+    vae: ModelRef | Path | str | None, search: TokenizerSearch,
+) -> Any:
+    vae_path = Path(vae.path if isinstance(vae, ModelRef) else vae) if vae else None
+    try:
+        return load_transformer_file(
+            path, torch_dtype, arch, config_dir=config_dir, text_encoders=text_encoders, vae=vae_path,
+            tokenizer_dirs=search.named, model_dirs=search.model_dirs, hf_cache=search.hf_cache,
+        )
+    except LOAD_ERRORS as exc:
+        raise LoadError(str(exc)) from None
 
 
 def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool, safety_checker: bool = False) -> Any:
