@@ -123,3 +123,28 @@ def build_comfy_flux(root: Path, *, dev: bool = True, seed: int = 0, gguf: bool 
     config = shrunk_config(reference, SHIPPED / f"flux-{variant}", root / f"config-{variant}")
     return {"comfy": comfy, "transformer": transformer, "config": config, "reference": reference,
             "clip_tokenizer": comfy / "comfy" / "sd1_tokenizer"}
+
+
+def write_gguf(state: dict, path: Path, *, quantise: bool = True) -> dict[str, str]:
+    """`state` as a GGUF file, as city96's Flux quantisations are: 2-D weights whose rows hold whole
+    32-value blocks in Q8_0 (when `quantise`), the rest in F16. Returns name -> type written."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), arch="flux")
+    written = {}
+    for name, tensor in state.items():
+        name = name.removeprefix("model.diffusion_model.")
+        data = tensor.float().numpy()
+        if quantise and data.ndim == 2 and data.shape[1] % 32 == 0:
+            qtype = gguf.GGMLQuantizationType.Q8_0
+            writer.add_tensor(name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
+        else:
+            qtype = gguf.GGMLQuantizationType.F16
+            writer.add_tensor(name, data.astype(np.float16), raw_dtype=qtype)
+        written[name] = qtype.name
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return written
