@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.bounded import read_json_file
+from studio.models.comfy_layout import TRANSFORMER_CONFIGS, transformer_architecture
+from studio.models.gguf import GGUFUnavailable
 
 # Our sampler name -> the flow-matching scheduler it means.
 FLOW_SAMPLERS = {"Euler": "FlowMatchEulerDiscreteScheduler", "Heun": "FlowMatchHeunDiscreteScheduler"}
@@ -86,9 +88,6 @@ def model_architecture(path: Path) -> str:
         return folder_architecture(path)
     if not path.is_file():
         return ""
-    from studio.models.comfy_layout import transformer_architecture
-    from studio.models.gguf import GGUFUnavailable
-
     try:
         return _FILE_ARCHITECTURES.get(transformer_architecture(path), "")
     except GGUFUnavailable:
@@ -100,9 +99,6 @@ def scheduler_config_for(path: Path) -> dict:
     path = Path(path)
     if path.is_dir():
         return folder_scheduler_config(path)
-    from studio.models.comfy_layout import TRANSFORMER_CONFIGS, transformer_architecture
-    from studio.models.gguf import GGUFUnavailable
-
     try:
         arch = transformer_architecture(path) if path.is_file() else ""
     except GGUFUnavailable:

@@ -15,13 +15,15 @@ re-run loads the same files even after others are added beside them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 from studio.errors import first_line
 from studio.models.components import (
-    ComponentError, ComponentMissing, comfy_models_roots, encoder_slots, find_vae, load_encoder, pair_encoders,
+    ComponentError, ComponentMissing, _json, comfy_models_roots, encoder_slots, find_vae, load_encoder, pair_encoders,
 )
-from studio.models.gguf import GGUFError, GGUFUnavailable, gguf_architecture
+from studio.models.gguf import (
+    GGUFError, GGUFUnavailable, gguf_architecture, gguf_quantization, read_gguf_state,
+)
 from studio.models.flux_keys import FluxKeyError, bfl_to_diffusers, is_bfl_layout, transformer_shape
 from studio.models.inspect import TEXT_ENCODER, VAE, classify
 from studio.models.safetensors_header import HeaderError, read_header
@@ -30,9 +32,20 @@ from studio.models.tokenizers import (
     t5_tokenizer,
 )
 
+
 if TYPE_CHECKING:
-    from studio.models.library import ModelLibrary
     from studio.recipe import Recipe
+
+
+class Library(Protocol):
+    """What pairing needs of a ModelLibrary (which imports this module, so it is not imported here)."""
+
+    dirs: tuple[Path, ...]
+
+    def locate(self, name: str, kind: str = ...) -> Path | None: ...
+
+    def looked_in(self, name: str, kind: str = ...) -> str: ...
+
 
 # What loading a transformer file raises; each message is one line for the user.
 LOAD_ERRORS = (ComponentMissing, ComponentError, FluxKeyError, TokenizerMissing, GGUFError, GGUFUnavailable)
@@ -59,7 +72,7 @@ def transformer_architecture(path: Path) -> str:
     return arch if arch in TRANSFORMER_CONFIGS else ""
 
 
-def with_companions(recipe: Recipe, library: ModelLibrary) -> Recipe:
+def with_companions(recipe: Recipe, library: Library) -> Recipe:
     """`recipe` with the text encoders and VAE its transformer file is paired with, by name.
 
     A recipe whose model is not a Flux transformer file comes back unchanged.
@@ -83,22 +96,20 @@ def with_companions(recipe: Recipe, library: ModelLibrary) -> Recipe:
     return recipe.replace(text_encoders=encoders, vae=vae)
 
 
-def _located(library: ModelLibrary, name: str, kind: str) -> Path:
+def _located(library: Library, name: str, kind: str) -> Path:
     path = library.locate(name, kind)
     if path is None:
         raise ComponentMissing(f"{kind} {name!r} not found (looked in: {library.looked_in(name, kind)})")
     return path
 
 
-def _name_in(library: ModelLibrary, path: Path, kind: str) -> str:
+def _name_in(library: Library, path: Path, kind: str) -> str:
     """The name `path` is listed under in the library, or the path itself when it is not in it."""
     found = library.locate(path.stem, kind)
     return path.stem if found is not None and found.resolve() == path.resolve() else str(path)
 
 
 def _vae_config(config_dir: Path) -> dict:
-    from studio.models.components import _json
-
     return _json(config_dir / "vae" / "config.json")
 
 
@@ -162,8 +173,6 @@ def load_flux_transformer(path: Path, config_dir: Path, torch_dtype: Any) -> Any
 
     quantization: dict[str, Any] = {}
     if path.suffix.lower() == ".gguf":
-        from studio.models.gguf import gguf_quantization, read_gguf_state
-
         state = read_gguf_state(path)
         quantization = gguf_quantization(torch_dtype)
     else:

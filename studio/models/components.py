@@ -188,7 +188,7 @@ def load_encoder(path: Path, config_folder: Path, torch_dtype: Any) -> Any:
     return model
 
 
-def _json(path: Path) -> dict:
+def _json(path: Path) -> dict:  # also comfy_layout's
     try:
         data = read_json_file(path, max_chars=1 << 20)
     except (OSError, ValueError):

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Mapping
 
 from studio.bounded import NotRegular, check_regular, loads_json, read_json_file
+from studio.models.components import encoder_of
+from studio.models.gguf import GGUFError, GGUFUnavailable, gguf_metadata, gguf_tensors
 from studio.models.license import License, license_of
 from studio.models.pickles import is_pickle, load_pickle_state_dict
 from studio.models.safety import ships_safety_checker
@@ -320,8 +322,6 @@ def _embedding(shapes, keys, metadata):
 
 
 def _text_encoder(shapes, keys, metadata):
-    from studio.models.components import encoder_of
-
     if any(k.startswith(("model.diffusion_model.", "first_stage_model.")) for k in keys):
         return None
     encoder = encoder_of(dict(shapes))
@@ -342,8 +342,6 @@ def _diffusers_component(shapes, keys, metadata):
 
 def _inspect_gguf(path: Path) -> Inspection:
     """A GGUF file from its tensor table: the architecture by name, parameters per quantisation type."""
-    from studio.models.gguf import GGUFError, GGUFUnavailable, gguf_metadata, gguf_tensors
-
     try:
         tensors = gguf_tensors(path)
         metadata = gguf_metadata(path)
