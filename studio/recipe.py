@@ -74,6 +74,7 @@ class Recipe:
     allow_pickle: bool = False
     safety_checker: bool = False  # opt-in only: load a folder's safety checker (studio/models/safety.py)
     model_license: str = ""  # the model's license id, as its card or header declares it
+    model_architecture: str = ""  # recorded: "flux-dev", "flux-schnell", "sd3" or "" (studio/models/architectures.py)
     # Taking an image further (studio/iterate.py): img2img with `init_image`, inpainting with `mask`.
     init_image: str = ""  # a path; its content hash is checked before every run
     init_image_hash: str = ""

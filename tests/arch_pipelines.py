@@ -86,8 +86,8 @@ def build_tiny_flux(folder: Path, *, dev: bool = True, seed: int = 0) -> Path:
     return folder
 
 
-def build_tiny_sd3(folder: Path, *, seed: int = 0) -> Path:
-    """SD3.5 without its T5 encoder (text_encoder_3 = None), as diffusers allows."""
+def build_tiny_sd3(folder: Path, *, seed: int = 0, t5: bool = False) -> Path:
+    """SD3.5 without its T5 encoder (text_encoder_3 = None), as diffusers allows; with a tiny one if `t5`."""
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
 
@@ -102,7 +102,8 @@ def build_tiny_sd3(folder: Path, *, seed: int = 0) -> Path:
     pipe = StableDiffusion3Pipeline(
         transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0),
         vae=_vae(4, 1.5305, 0.0609), text_encoder=text_encoder, tokenizer=tokenizer,
-        text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, text_encoder_3=None, tokenizer_3=None,
+        text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2,
+        text_encoder_3=_t5(len(tiny_t5_tokenizer()), 32) if t5 else None, tokenizer_3=tiny_t5_tokenizer() if t5 else None,
     )
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder

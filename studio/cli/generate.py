@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-encoder", action="append", default=[], metavar="NAME",
                         help="a text encoder file for a Flux transformer file (CLIP-L, T5; repeatable;"
                         " default: those in its ComfyUI models/text_encoders)")
+    parser.add_argument("--no-t5", action="store_true",
+                        help="SD3: run without the T5 text encoder (less memory; recorded in the recipe)")
     parser.add_argument("--tokenizer", type=Path, metavar="DIR",
                         help="CLIP tokenizer files for single-file checkpoints (vocab.json, merges.txt)")
     parser.add_argument("--allow-pickle", action="store_true", help="load pickled checkpoints (.ckpt, .pt, .bin) with torch's restricted weights-only unpickler")
@@ -108,6 +110,7 @@ def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: C
         embeddings=tuple(args.embedding),
         vae=args.vae,
         text_encoders=tuple(args.text_encoder),
+        t5=not args.no_t5,
         allow_pickle=args.allow_pickle,
         attention_slicing=args.attention_slicing or config.attention_slicing,
         vae_tiling=args.vae_tiling or config.vae_tiling,

@@ -112,13 +112,18 @@ def architecture_defaults(path: Path | None) -> dict[str, Any]:
     return dict(DEFAULTS.get(model_architecture(Path(path)), {}))
 
 
-def optional_components(folder: Path) -> dict[str, Any]:
-    """from_pretrained keywords for components a folder may leave out (SD3's T5 encoder)."""
+def folder_has_t5(folder: Path) -> bool | None:
+    """Whether an SD3 folder ships its T5 encoder (text_encoder_3); None for other models."""
     index = _json(Path(folder) / "model_index.json")
-    overrides: dict[str, Any] = {}
-    for name in ("text_encoder_3", "tokenizer_3"):
-        entry = index.get(name)
-        absent = not isinstance(entry, list) or entry[:1] == [None] or not (Path(folder) / name).is_dir()
-        if str(index.get("_class_name", "")).startswith("StableDiffusion3") and absent:
-            overrides[name] = None
-    return overrides
+    if not str(index.get("_class_name", "")).startswith("StableDiffusion3"):
+        return None
+    entry = index.get("text_encoder_3")
+    return isinstance(entry, list) and entry[:1] != [None] and (Path(folder) / "text_encoder_3").is_dir()
+
+
+def optional_components(folder: Path, t5: bool = True) -> dict[str, Any]:
+    """from_pretrained keywords that leave SD3's T5 encoder out: when `t5` is off, or the folder has none."""
+    has_t5 = folder_has_t5(folder)
+    if has_t5 is None or (t5 and has_t5):
+        return {}
+    return {"text_encoder_3": None, "tokenizer_3": None}

@@ -23,7 +23,7 @@ from studio.models.library import ModelLibrary
 from studio.models.pickles import ALLOW_PICKLE_HINT, PickleRefused, is_pickle, load_pickle_state_dict
 from studio.models.resolve import ModelRef
 from studio.models.safetensors_header import read_header
-from studio.models.architectures import optional_components
+from studio.models.architectures import folder_has_t5, optional_components
 from studio.models.safety import component_overrides
 from studio.models.tokenizers import TokenizerMissing, clip_tokenizer, find_clip_bpe, missing_message
 from studio.recipe import Recipe
@@ -50,6 +50,7 @@ def load_pipeline(
     cpu_offload: bool = False,
     safety_checker: bool = False,
     text_encoders: Iterable[Path] = (),
+    t5: bool = True,
     config_dir: Path | None = None,
     tokenizer_dir: Path | None = None,
     tokenizer_dirs: Iterable[Path] = (),
@@ -70,7 +71,7 @@ def load_pipeline(
     torch_dtype = getattr(torch, dtype)
     path = Path(ref.path)
     if path.is_dir():
-        pipe = _load_diffusers_folder(path, torch_dtype, allow_pickle, safety_checker)
+        pipe = _load_diffusers_folder(path, torch_dtype, allow_pickle, safety_checker, t5)
     else:
         search = TokenizerSearch(
             (*([tokenizer_dir] if tokenizer_dir else []), *tokenizer_dirs),
@@ -111,6 +112,7 @@ def load_pipeline_for_recipe(
         cpu_offload=recipe.cpu_offload,
         safety_checker=recipe.safety_checker,
         text_encoders=encoders,
+        t5=recipe.t5,
         tokenizer_dirs=library.tokenizer_dirs,
         model_dirs=library.dirs,
         hf_cache=library.hf_cache,
@@ -141,9 +143,17 @@ def _load_transformer_file(
         raise LoadError(str(exc)) from None
 
 
-def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool, safety_checker: bool = False) -> Any:
-    """A folder's pipeline; its safety checker only if asked for (never loaded otherwise)."""
+def _load_diffusers_folder(
+    path: Path, torch_dtype: Any, allow_pickle: bool, safety_checker: bool = False, t5: bool = True
+) -> Any:
+    """A folder's pipeline; its safety checker only if asked for (never loaded otherwise); SD3's T5 if `t5`."""
     from diffusers import DiffusionPipeline
+
+    if t5 and folder_has_t5(path) is False:
+        raise LoadError(
+            f"{path.name} has no T5 encoder (text_encoder_3): run it with --no-t5 (t5 = false in a recipe)"
+            " to go without, as a recorded choice"
+        )
 
     has_safetensors = any(path.rglob("*.safetensors"))
     if not has_safetensors and any(path.rglob("*.bin")) and not allow_pickle:
@@ -158,7 +168,7 @@ def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool, saf
         # With --allow-pickle diffusers may read .bin files; it does so with weights_only=True.
         use_safetensors=True if has_safetensors or not allow_pickle else None,
         **component_overrides(path, safety_checker),
-        **optional_components(path),  # SD3 without T5
+        **optional_components(path, t5),  # SD3 without T5
     )
 
 
