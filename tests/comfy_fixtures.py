@@ -83,15 +83,21 @@ def flux_to_bfl(state: dict, prefix: str = "model.diffusion_model.") -> dict:
     return {prefix + k: v.contiguous() for k, v in out.items()}
 
 
-def shrunk_config(reference: Path, shipped: Path, out: Path) -> Path:
-    """`shipped` (a studio config folder) with each component's config from the tiny `reference` folder."""
+def shrunk_config(
+    reference: Path, shipped: Path, out: Path,
+    parts: tuple[str, ...] = ("transformer", "vae", "text_encoder", "text_encoder_2", "scheduler"),
+    tokenizers: tuple[str, ...] = ("tokenizer", "tokenizer_2"),
+) -> Path:
+    """`shipped` (a studio config folder) with each component's config from the tiny `reference` folder,
+    and each tokenizer's length and padding token as the tiny reference's."""
     shutil.copytree(shipped, out)
-    for part in ("transformer", "vae", "text_encoder", "text_encoder_2", "scheduler"):
+    for part in parts:
         name = "scheduler_config.json" if part == "scheduler" else "config.json"
         shutil.copy(reference / part / name, out / part / name)
-    for part, length in (("tokenizer", 16), ("tokenizer_2", 32)):  # the tiny encoders' positions
+    for part in tokenizers:
+        tiny = json.loads((reference / part / "tokenizer_config.json").read_text())
         settings = json.loads((out / part / "tokenizer_config.json").read_text())
-        settings["model_max_length"] = length
+        settings.update({k: tiny[k] for k in ("model_max_length", "pad_token") if k in tiny})
         (out / part / "tokenizer_config.json").write_text(json.dumps(settings))
     return out
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.bounded import read_json_file
-from studio.models.comfy_layout import TRANSFORMER_CONFIGS, transformer_architecture
+from studio.models.comfy_layout import TRANSFORMER_CONFIGS, file_architecture
+from studio.models.sd3_file import SD3_CONFIGS
 from studio.models.gguf import GGUFUnavailable
 
 # Our sampler name -> the flow-matching scheduler it means.
@@ -89,9 +90,10 @@ def model_architecture(path: Path) -> str:
     if not path.is_file():
         return ""
     try:
-        return _FILE_ARCHITECTURES.get(transformer_architecture(path), "")
+        arch = file_architecture(path)
     except GGUFUnavailable:
         return ""
+    return "sd3" if arch in SD3_CONFIGS else _FILE_ARCHITECTURES.get(arch, "")
 
 
 def scheduler_config_for(path: Path) -> dict:
@@ -100,10 +102,11 @@ def scheduler_config_for(path: Path) -> dict:
     if path.is_dir():
         return folder_scheduler_config(path)
     try:
-        arch = transformer_architecture(path) if path.is_file() else ""
+        arch = file_architecture(path) if path.is_file() else ""
     except GGUFUnavailable:
         return {}
-    return folder_scheduler_config(TRANSFORMER_CONFIGS[arch]) if arch else {}
+    folder = TRANSFORMER_CONFIGS.get(arch) or SD3_CONFIGS.get(arch)
+    return folder_scheduler_config(folder) if folder else {}
 
 
 def architecture_defaults(path: Path | None) -> dict[str, Any]:

@@ -27,6 +27,8 @@ from studio.models.gguf import (
 from studio.models.flux_keys import FluxKeyError, bfl_to_diffusers, is_bfl_layout, transformer_shape
 from studio.models.inspect import TEXT_ENCODER, VAE, classify
 from studio.models.safetensors_header import HeaderError, read_header
+from studio.models.sd3_file import SD3_CONFIGS, needed_encoders, parts_inside
+from studio.models.sd3_file import VAE_HINTS as SD3_VAE_HINTS
 from studio.models.tokenizers import (
     TokenizerMissing, clip_tokenizer, find_clip_bpe, find_t5_tokenizer, missing_message, t5_missing_message,
     t5_tokenizer,
@@ -60,8 +62,8 @@ TRANSFORMER_CONFIGS: dict[str, Path] = {
 VAE_HINTS = {"Flux dev": ("ae", "flux"), "Flux schnell": ("ae", "flux")}
 
 
-def transformer_architecture(path: Path) -> str:
-    """'Flux dev'/'Flux schnell' for a Flux transformer file (.safetensors or .gguf), else ''."""
+def file_architecture(path: Path) -> str:
+    """'Flux dev', 'Flux schnell', 'SD3 Medium', 'SD3.5 Medium', 'SD3.5 Large' for such a file, else ''."""
     if path.suffix.lower() == ".gguf":
         return gguf_architecture(path)
     try:
@@ -69,6 +71,12 @@ def transformer_architecture(path: Path) -> str:
     except (HeaderError, OSError):
         return ""
     kind, arch, _ = classify(shapes)
+    return arch if arch in TRANSFORMER_CONFIGS or arch in SD3_CONFIGS else ""
+
+
+def transformer_architecture(path: Path) -> str:
+    """'Flux dev'/'Flux schnell' for a Flux transformer file (.safetensors or .gguf), else ''."""
+    arch = file_architecture(path)
     return arch if arch in TRANSFORMER_CONFIGS else ""
 
 
@@ -81,17 +89,22 @@ def with_companions(recipe: Recipe, library: Library) -> Recipe:
     path = library.locate(recipe.model)
     if path is None or not path.is_file():
         return recipe
-    arch = transformer_architecture(path)
+    arch = file_architecture(path)
     if not arch:
         return recipe
-    config_dir = TRANSFORMER_CONFIGS[arch]
     roots = comfy_models_roots(path, library.dirs)
     named = [_located(library, name, TEXT_ENCODER) for name in recipe.text_encoders]
-    paired = pair_encoders(encoder_slots(config_dir), named, roots, path.stem)
+    if arch in SD3_CONFIGS:  # only what the file lacks, and T5 only when kept
+        config_dir = SD3_CONFIGS[arch]
+        slots, needs_vae, hints = needed_encoders(path, config_dir, recipe.t5), "vae" not in parts_inside(path), SD3_VAE_HINTS
+    else:
+        config_dir = TRANSFORMER_CONFIGS[arch]
+        slots, needs_vae, hints = encoder_slots(config_dir), True, VAE_HINTS.get(arch, ())
+    paired = pair_encoders(slots, named, roots, path.stem)
     vae = recipe.vae
-    if not vae:
+    if not vae and needs_vae:
         latent = int(_vae_config(config_dir).get("latent_channels", 16))
-        vae = _name_in(library, find_vae(roots, latent, VAE_HINTS.get(arch, ()), path.stem), VAE)
+        vae = _name_in(library, find_vae(roots, latent, hints, path.stem), VAE)
     encoders = tuple(_name_in(library, p, TEXT_ENCODER) for p in paired.values())
     return recipe.replace(text_encoders=encoders, vae=vae)
 

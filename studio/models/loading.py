@@ -25,6 +25,7 @@ from studio.models.resolve import ModelRef
 from studio.models.safetensors_header import read_header
 from studio.models.architectures import folder_has_t5, optional_components
 from studio.models.safety import component_overrides
+from studio.models.sd3_file import SD3_CONFIGS, sd3_components
 from studio.models.tokenizers import TokenizerMissing, clip_tokenizer, find_clip_bpe, missing_message
 from studio.recipe import Recipe
 
@@ -88,7 +89,12 @@ def load_pipeline(
             pipe = _load_transformer_file(path, arch, torch_dtype, config_dir, text_encoders, vae, search)
             vae = None  # the pipeline was built with it
         else:
-            pipe = load_single_file(path, torch_dtype, allow_pickle=allow_pickle, config_dir=config_dir, tokenizers=search)
+            pipe = load_single_file(
+                path, torch_dtype, allow_pickle=allow_pickle, config_dir=config_dir, tokenizers=search,
+                t5=t5, text_encoders=text_encoders, vae=vae,
+            )
+            if path.suffix.lower() == ".safetensors" and single_file_architecture(path) in SD3_CONFIGS:
+                vae = None  # SD3: loaded with the pipeline (studio/models/sd3_file.py)
     if vae:
         pipe.vae = load_vae(vae, pipe, torch_dtype, allow_pickle=allow_pickle)
     apply_memory_options(
@@ -194,13 +200,19 @@ def load_single_file(
     allow_pickle: bool = False,
     config_dir: Path | None = None,
     tokenizers: TokenizerSearch = TokenizerSearch(),
+    t5: bool = True,
+    text_encoders: Iterable[Path] = (),
+    vae: ModelRef | Path | str | None = None,
 ) -> Any:
+    """A single-file checkpoint's pipeline; an SD3 file gets what it lacks from files beside it."""
     import diffusers
 
     arch = single_file_architecture(path, allow_pickle)
+    if config_dir is None and arch in SD3_CONFIGS:
+        config_dir = SD3_CONFIGS[arch]
     if config_dir is None:
         if arch not in SINGLE_FILE_CONFIGS:
-            supported = ", ".join(SINGLE_FILE_CONFIGS)
+            supported = ", ".join([*SINGLE_FILE_CONFIGS, *SD3_CONFIGS])
             raise LoadError(
                 f"{path.name} is {arch}; studio loads single files of {supported} only."
                 " Use a diffusers folder of this model (e.g. from the Hugging Face cache)"
@@ -214,6 +226,15 @@ def load_single_file(
         raise LoadError(f"{config_dir}: model_index.json names no pipeline class")
     pipeline_class = getattr(diffusers, index["_class_name"])
     components = _tokenizers(config_dir, index, arch, tokenizers)
+    if arch in SD3_CONFIGS:
+        vae_path = Path(vae.path if isinstance(vae, ModelRef) else vae) if vae else None
+        try:
+            components.update(sd3_components(
+                path, config_dir, torch_dtype, t5=t5, text_encoders=text_encoders, vae=vae_path,
+                tokenizer_dirs=tokenizers.named, model_dirs=tokenizers.model_dirs, hf_cache=tokenizers.hf_cache,
+            ))
+        except LOAD_ERRORS as exc:
+            raise LoadError(str(exc)) from None
     try:
         pipe = pipeline_class.from_single_file(
             str(path), config=str(config_dir), local_files_only=True, torch_dtype=torch_dtype, **components
