@@ -83,15 +83,13 @@ def transformer_architecture(path: Path) -> str:
 def with_companions(recipe: Recipe, library: Library) -> Recipe:
     """`recipe` with the text encoders and VAE its transformer file is paired with, by name.
 
-    A recipe whose model is not a Flux transformer file comes back unchanged.
-    ComponentMissing/ComponentError (one line) when a needed file is not found.
+    A recipe whose model is not a Flux or SD3 file comes back with no text encoders named
+    (they were not used). ComponentMissing/ComponentError (one line) when a needed file is not found.
     """
     path = library.locate(recipe.model)
-    if path is None or not path.is_file():
-        return recipe
-    arch = file_architecture(path)
+    arch = file_architecture(path) if path is not None and path.is_file() else ""
     if not arch:
-        return recipe
+        return recipe.replace(text_encoders=())
     roots = comfy_models_roots(path, library.dirs)
     named = [_located(library, name, TEXT_ENCODER) for name in recipe.text_encoders]
     if arch in SD3_CONFIGS:  # only what the file lacks, and T5 only when kept
