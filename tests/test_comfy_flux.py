@@ -177,7 +177,7 @@ def test_schnell_from_the_unet_folder_with_named_encoders(engine_factory, comfy,
     assert _pixels(done.paths[0]).std() > 0
 
 
-def test_a_missing_t5_is_one_line_naming_the_folder(comfy, tiny_configs, tmp_path):
+def test_a_missing_t5_is_one_line_naming_the_folder(comfy, tiny_configs, tmp_path, capsys, monkeypatch):
     from studio.models.components import ComponentMissing
     from studio.recipe import Recipe
 
@@ -188,6 +188,11 @@ def test_a_missing_t5_is_one_line_naming_the_folder(comfy, tiny_configs, tmp_pat
     try:
         with pytest.raises(ComponentMissing) as caught:
             comfy_layout.with_companions(Recipe(prompt="x", model=str(paths["transformer"])), _library(paths, tmp_path))
+        monkeypatch.setenv("STUDIO_SESSIONS_DIR", str(tmp_path / "sessions"))
+        code = main(["generate", "a cat", "--model", str(paths["transformer"]), "-q"])
+        err = capsys.readouterr().err
+        assert code == 2 and "T5 (32-wide) text encoder" in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "sessions").exists()  # refused before anything was recorded
     finally:
         shutil.move(hidden, t5)
     message = str(caught.value)
@@ -213,3 +218,25 @@ def test_listed_inspected_defaults_and_samplers(comfy, tiny_configs, capsys, tmp
     code = main(["generate", "a cat", "--model", str(dev["transformer"]), "--sampler", "DDIM", "-q"])
     err = capsys.readouterr().err
     assert code == 2 and "flow matching" in err and len(err.strip().splitlines()) == 1
+
+
+def test_gguf_without_the_package_or_not_flux_is_one_line(comfy, tmp_path, monkeypatch):
+    import sys
+
+    pytest.importorskip("gguf")
+    import torch
+
+    from studio.models.loading import LoadError, load_pipeline
+    from studio.models.resolve import ModelRef
+    from tests.comfy_fixtures import write_gguf
+
+    other = tmp_path / "llama-ish.gguf"
+    write_gguf({"blk.0.attn_q.weight": torch.zeros(4, 32)}, other)
+    with pytest.raises(LoadError, match="GGUF files of Flux transformers only"):
+        load_pipeline(ModelRef("x", other, "single_file", ""), "cpu", "float32")
+    monkeypatch.setitem(sys.modules, "gguf", None)  # as if not installed
+    with pytest.raises(LoadError, match=r"pip install 'studio\[gguf\]'") as caught:
+        load_pipeline(ModelRef("x", other, "single_file", ""), "cpu", "float32")
+    assert "\n" not in str(caught.value)
+    inspected = inspect_file(other)
+    assert inspected.architecture == "GGUF (not read)" and "pip install" in inspected.notes[0]

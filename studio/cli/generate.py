@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: Config) -> list[Recipe]:
     """One recipe per job; job i starts at seed + i * batch size so no seed repeats."""
     from studio.models.architectures import check_sampler, scheduler_config_for
+    from studio.models.comfy_layout import with_companions
     from studio.samplers import DEFAULT_SAMPLER
 
     ref = library.resolve(args.model)  # a missing model is a one-line error before anything is recorded
@@ -120,6 +121,7 @@ def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: C
     )
     base = iterate_args.apply(args, base, config, size_given=bool(args.size))
     base = hires_args.apply(args, base, library)
+    base = with_companions(base, library)  # a transformer file's text encoders and VAE, found before anything is recorded
     return base.series(args.count)
 
 

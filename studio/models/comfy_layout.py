@@ -87,7 +87,10 @@ def with_companions(recipe: Recipe, library: Library) -> Recipe:
     (they were not used). ComponentMissing/ComponentError (one line) when a needed file is not found.
     """
     path = library.locate(recipe.model)
-    arch = file_architecture(path) if path is not None and path.is_file() else ""
+    try:
+        arch = file_architecture(path) if path is not None and path.is_file() else ""
+    except GGUFUnavailable as exc:  # a .gguf model without the gguf package: one line, before any job
+        raise ComponentError(str(exc)) from None
     if not arch:
         return recipe.replace(text_encoders=())
     roots = comfy_models_roots(path, library.dirs)

@@ -28,7 +28,7 @@ _CLIP_NAMES = {768: "CLIP-L", 1280: "CLIP-G"}
 _T5_NAMES = {4096: "T5-XXL", 768: "T5-base"}
 
 
-class ComponentMissing(FileNotFoundError):
+class ComponentMissing(LookupError):
     """A text encoder, VAE or tokenizer that a single-file model needs and was not found; one line."""
 
 
