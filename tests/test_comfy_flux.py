@@ -214,6 +214,8 @@ def test_listed_inspected_defaults_and_samplers(comfy, tiny_configs, capsys, tmp
         assert any(line.startswith(name) and all(w in line for w in words) for line in out.splitlines()), out
     assert main(["inspect", str(dev["comfy"] / "models/text_encoders/t5xxl_fp16.safetensors")]) == 0
     assert "T5 (32-wide) text encoder" in capsys.readouterr().out
+    assert main(["inspect", str(dev["transformer"]), "--dir", str(dev["comfy"])]) == 0
+    assert "pairs with: clip_l, t5xxl_fp16, VAE ae" in capsys.readouterr().out
     monkeypatch.setenv("STUDIO_SESSIONS_DIR", str(tmp_path / "sessions"))
     code = main(["generate", "a cat", "--model", str(dev["transformer"]), "--sampler", "DDIM", "-q"])
     err = capsys.readouterr().err
