@@ -242,3 +242,31 @@ def test_gguf_without_the_package_or_not_flux_is_one_line(comfy, tmp_path, monke
     assert "\n" not in str(caught.value)
     inspected = inspect_file(other)
     assert inspected.architecture == "GGUF (not read)" and "pip install" in inspected.notes[0]
+
+
+@pytest.mark.slow
+def test_an_fp8_transformer_file_loads_cast_to_the_compute_dtype(comfy, tiny_configs, tmp_path):
+    """flux1-dev-fp8 files (float8_e4m3fn weights) are common: cast up on load, the image close to fp32's."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from studio.models.loading import load_pipeline
+    from studio.models.resolve import ModelRef
+
+    paths = comfy["dev"]
+    fp8 = paths["comfy"] / "models" / "unet" / "flux-tiny-dev-fp8_e4m3fn.safetensors"
+    save_file({k: v.to(torch.float8_e4m3fn) for k, v in load_file(paths["transformer"]).items()}, fp8)
+    try:
+        assert inspect_file(fp8).dtypes.keys() == {"F8_E4M3"}
+        images = []
+        for path in (fp8, paths["transformer"]):
+            pipe = load_pipeline(ModelRef("x", path, "single_file", ""), "cpu", "float32",
+                                 tokenizer_dir=paths["clip_tokenizer"], hf_cache=tmp_path / "no-hub")
+            assert pipe.transformer.x_embedder.weight.dtype == torch.float32
+            pipe.set_progress_bar_config(disable=True)
+            images.append(pipe("a red circle", num_inference_steps=2, guidance_scale=3.5, height=64, width=64,
+                               generator=torch.Generator().manual_seed(1), output_type="np").images)
+    finally:
+        fp8.unlink()
+    difference = np.abs(images[0] - images[1])
+    assert 0 < difference.mean() < 0.01
