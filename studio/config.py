@@ -41,6 +41,8 @@ class Config:
     cpu_offload: bool = False
     safety_checker: bool = False  # opt-in: load a model folder's safety checker
     spandrel_extra_arches: bool = False  # opt-in: spandrel's non-commercial upscaler architectures
+    text_encoders: list[str] = field(default_factory=list)  # preferred CLIP/T5 files for transformer files
+    no_t5: bool = False  # SD3: run without T5 unless a job says otherwise
     # Where this config was read from (and where save_config writes); not stored.
     path: Path | None = field(default=None, compare=False, repr=False)
     # Why the file was not used, if it was not; the caller shows it once.
@@ -59,6 +61,8 @@ class Config:
             "cpu_offload": self.cpu_offload,
             "safety_checker": self.safety_checker,
             "spandrel_extra_arches": self.spandrel_extra_arches,
+            "text_encoders": list(self.text_encoders),
+            "no_t5": self.no_t5,
         }
 
 
@@ -97,6 +101,10 @@ def _check(key: str, value: Any, label: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise wrong("a list of folder paths")
         return [Path(v).expanduser() for v in value]
+    if key == "text_encoders":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise wrong("a list of text encoder names or paths")
+        return list(value)
     if key == "graphics":
         if value not in GRAPHICS:
             raise wrong(f"one of {', '.join(GRAPHICS)}")

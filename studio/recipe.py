@@ -64,12 +64,17 @@ class Recipe:
     embedding_hashes: tuple[str, ...] = ()  # parallel to `embeddings`, for A1111's "TI hashes"
     vae: str = ""
     vae_hash: str = ""
+    # Text encoders kept as their own files (ComfyUI's models/text_encoders), by name; a Flux
+    # transformer file is paired with them (studio/models/comfy_layout.py), and the pairing recorded.
+    text_encoders: tuple[str, ...] = ()
+    t5: bool = True  # SD3: False runs without its T5 encoder to save memory, as diffusers allows
     attention_slicing: bool = False
     vae_tiling: bool = False
     cpu_offload: bool = False
     allow_pickle: bool = False
     safety_checker: bool = False  # opt-in only: load a folder's safety checker (studio/models/safety.py)
     model_license: str = ""  # the model's license id, as its card or header declares it
+    model_architecture: str = ""  # recorded: "flux-dev", "flux-schnell", "sd3" or "" (studio/models/architectures.py)
     # Taking an image further (studio/iterate.py): img2img with `init_image`, inpainting with `mask`.
     init_image: str = ""  # a path; its content hash is checked before every run
     init_image_hash: str = ""
@@ -134,6 +139,7 @@ class Recipe:
         data["loras"] = [dataclasses.asdict(lora) for lora in self.loras]
         data["embeddings"] = list(self.embeddings)
         data["embedding_hashes"] = list(self.embedding_hashes)
+        data["text_encoders"] = list(self.text_encoders)
         return data
 
     @classmethod
@@ -151,6 +157,7 @@ class Recipe:
             raise RecipeError(f"bad lora entry: {exc}") from None
         values["embeddings"] = tuple(data.get("embeddings", ()))
         values["embedding_hashes"] = tuple(data.get("embedding_hashes", ()))
+        values["text_encoders"] = tuple(data.get("text_encoders", ()))
         return cls(**values)
 
 
@@ -221,6 +228,8 @@ def _validate(r: Recipe) -> None:
             raise RecipeError(f"bad LoRA entry: {lora!r}")
         if isinstance(lora.weight, bool) or not isinstance(lora.weight, (int, float)):
             raise RecipeError(f"LoRA {lora.name} weight must be a number")
+    if not all(isinstance(name, str) and name for name in r.text_encoders):
+        raise RecipeError(f"text encoders must be names: {r.text_encoders!r}")
     _validate_iteration(r)
     _validate_hires(r)
 

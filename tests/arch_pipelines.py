@@ -86,23 +86,32 @@ def build_tiny_flux(folder: Path, *, dev: bool = True, seed: int = 0) -> Path:
     return folder
 
 
-def build_tiny_sd3(folder: Path, *, seed: int = 0) -> Path:
-    """SD3.5 without its T5 encoder (text_encoder_3 = None), as diffusers allows."""
+def build_tiny_sd3(folder: Path, *, seed: int = 0, t5: bool = False, as_released: bool = False) -> Path:
+    """SD3.5 without its T5 encoder (text_encoder_3 = None), as diffusers allows; with a tiny one if `t5`.
+
+    `as_released`: CLIP-L and CLIP-G of different widths and CLIP-L's projection the identity,
+    as in Stability's single files (diffusers tells the two CLIPs apart by width).
+    """
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
 
     torch.manual_seed(seed)
     tokenizer, text_encoder = _clip(folder.parent / f"{folder.name}-clip-src", 16, projection=True)
-    tokenizer_2, text_encoder_2 = _clip(folder.parent / f"{folder.name}-clip2-src", 16, projection=True)
+    width_2, joint = (24, 48) if as_released else (16, 32)
+    tokenizer_2, text_encoder_2 = _clip(folder.parent / f"{folder.name}-clip2-src", width_2, projection=True)
+    if as_released:
+        with torch.no_grad():
+            text_encoder.text_projection.weight.copy_(torch.eye(16))
     transformer = SD3Transformer2DModel(
         sample_size=32, patch_size=1, in_channels=4, num_layers=1, attention_head_dim=8, num_attention_heads=4,
-        joint_attention_dim=32, caption_projection_dim=32, pooled_projection_dim=32, out_channels=4,
+        joint_attention_dim=joint, caption_projection_dim=32, pooled_projection_dim=16 + width_2, out_channels=4,
         pos_embed_max_size=32,
     )
     pipe = StableDiffusion3Pipeline(
         transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0),
         vae=_vae(4, 1.5305, 0.0609), text_encoder=text_encoder, tokenizer=tokenizer,
-        text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, text_encoder_3=None, tokenizer_3=None,
+        text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2,
+        text_encoder_3=_t5(len(tiny_t5_tokenizer()), joint) if t5 else None, tokenizer_3=tiny_t5_tokenizer() if t5 else None,
     )
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder

@@ -23,6 +23,7 @@ def arch_models(tmp_path_factory):
         "flux-dev": build_tiny_flux(root / "flux-dev", dev=True),
         "flux-schnell": build_tiny_flux(root / "flux-schnell", dev=False),
         "sd3": build_tiny_sd3(root / "sd3-no-t5"),
+        "sd3-t5": build_tiny_sd3(root / "sd3-t5", t5=True),
     }
 
 
@@ -32,7 +33,7 @@ def test_generates_records_and_reruns_to_the_same_pixels(engine_factory, arch_mo
     model = arch_models[name]
     defaults = architecture_defaults(model)
     engine, rec = engine_factory()
-    recipe = recipe_for(model, steps=2, cfg_scale=defaults["cfg_scale"], sampler="Euler")
+    recipe = recipe_for(model, steps=2, cfg_scale=defaults["cfg_scale"], sampler="Euler", t5=name != "sd3")
     first = rec.until(ev.Finished, engine.submit(recipe, tmp_path, "a"))
     again = rec.until(ev.Finished, engine.submit(first.recipe, tmp_path, "b"))  # the recorded recipe, re-run
     pixels = np.asarray(Image.open(first.paths[0]))
@@ -73,7 +74,7 @@ def test_defaults_listed_and_inspected(arch_models, capsys):
     assert architecture_defaults(arch_models["flux-schnell"])["cfg_scale"] == 0.0  # no CFG for schnell
     assert architecture_defaults(arch_models["flux-dev"])["cfg_scale"] == 3.5  # distilled guidance
     assert {name: inspect_file(path).architecture for name, path in arch_models.items()} == {
-        "flux-dev": "Flux dev", "flux-schnell": "Flux schnell", "sd3": "SD3",
+        "flux-dev": "Flux dev", "flux-schnell": "Flux schnell", "sd3": "SD3", "sd3-t5": "SD3",
     }
     library = ModelLibrary([arch_models["sd3"].parent], use_hf_cache=False)
     assert library.defaults(str(arch_models["sd3"]))["sampler"] == "Euler"
@@ -94,7 +95,7 @@ def test_previews_for_packed_and_16_channel_style_latents(arch_models, tmp_path,
     rec = Recorder()
     engine = LocalEngine(rec, previews=True, preview_interval=0.0, saver=plain_save)
     try:
-        job = engine.submit(recipe_for(arch_models[name], steps=3, sampler="Euler", cfg_scale=0.0), tmp_path)
+        job = engine.submit(recipe_for(arch_models[name], steps=3, sampler="Euler", cfg_scale=0.0, t5=name != "sd3"), tmp_path)
         rec.until(ev.Finished, job)
     finally:
         engine.shutdown()
@@ -109,3 +110,44 @@ def test_cli_refuses_a_noise_sampler_for_flux_in_one_line(arch_models, tmp_path,
     err = capsys.readouterr().err
     assert code == 2 and "flow matching" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "sessions").exists()
+
+
+@pytest.mark.slow
+def test_running_sd3_without_t5_is_a_recorded_choice(engine_factory, arch_models, tmp_path):  # noqa: F811
+    from studio.formats.a1111 import a1111_parameters, read_a1111
+
+    engine, rec = engine_factory()
+    with_t5 = rec.until(ev.Finished, engine.submit(recipe_for(arch_models["sd3-t5"], steps=2, cfg_scale=4.5), tmp_path))
+    assert next(iter(engine._cache._entries.values())).pipe.text_encoder_3 is not None
+    without = rec.until(ev.Finished, engine.submit(with_t5.recipe.replace(t5=False), tmp_path, "no-t5"))
+    assert next(iter(engine._cache._entries.values())).pipe.text_encoder_3 is None
+    assert with_t5.recipe.t5 and not without.recipe.t5 and without.recipe.model_architecture == "sd3"
+    assert not np.array_equal(np.asarray(Image.open(with_t5.paths[0])), np.asarray(Image.open(without.paths[0])))
+    again = rec.until(ev.Finished, engine.submit(without.recipe, tmp_path, "again"))  # re-run: still without
+    assert np.array_equal(np.asarray(Image.open(without.paths[0])), np.asarray(Image.open(again.paths[0])))
+    text = a1111_parameters(without.recipe)
+    assert "T5: off" in text and "T5" not in a1111_parameters(with_t5.recipe).split("\n")[-1]
+    assert read_a1111(text)[0]["t5"] is False
+    # A folder without T5 runs only when asked to go without: never by accident of what files exist.
+    failed = rec.until(ev.Failed, engine.submit(recipe_for(arch_models["sd3"], steps=2), tmp_path))
+    assert "--no-t5" in failed.reason and "\n" not in failed.reason
+
+
+def test_flux_dev_writes_distilled_cfg_as_forge_does_and_schnell_no_cfg():
+    from studio.formats.a1111 import a1111_parameters, read_a1111
+    from studio.recipe import Recipe
+
+    dev = Recipe(prompt="a cat", model="flux1-dev", sampler="Euler", cfg_scale=3.5, steps=28,
+                 model_architecture="flux-dev", text_encoders=("clip_l", "/models/te/t5xxl_fp16.safetensors"), vae="ae")
+    line = a1111_parameters(dev).splitlines()[-1]
+    assert "CFG scale: 1, Distilled CFG Scale: 3.5" in line
+    assert "Module 1: clip_l, Module 2: t5xxl_fp16" in line  # names, never the user's folders
+    fields, notes = read_a1111(a1111_parameters(dev))
+    assert fields["cfg_scale"] == 3.5 and fields["text_encoders"] == ["clip_l", "t5xxl_fp16"] and not notes
+    schnell = dev.replace(model="flux1-schnell", cfg_scale=0.0, steps=4, model_architecture="flux-schnell")
+    assert "CFG scale: 0," in a1111_parameters(schnell) and "Distilled" not in a1111_parameters(schnell)
+    forge = ("a cat\nSteps: 20, Sampler: Euler, CFG scale: 1, Distilled CFG Scale: 2.5,"
+             " Seed: 1, Size: 1024x1024, Model: flux1-dev, Module 1: ae, Module 2: clip_l, Module 3: t5xxl_fp16")
+    fields, notes = read_a1111(forge)
+    assert (fields["cfg_scale"], fields["vae"], fields["text_encoders"]) == (2.5, "ae", ["clip_l", "t5xxl_fp16"])
+    assert not notes

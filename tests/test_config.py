@@ -68,3 +68,13 @@ def test_precedence_flag_over_env_over_file(tmp_path, monkeypatch):
     assert sessions_dir_from(parser.parse_args([])) == tmp_path / "from-env"
     args = parser.parse_args(["--sessions-dir", str(tmp_path / "from-flag")])
     assert sessions_dir_from(args) == tmp_path / "from-flag"
+
+
+def test_text_encoders_and_no_t5_are_settings():
+    from studio.config import ConfigError, config_from_dict
+
+    config = config_from_dict({"text_encoders": ["t5xxl_fp8_e4m3fn", "clip_l"], "no_t5": True})
+    assert config.text_encoders == ["t5xxl_fp8_e4m3fn", "clip_l"] and config.no_t5
+    assert config_from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match="text_encoders must be a list"):
+        config_from_dict({"text_encoders": "clip_l"})

@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedding", action="append", default=[], metavar="NAME",
                         help="load a textual-inversion embedding (repeatable)")
     parser.add_argument("--vae", default="", metavar="NAME", help="use this VAE instead of the model's")
+    parser.add_argument("--text-encoder", action="append", default=[], metavar="NAME",
+                        help="a text encoder file for a Flux transformer file (CLIP-L, T5; repeatable;"
+                        " default: those in its ComfyUI models/text_encoders)")
+    parser.add_argument("--no-t5", action="store_true",
+                        help="SD3: run without the T5 text encoder (less memory; recorded in the recipe)")
     parser.add_argument("--tokenizer", type=Path, metavar="DIR",
                         help="CLIP tokenizer files for single-file checkpoints (vocab.json, merges.txt)")
     parser.add_argument("--allow-pickle", action="store_true", help="load pickled checkpoints (.ckpt, .pt, .bin) with torch's restricted weights-only unpickler")
@@ -86,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
 def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: Config) -> list[Recipe]:
     """One recipe per job; job i starts at seed + i * batch size so no seed repeats."""
-    from studio.models.architectures import check_sampler, folder_scheduler_config
+    from studio.models.architectures import check_sampler, scheduler_config_for
+    from studio.models.comfy_layout import with_companions
     from studio.samplers import DEFAULT_SAMPLER
 
     ref = library.resolve(args.model)  # a missing model is a one-line error before anything is recorded
@@ -96,8 +102,8 @@ def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: C
     fields.update({key: value for key, value in given.items() if value is not None})
     if args.size:
         fields["width"], fields["height"] = parse_size(args.size)
-    if Path(ref.path).is_dir():  # Flux, SD3: only flow-matching samplers; refused before anything is recorded
-        check_sampler(fields.get("sampler", DEFAULT_SAMPLER), folder_scheduler_config(Path(ref.path)), ref.name)
+    # Flux, SD3: only flow-matching samplers; refused before anything is recorded
+    check_sampler(fields.get("sampler", DEFAULT_SAMPLER), scheduler_config_for(Path(ref.path)), ref.name)
     seed = random_seed() if args.seed is None else args.seed
     base = Recipe(
         prompt=args.prompt,
@@ -111,6 +117,8 @@ def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: C
         loras=tuple(parse_lora(text) for text in args.lora),
         embeddings=tuple(args.embedding),
         vae=args.vae,
+        text_encoders=tuple(args.text_encoder or config.text_encoders),
+        t5=not (args.no_t5 or config.no_t5),
         allow_pickle=args.allow_pickle,
         attention_slicing=args.attention_slicing or config.attention_slicing,
         vae_tiling=args.vae_tiling or config.vae_tiling,
@@ -120,6 +128,7 @@ def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: C
     )
     base = iterate_args.apply(args, base, config, size_given=bool(args.size))
     base = hires_args.apply(args, base, library)
+    base = with_companions(base, library)  # a transformer file's text encoders and VAE, found before anything is recorded
     return base.series(args.count)
 
 

@@ -57,4 +57,27 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=True))
     else:
         print(format_inspection(result, all_metadata=args.metadata, tags=args.tags))
+        pairing = _pairing(path, args)
+        if pairing:
+            print(printable(pairing))
     return 0
+
+
+def _pairing(path, args: argparse.Namespace) -> str:
+    """For a Flux or SD3 file: the text encoders and VAE a job would pair it with, or why none fit."""
+    from pathlib import Path
+
+    from studio.config import load_config
+    from studio.models.comfy_layout import file_architecture, with_companions
+    from studio.models.library import ModelLibrary
+    from studio.recipe import Recipe
+
+    try:
+        if not file_architecture(path):
+            return ""
+        library = ModelLibrary.from_config(load_config(), extra_dirs=[Path(d) for d in args.dir])
+        paired = with_companions(Recipe(prompt="", model=str(path)), library)
+    except (LookupError, ValueError, ImportError) as exc:
+        return f"pairs with: nothing yet ({exc})"
+    parts = [*paired.text_encoders, *([f"VAE {paired.vae}"] if paired.vae else [])]
+    return "pairs with: " + (", ".join(parts) if parts else "nothing (all inside the file)")

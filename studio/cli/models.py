@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also scan this folder (repeatable), before the configured ones;"
         " A1111 and ComfyUI install folders are recognised",
     )
-    parser.add_argument("--kind", choices=["checkpoint", "LoRA", "embedding", "VAE", "upscaler"], help="list only this kind")
+    parser.add_argument("--kind", choices=["checkpoint", "LoRA", "embedding", "VAE", "text encoder", "upscaler"], help="list only this kind")
     parser.add_argument("--no-hash", action="store_true", help="skip hashing files not hashed before")
     parser.add_argument("--no-hf-cache", action="store_true", help="leave out the Hugging Face cache")
     parser.add_argument("--json", action="store_true", help="print the list as JSON")

@@ -33,6 +33,8 @@ def cache_key(ref: ModelRef, recipe: Recipe, device: str, dtype: str) -> tuple:
         recipe.cpu_offload,
         recipe.allow_pickle,
         recipe.safety_checker,
+        recipe.text_encoders,
+        recipe.t5,
     )
 
 

@@ -267,12 +267,12 @@ class LocalEngine:
         ref = self._library.resolve(job.recipe.model)
         extras = prepare_extras(job.recipe, self._library)
         device, dtype = resolve_device(job.recipe.device, job.recipe.dtype)
-        key = cache_key(ref, job.recipe, device, dtype)
+        key = cache_key(ref, extras.recipe, device, dtype)
         if key not in self._cache:
             self._emit(ev.Loading(job.job_id, ref.name))
             if device == "cpu":  # a load's dtype casts are brief and the UI waits on them: every core
                 set_cpu_threads(reserve_core=False)
-        loaded = self._cache.get(key, ref, job.recipe, device, dtype)
+        loaded = self._cache.get(key, ref, extras.recipe, device, dtype)
         if device == "cpu":
             set_cpu_threads(self._reserve_core)
         _dress(loaded, extras, job.recipe.allow_pickle)

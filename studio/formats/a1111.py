@@ -62,11 +62,13 @@ def a1111_prompt(recipe: Recipe) -> str:
 
 def a1111_parameters(recipe: Recipe) -> str:
     spec = SAMPLERS[recipe.sampler]
+    distilled = recipe.model_architecture == "flux-dev"  # guidance is an input, not CFG: Forge's two fields
     fields: list[tuple[str, str]] = [
         ("Steps", str(recipe.steps)),
         ("Sampler", spec.a1111_name or recipe.sampler),
         ("Schedule type", spec.schedule_type),
-        ("CFG scale", format_weight(recipe.cfg_scale)),
+        ("CFG scale", "1" if distilled else format_weight(recipe.cfg_scale)),
+        *([("Distilled CFG Scale", format_weight(recipe.cfg_scale))] if distilled else []),
         ("Seed", str(recipe.seed)),
         ("Size", recipe.size),
     ]
@@ -82,6 +84,7 @@ def a1111_parameters(recipe: Recipe) -> str:
         fields.append(("VAE hash", recipe.vae_hash))
     if recipe.vae:
         fields.append(("VAE", recipe.vae))
+    fields.extend(_encoder_fields(recipe))
     lora_hashes = [f"{lora.name}: {lora.hash}" for lora in recipe.loras if lora.hash]
     if lora_hashes:
         fields.append(("Lora hashes", ", ".join(lora_hashes)))
@@ -96,6 +99,14 @@ def a1111_parameters(recipe: Recipe) -> str:
     if recipe.negative_prompt:
         text += f"\nNegative prompt: {recipe.negative_prompt}"
     return f"{text}\n{line}"
+
+
+def _encoder_fields(recipe: Recipe) -> list[tuple[str, str]]:
+    """The text-encoder files a transformer file was paired with, as Forge lists its extra modules, and T5 off."""
+    fields = [(f"Module {i}", Path(name).stem) for i, name in enumerate(recipe.text_encoders, 1)]
+    if not recipe.t5:
+        fields.append(("T5", "off"))
+    return fields
 
 
 def _iteration_fields(recipe: Recipe) -> list[tuple[str, str]]:
@@ -233,12 +244,33 @@ def read_a1111(text: str) -> Reading:
         embeddings = parse_lora_hashes(params["TI hashes"])
         fields["embeddings"], fields["embedding_hashes"] = list(embeddings), list(embeddings.values())
     consumed = _read_iteration(params, fields, notes) | _read_hires(params, fields, notes)
+    consumed |= _read_flux(params, fields, notes)
     for key, value in params.items():
         if key not in _USED and key not in _IGNORED and key not in consumed:
             notes.append(f"{key}: {value}")
     studio_made = params.get("Version", "").startswith("studio")
     fields["_source"] = "studio (A1111 text)" if studio_made else "AUTOMATIC1111"
     return fields, notes
+
+
+def _read_flux(params: dict[str, str], fields: dict[str, Any], notes: list[str]) -> set[str]:
+    """Forge's Flux fields: Distilled CFG Scale (studio's CFG for Flux dev), Module N, and studio's T5 off."""
+    used = {key for key in params if re.fullmatch(r"Module \d+", key)}
+    modules = [params[key] for key in sorted(used, key=lambda k: int(k.split()[1]))]
+    if modules:  # Forge lists the VAE among its modules; studio keeps that under VAE
+        vae = params.get("VAE", "")
+        fields["text_encoders"] = [m for m in modules if m != vae and m not in ("ae", "ae.safetensors")]
+        if not vae and any(m in ("ae", "ae.safetensors") for m in modules):
+            fields["vae"] = "ae"
+    if params.get("T5") == "off":
+        fields["t5"] = False
+        used.add("T5")
+    if "Distilled CFG Scale" in params:
+        number(fields, "cfg_scale", params["Distilled CFG Scale"], float, notes)
+        if params.get("CFG scale", "1") not in ("1", "1.0"):
+            notes.append(f"CFG scale {params['CFG scale']} (real CFG over distilled guidance) is not applied")
+        used.add("Distilled CFG Scale")
+    return used
 
 
 def _read_iteration(params: dict[str, str], fields: dict[str, Any], notes: list[str]) -> set[str]:

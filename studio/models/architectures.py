@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from studio.bounded import read_json_file
+from studio.models.comfy_layout import TRANSFORMER_CONFIGS, file_architecture
+from studio.models.sd3_file import SD3_CONFIGS
+from studio.models.gguf import GGUFUnavailable
 
 # Our sampler name -> the flow-matching scheduler it means.
 FLOW_SAMPLERS = {"Euler": "FlowMatchEulerDiscreteScheduler", "Heun": "FlowMatchHeunDiscreteScheduler"}
@@ -76,19 +79,54 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def architecture_defaults(path: Path | None) -> dict[str, Any]:
-    if path is None or not Path(path).is_dir():
+_FILE_ARCHITECTURES = {"Flux dev": "flux-dev", "Flux schnell": "flux-schnell"}
+
+
+def model_architecture(path: Path) -> str:
+    """As `folder_architecture`, for a folder or a transformer file (Flux in ComfyUI's layout)."""
+    path = Path(path)
+    if path.is_dir():
+        return folder_architecture(path)
+    if not path.is_file():
+        return ""
+    try:
+        arch = file_architecture(path)
+    except GGUFUnavailable:
+        return ""
+    return "sd3" if arch in SD3_CONFIGS else _FILE_ARCHITECTURES.get(arch, "")
+
+
+def scheduler_config_for(path: Path) -> dict:
+    """The scheduler config a model samples with: its folder's, or the one studio ships for its file."""
+    path = Path(path)
+    if path.is_dir():
+        return folder_scheduler_config(path)
+    try:
+        arch = file_architecture(path) if path.is_file() else ""
+    except GGUFUnavailable:
         return {}
-    return dict(DEFAULTS.get(folder_architecture(Path(path)), {}))
+    folder = TRANSFORMER_CONFIGS.get(arch) or SD3_CONFIGS.get(arch)
+    return folder_scheduler_config(folder) if folder else {}
 
 
-def optional_components(folder: Path) -> dict[str, Any]:
-    """from_pretrained keywords for components a folder may leave out (SD3's T5 encoder)."""
+def architecture_defaults(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    return dict(DEFAULTS.get(model_architecture(Path(path)), {}))
+
+
+def folder_has_t5(folder: Path) -> bool | None:
+    """Whether an SD3 folder ships its T5 encoder (text_encoder_3); None for other models."""
     index = _json(Path(folder) / "model_index.json")
-    overrides: dict[str, Any] = {}
-    for name in ("text_encoder_3", "tokenizer_3"):
-        entry = index.get(name)
-        absent = not isinstance(entry, list) or entry[:1] == [None] or not (Path(folder) / name).is_dir()
-        if str(index.get("_class_name", "")).startswith("StableDiffusion3") and absent:
-            overrides[name] = None
-    return overrides
+    if not str(index.get("_class_name", "")).startswith("StableDiffusion3"):
+        return None
+    entry = index.get("text_encoder_3")
+    return isinstance(entry, list) and entry[:1] != [None] and (Path(folder) / "text_encoder_3").is_dir()
+
+
+def optional_components(folder: Path, t5: bool = True) -> dict[str, Any]:
+    """from_pretrained keywords that leave SD3's T5 encoder out: when `t5` is off, or the folder has none."""
+    has_t5 = folder_has_t5(folder)
+    if has_t5 is None or (t5 and has_t5):
+        return {}
+    return {"text_encoder_3": None, "tokenizer_3": None}

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from studio.models.hashing import HashCache, folder_hash
-from studio.models.inspect import CHECKPOINT, EMBEDDING, LORA, UNKNOWN, UPSCALER, VAE, inspect_file
+from studio.models.inspect import CHECKPOINT, EMBEDDING, LORA, TEXT_ENCODER, UNKNOWN, UPSCALER, VAE, inspect_file
 from studio.models.pickles import is_pickle
 from studio.models.safetensors_header import HeaderError, read_header
 from studio.models.upscaler_arch import upscaler_architecture
 
-WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".ckpt", ".pt", ".pth", ".bin")
 MAX_DEPTH = 4
 
 # Sub-folders of a models/ folder and the kind a file found there is assumed to be.
@@ -27,7 +27,7 @@ LAYOUT: dict[str, str] = {
     "Stable-diffusion": CHECKPOINT, "Lora": LORA, "LyCORIS": LORA, "VAE": VAE,
     # ComfyUI (models/...)
     "checkpoints": CHECKPOINT, "diffusion_models": CHECKPOINT, "unet": CHECKPOINT,
-    "loras": LORA, "vae": VAE, "embeddings": EMBEDDING,
+    "loras": LORA, "vae": VAE, "embeddings": EMBEDDING, "text_encoders": TEXT_ENCODER, "clip": TEXT_ENCODER,
     # upscalers: A1111's models/ESRGAN, RealESRGAN, SwinIR; ComfyUI's models/upscale_models
     "ESRGAN": UPSCALER, "RealESRGAN": UPSCALER, "SwinIR": UPSCALER, "upscale_models": UPSCALER,
 }
@@ -37,11 +37,11 @@ LAYOUT: dict[str, str] = {
 class ModelEntry:
     name: str
     path: Path
-    kind: str  # checkpoint, LoRA, embedding, VAE or unknown
+    kind: str  # checkpoint, LoRA, embedding, VAE, text encoder, upscaler or unknown
     architecture: str
     size: int
     dtype: str
-    format: str  # safetensors, pickle or diffusers
+    format: str  # safetensors, gguf, pickle or diffusers
     source: str  # the folder (or "hf-cache") it was found in
     hash: str = ""  # AutoV2; filled in by `with_hashes`
     license: str = ""  # the license as one line, flagged (`License.label`); "" when none is declared
@@ -61,7 +61,7 @@ def hf_hub_cache() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
-ORDER = (CHECKPOINT, LORA, EMBEDDING, VAE, UPSCALER, UNKNOWN)
+ORDER = (CHECKPOINT, LORA, EMBEDDING, VAE, TEXT_ENCODER, UPSCALER, UNKNOWN)
 
 
 def scan_folders(dirs: Iterable[Path]) -> list[ModelEntry]:

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 
 from studio.formats.lora_tags import extract_loras, merge_loras
+from studio.models.architectures import model_architecture
+from studio.models.comfy_layout import with_companions
 from studio.models.inspect import EMBEDDING, LORA, VAE
 from studio.models.library import ModelLibrary
 from studio.models.resolve import ModelRef
@@ -34,7 +36,11 @@ class Extras:
 
 
 def prepare_extras(recipe: Recipe, library: ModelLibrary) -> Extras:
-    """Resolve a recipe's LoRAs (list and prompt tags), embeddings and VAE; ModelNotFound if one is missing."""
+    """Resolve a recipe's LoRAs (list and prompt tags), embeddings and VAE; ModelNotFound if one is missing.
+
+    A transformer file (Flux in ComfyUI's layout) is first paired with its text encoders and VAE.
+    """
+    recipe = with_companions(recipe, library)
     prompt, prompt_loras = extract_loras(recipe.prompt)
     negative, negative_loras = extract_loras(recipe.negative_prompt)
     loras: list[tuple[ModelRef, float]] = []
@@ -51,7 +57,9 @@ def prepare_extras(recipe: Recipe, library: ModelLibrary) -> Extras:
     embeddings = [library.resolve(name, kind=EMBEDDING) for name in names]
 
     vae = library.resolve(recipe.vae, kind=VAE) if recipe.vae else None
+    path = library.locate(recipe.model)
     updated = recipe.replace(
+        model_architecture=model_architecture(path) if path else "",
         loras=tuple(recorded),
         embeddings=tuple(names),
         embedding_hashes=tuple(ref.hash for ref in embeddings),

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Mapping
 
 from studio.bounded import NotRegular, check_regular, loads_json, read_json_file
+from studio.models.components import encoder_of
+from studio.models.gguf import GGUFError, GGUFUnavailable, gguf_metadata, gguf_tensors
 from studio.models.license import License, license_of
 from studio.models.pickles import is_pickle, load_pickle_state_dict
 from studio.models.safety import ships_safety_checker
@@ -22,6 +24,7 @@ from studio.models.upscaler_arch import upscaler_architecture
 # Kinds, as `studio models` lists them.
 CHECKPOINT, LORA, EMBEDDING, VAE, UNKNOWN = "checkpoint", "LoRA", "embedding", "VAE", "unknown"
 UPSCALER = "upscaler"  # found by folder (models/ESRGAN, models/upscale_models…); see upscaler_arch
+TEXT_ENCODER = "text encoder"  # CLIP-L/G or T5 as its own file (ComfyUI's models/text_encoders)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ def inspect_file(path: str | Path, *, allow_pickle: bool = False) -> Inspection:
         raise HeaderError(f"{path}: {str(exc).partition(': ')[2]}") from None
     except OSError as exc:
         raise HeaderError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if path.suffix.lower() == ".gguf":
+        return _inspect_gguf(path)
     if is_pickle(path):
         state = load_pickle_state_dict(path, allow_pickle=allow_pickle)
         shapes = {k: tuple(v.shape) for k, v in state.items()}
@@ -144,7 +149,7 @@ Shapes = Mapping[str, tuple[int, ...]]
 def classify(shapes: Shapes, metadata: Mapping[str, str] = {}) -> tuple[str, str, list[str]]:
     """(kind, architecture, notes) for a state dict described by its shapes."""
     keys = shapes.keys()
-    for test in (_lora, _embedding, _flux, _sd3, _ldm, _vae, _diffusers_component):
+    for test in (_lora, _embedding, _flux, _sd3, _ldm, _vae, _text_encoder, _diffusers_component):
         found = test(shapes, keys, metadata)
         if found:
             return found
@@ -316,6 +321,16 @@ def _embedding(shapes, keys, metadata):
     return EMBEDDING, f"{arch} textual inversion", [f"{vectors} vectors"]
 
 
+def _text_encoder(shapes, keys, metadata):
+    if any(k.startswith(("model.diffusion_model.", "first_stage_model.")) for k in keys):
+        return None
+    encoder = encoder_of(dict(shapes))
+    if encoder is None:
+        return None
+    layers = len({k.split(".")[3] for k in keys if ".encoder.layers." in k or k.startswith("encoder.block.")})
+    return TEXT_ENCODER, f"{encoder.label} text encoder", [f"{layers} layers, {encoder.width} wide"]
+
+
 def _diffusers_component(shapes, keys, metadata):
     if "conv_in.weight" in keys and _starts(keys, "down_blocks."):
         arch = _SD_BY_CONTEXT.get(_context_dim(shapes) or 0, "unknown")
@@ -323,6 +338,27 @@ def _diffusers_component(shapes, keys, metadata):
     if _starts(keys, "text_model.encoder."):
         return UNKNOWN, "CLIP text encoder", ["a single component, not a whole model"]
     return None
+
+
+def _inspect_gguf(path: Path) -> Inspection:
+    """A GGUF file from its tensor table: the architecture by name, parameters per quantisation type."""
+    try:
+        tensors = gguf_tensors(path)
+        metadata = gguf_metadata(path)
+    except GGUFUnavailable as exc:
+        return Inspection(path, "gguf", CHECKPOINT, "GGUF (not read)", 0, {}, 0, path.stat().st_size, notes=[str(exc)])
+    except GGUFError as exc:
+        raise HeaderError(str(exc)) from None
+    shapes = {name: shape for name, (shape, _) in tensors.items()}
+    dtypes: Counter[str] = Counter()
+    for shape, qtype in tensors.values():
+        dtypes[qtype] += math.prod(shape)
+    kind, arch, notes = classify(shapes, metadata)
+    notes.append("GGUF: quantised weights stay quantised in memory, dequantised layer by layer as they run")
+    return Inspection(
+        path, "gguf", kind, arch, sum(dtypes.values()), dict(dtypes), len(shapes), path.stat().st_size,
+        metadata=metadata, notes=notes, license=license_of(path, {}),
+    )
 
 
 # --- diffusers folders --------------------------------------------------------------

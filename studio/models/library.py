@@ -95,6 +95,11 @@ class ModelLibrary:
         found = self._locate(model, CHECKPOINT)
         return {**architecture_defaults(found[1]), **model_defaults(found[1])} if found else {}
 
+    def locate(self, name: str, kind: str = CHECKPOINT) -> Path | None:
+        """The file or folder `name` means, without hashing it; None if there is none."""
+        found = self._locate(name, kind)
+        return found[1] if found else None
+
     def tokenizer_folder(self, model: str) -> Path | None:
         """The CLIP tokenizer files `model`'s first text encoder uses, for counting tokens; hashes nothing.
 

@@ -17,13 +17,15 @@ from typing import Any, Iterable, Sequence
 from studio.bounded import read_json_file
 from studio.errors import first_line
 from studio.models.discovery import hf_hub_cache
-from studio.models.inspect import CHECKPOINT, VAE, classify
+from studio.models.comfy_layout import LOAD_ERRORS, load_transformer_file, transformer_architecture
+from studio.models.inspect import CHECKPOINT, TEXT_ENCODER, VAE, classify
 from studio.models.library import ModelLibrary
 from studio.models.pickles import ALLOW_PICKLE_HINT, PickleRefused, is_pickle, load_pickle_state_dict
 from studio.models.resolve import ModelRef
 from studio.models.safetensors_header import read_header
-from studio.models.architectures import optional_components
+from studio.models.architectures import folder_has_t5, optional_components
 from studio.models.safety import component_overrides
+from studio.models.sd3_file import SD3_CONFIGS, sd3_components
 from studio.models.tokenizers import TokenizerMissing, clip_tokenizer, find_clip_bpe, missing_message
 from studio.recipe import Recipe
 
@@ -48,6 +50,8 @@ def load_pipeline(
     vae_tiling: bool = False,
     cpu_offload: bool = False,
     safety_checker: bool = False,
+    text_encoders: Iterable[Path] = (),
+    t5: bool = True,
     config_dir: Path | None = None,
     tokenizer_dir: Path | None = None,
     tokenizer_dirs: Iterable[Path] = (),
@@ -60,21 +64,37 @@ def load_pipeline(
     tiny models use it). A single file's CLIP tokenizer is looked for in
     `tokenizer_dir` and `tokenizer_dirs` (where vocab.json/merges.txt are),
     studio's data folder, the HF cache (default: huggingface_hub's) and
-    ComfyUI installs near the checkpoint or `model_dirs`.
+    ComfyUI installs near the checkpoint or `model_dirs`. A Flux transformer file is
+    paired with `text_encoders` (or those in its ComfyUI tree) and `vae` (studio/models/comfy_layout.py).
     """
     import torch
 
     torch_dtype = getattr(torch, dtype)
     path = Path(ref.path)
     if path.is_dir():
-        pipe = _load_diffusers_folder(path, torch_dtype, allow_pickle, safety_checker)
+        pipe = _load_diffusers_folder(path, torch_dtype, allow_pickle, safety_checker, t5)
     else:
         search = TokenizerSearch(
             (*([tokenizer_dir] if tokenizer_dir else []), *tokenizer_dirs),
             (path.parent, *model_dirs),
             hf_cache or hf_hub_cache(),
         )
-        pipe = load_single_file(path, torch_dtype, allow_pickle=allow_pickle, config_dir=config_dir, tokenizers=search)
+        try:
+            arch = transformer_architecture(path)  # "" unless a Flux transformer file (.safetensors or .gguf)
+        except LOAD_ERRORS as exc:
+            raise LoadError(str(exc)) from None
+        if not arch and path.suffix.lower() == ".gguf":
+            raise LoadError(f"{path.name}: studio loads GGUF files of Flux transformers only")
+        if arch:
+            pipe = _load_transformer_file(path, arch, torch_dtype, config_dir, text_encoders, vae, search)
+            vae = None  # the pipeline was built with it
+        else:
+            pipe = load_single_file(
+                path, torch_dtype, allow_pickle=allow_pickle, config_dir=config_dir, tokenizers=search,
+                t5=t5, text_encoders=text_encoders, vae=vae,
+            )
+            if path.suffix.lower() == ".safetensors" and single_file_architecture(path) in SD3_CONFIGS:
+                vae = None  # SD3: loaded with the pipeline (studio/models/sd3_file.py)
     if vae:
         pipe.vae = load_vae(vae, pipe, torch_dtype, allow_pickle=allow_pickle)
     apply_memory_options(
@@ -88,6 +108,7 @@ def load_pipeline_for_recipe(
 ) -> Any:
     """`load_pipeline` with the recipe's VAE, pickle and memory choices, and the library's folders."""
     vae = library.resolve(recipe.vae, kind=VAE) if recipe.vae else None
+    encoders = [library.locate(name, TEXT_ENCODER) or Path(name) for name in recipe.text_encoders]
     return load_pipeline(
         ref, device, dtype,
         vae=vae,
@@ -96,6 +117,8 @@ def load_pipeline_for_recipe(
         vae_tiling=recipe.vae_tiling,
         cpu_offload=recipe.cpu_offload,
         safety_checker=recipe.safety_checker,
+        text_encoders=encoders,
+        t5=recipe.t5,
         tokenizer_dirs=library.tokenizer_dirs,
         model_dirs=library.dirs,
         hf_cache=library.hf_cache,
@@ -112,9 +135,31 @@ class TokenizerSearch:
     hf_cache: Path | None = None
 
 
-def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool, safety_checker: bool = False) -> Any:
-    """A folder's pipeline; its safety checker only if asked for (never loaded otherwise)."""
+def _load_transformer_file(
+    path: Path, arch: str, torch_dtype: Any, config_dir: Path | None, text_encoders: Iterable[Path],
+    vae: ModelRef | Path | str | None, search: TokenizerSearch,
+) -> Any:
+    vae_path = Path(vae.path if isinstance(vae, ModelRef) else vae) if vae else None
+    try:
+        return load_transformer_file(
+            path, torch_dtype, arch, config_dir=config_dir, text_encoders=text_encoders, vae=vae_path,
+            tokenizer_dirs=search.named, model_dirs=search.model_dirs, hf_cache=search.hf_cache,
+        )
+    except LOAD_ERRORS as exc:
+        raise LoadError(str(exc)) from None
+
+
+def _load_diffusers_folder(
+    path: Path, torch_dtype: Any, allow_pickle: bool, safety_checker: bool = False, t5: bool = True
+) -> Any:
+    """A folder's pipeline; its safety checker only if asked for (never loaded otherwise); SD3's T5 if `t5`."""
     from diffusers import DiffusionPipeline
+
+    if t5 and folder_has_t5(path) is False:
+        raise LoadError(
+            f"{path.name} has no T5 encoder (text_encoder_3): run it with --no-t5 (t5 = false in a recipe)"
+            " to go without, as a recorded choice"
+        )
 
     has_safetensors = any(path.rglob("*.safetensors"))
     if not has_safetensors and any(path.rglob("*.bin")) and not allow_pickle:
@@ -129,7 +174,7 @@ def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool, saf
         # With --allow-pickle diffusers may read .bin files; it does so with weights_only=True.
         use_safetensors=True if has_safetensors or not allow_pickle else None,
         **component_overrides(path, safety_checker),
-        **optional_components(path),  # SD3 without T5
+        **optional_components(path, t5),  # SD3 without T5
     )
 
 
@@ -155,13 +200,19 @@ def load_single_file(
     allow_pickle: bool = False,
     config_dir: Path | None = None,
     tokenizers: TokenizerSearch = TokenizerSearch(),
+    t5: bool = True,
+    text_encoders: Iterable[Path] = (),
+    vae: ModelRef | Path | str | None = None,
 ) -> Any:
+    """A single-file checkpoint's pipeline; an SD3 file gets what it lacks from files beside it."""
     import diffusers
 
     arch = single_file_architecture(path, allow_pickle)
+    if config_dir is None and arch in SD3_CONFIGS:
+        config_dir = SD3_CONFIGS[arch]
     if config_dir is None:
         if arch not in SINGLE_FILE_CONFIGS:
-            supported = ", ".join(SINGLE_FILE_CONFIGS)
+            supported = ", ".join([*SINGLE_FILE_CONFIGS, *SD3_CONFIGS])
             raise LoadError(
                 f"{path.name} is {arch}; studio loads single files of {supported} only."
                 " Use a diffusers folder of this model (e.g. from the Hugging Face cache)"
@@ -175,6 +226,15 @@ def load_single_file(
         raise LoadError(f"{config_dir}: model_index.json names no pipeline class")
     pipeline_class = getattr(diffusers, index["_class_name"])
     components = _tokenizers(config_dir, index, arch, tokenizers)
+    if arch in SD3_CONFIGS:
+        vae_path = Path(vae.path if isinstance(vae, ModelRef) else vae) if vae else None
+        try:
+            components.update(sd3_components(
+                path, config_dir, torch_dtype, t5=t5, text_encoders=text_encoders, vae=vae_path,
+                tokenizer_dirs=tokenizers.named, model_dirs=tokenizers.model_dirs, hf_cache=tokenizers.hf_cache,
+            ))
+        except LOAD_ERRORS as exc:
+            raise LoadError(str(exc)) from None
     try:
         pipe = pipeline_class.from_single_file(
             str(path), config=str(config_dir), local_files_only=True, torch_dtype=torch_dtype, **components

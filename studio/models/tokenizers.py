@@ -156,3 +156,59 @@ def clip_tokenizer(config_folder: Path, vocab: dict[str, int], merges: list[Merg
     settings = read_json_file(config_folder / "tokenizer_config.json")
     keep = ("model_max_length", "bos_token", "eos_token", "unk_token", "pad_token")
     return CLIPTokenizer(vocab=vocab, merges=merges, **{k: settings[k] for k in keep if k in settings})
+
+
+# --- T5 (Flux, SD3) ---------------------------------------------------------------
+
+
+def studio_t5_tokenizer_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("studio")) / "tokenizers" / "t5"
+
+
+def t5_missing_message(model: str) -> str:
+    return (
+        f"{model} needs the T5 tokenizer (tokenizer.json or spiece.model, the same for every Flux and SD3"
+        f" model): put it in {studio_t5_tokenizer_dir()} or pass --tokenizer DIR; ComfyUI ships it in"
+        " comfy/t5_tokenizer, and the tokenizer_2/ folder of any diffusers Flux model has it"
+    )
+
+
+def _t5_candidates(named: Iterable[Path], model_dirs: Iterable[Path], hf_cache: Path | None) -> Iterator[Path]:
+    for folder in named:
+        yield Path(folder).expanduser()
+        yield Path(folder).expanduser() / "t5"
+    yield studio_t5_tokenizer_dir()
+    for folder in model_dirs:
+        folder = Path(folder).expanduser().resolve()
+        for root in (folder, *folder.parents[:3]):
+            yield root / "comfy" / "t5_tokenizer"
+    if hf_cache and hf_cache.is_dir():
+        for snapshot in sorted(hf_cache.glob("models--*/snapshots/*")):
+            yield snapshot / "tokenizer_2"  # Flux
+            yield snapshot / "tokenizer_3"  # SD3
+
+
+def find_t5_tokenizer(
+    named: Iterable[Path] = (), model_dirs: Iterable[Path] = (), hf_cache: Path | None = None
+) -> Path:
+    """A folder holding a T5 tokenizer (tokenizer.json or spiece.model), or TokenizerMissing."""
+    for folder in _t5_candidates(named, model_dirs, hf_cache):
+        if not ((folder / "tokenizer.json").is_file() or (folder / "spiece.model").is_file()):
+            continue
+        settings = read_json_file(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
+        if "T5" in str(settings.get("tokenizer_class", "T5")):
+            return folder
+    raise TokenizerMissing(t5_missing_message("this model"))
+
+
+def t5_tokenizer(folder: Path, config_folder: Path) -> PreTrainedTokenizerBase:
+    """The T5 tokenizer in `folder`, with the length the shipped `config_folder` gives."""
+    from transformers import T5TokenizerFast
+
+    settings = read_json_file(config_folder / "tokenizer_config.json")
+    keep = ("model_max_length",)
+    return T5TokenizerFast.from_pretrained(
+        str(folder), local_files_only=True, **{k: settings[k] for k in keep if k in settings}
+    )
