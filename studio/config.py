@@ -40,6 +40,7 @@ class Config:
     vae_tiling: bool = False
     cpu_offload: bool = False
     safety_checker: bool = False  # opt-in: load a model folder's safety checker
+    preview: str = "x0"  # live previews: x0, latent, taesd, taesd:NAME or none (studio/engine/preview_choice.py)
     # Where this config was read from (and where save_config writes); not stored.
     path: Path | None = field(default=None, compare=False, repr=False)
     # Why the file was not used, if it was not; the caller shows it once.
@@ -57,6 +58,7 @@ class Config:
             "vae_tiling": self.vae_tiling,
             "cpu_offload": self.cpu_offload,
             "safety_checker": self.safety_checker,
+            "preview": self.preview,
         }
 
 
@@ -102,6 +104,14 @@ def _check(key: str, value: Any, label: str) -> Any:
     if key == "theme":
         if not isinstance(value, str):
             raise wrong("a theme name")
+        return value
+    if key == "preview":
+        from studio.engine.preview_choice import parse_preview
+
+        try:
+            parse_preview(value if isinstance(value, str) else "?")
+        except ValueError:
+            raise wrong("x0, latent, taesd, taesd:NAME or none") from None
         return value
     if key == "cache_models":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 16:

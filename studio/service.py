@@ -55,7 +55,7 @@ class Studio:
         engine_factory: EngineFactory | None = None,
         out_dir: Path | None = None,
         cache_size: int = 1,
-        previews: bool = False,
+        previews: bool | str = False,
         reserve_core: bool = True,
         index: ReviewIndex | None = None,
     ) -> None:
@@ -95,6 +95,18 @@ class Studio:
         """Cancel every job and stop the engine; `wait` blocks until the running step ends."""
         if self.engine is not None:
             self.engine.shutdown(wait=wait)
+
+    def set_preview(self, previews: bool | str) -> None:
+        """The live preview kind from the next step on (studio/engine/preview_choice.py); ValueError if unknown.
+
+        Applies to an engine that draws previews here (LocalEngine); kept for the engine built later."""
+        from studio.engine.preview_choice import parse_preview
+
+        parse_preview(previews)  # a bad kind is refused here, in one line
+        self._engine_options["previews"] = previews
+        setter = getattr(self.engine, "set_preview", None)  # not in the Engine protocol: a remote engine may not preview
+        if setter is not None:
+            setter(previews)
 
     # -- making images ---------------------------------------------------------
 

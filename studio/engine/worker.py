@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from studio.engine import events as ev
+from studio.engine.preview_choice import parse_preview
 from studio.engine.pipelines import LoadedPipeline, PipelineCache, cache_key, free_accelerator_memory
 from studio.engine.protocol import Listener
 from studio.errors import first_line
@@ -66,8 +67,9 @@ class LocalEngine:
 
     `on_event` is called on the worker thread. `library` finds models, LoRAs,
     embeddings and VAEs (default: the built-in models only). `cache_size`
-    bounds how many pipelines stay loaded. `previews` turns on live previews,
-    at most one per `preview_interval` seconds. `reserve_core` leaves a CPU
+    bounds how many pipelines stay loaded. `previews` turns on live previews
+    (True: the default kind; or a kind, see studio/engine/preview_choice.py), at
+    most one per `preview_interval` seconds and never more than 5% of the time. `reserve_core` leaves a CPU
     core for a UI in the same process (the TUI); without it torch uses every core. `loader` and `saver` replace loading and PNG writing
     (benches and tests).
     """
@@ -78,7 +80,7 @@ class LocalEngine:
         *,
         library: ModelLibrary | None = None,
         cache_size: int = 1,
-        previews: bool = False,
+        previews: bool | str = False,
         preview_interval: float = 0.2,
         reserve_core: bool = True,
         loader: Loader | None = None,
@@ -88,7 +90,7 @@ class LocalEngine:
         self._library = library or ModelLibrary()
         self._cache = PipelineCache(loader or self._load_pipeline, cache_size)
         self._saver = saver or _save_png
-        self._previews = previews
+        self._preview = parse_preview(previews)
         self._preview_interval = preview_interval
         self._reserve_core = reserve_core
         self._queue: queue.Queue[Job | None] = queue.Queue()
@@ -145,6 +147,10 @@ class LocalEngine:
         """Ids of jobs queued or running, oldest first."""
         with self._lock:
             return list(self._jobs)
+
+    def set_preview(self, previews: bool | str) -> None:
+        """Change the live preview kind from the next step on (ValueError, one line, for a bad one)."""
+        self._preview = parse_preview(previews)
 
     @property
     def pipeline_loads(self) -> int:
@@ -287,6 +293,7 @@ class LocalEngine:
 
         from studio.engine.encode import conditioning_for
         from studio.engine.modes import plan
+        from studio.engine.x0 import watch_x0
         from studio.samplers import make_scheduler
 
         # One CPU generator per image: image i is the same whatever the batch
@@ -296,7 +303,7 @@ class LocalEngine:
         if mode.images is not None:
             return mode.images
         pipe = mode.pipe
-        pipe.scheduler = make_scheduler(recipe.sampler, loaded.base_scheduler_config, recipe.seed)
+        pipe.scheduler = watch_x0(make_scheduler(recipe.sampler, loaded.base_scheduler_config, recipe.seed))
         prompt, negative = prompts
         with torch.inference_mode(), mode.around():
             notice = lambda text: self._emit(ev.Notice(job.job_id, text))  # noqa: E731
@@ -353,6 +360,7 @@ class _StepReporter:
         self.total = steps
         self.started = time.perf_counter()
         self.last_preview = float("-inf")
+        self.preview_seconds = 0.0  # what the last preview cost: the next waits 19 times that (<= 5%)
 
     def __call__(self, pipe: Any, index: int, timestep: Any, kwargs: dict) -> dict:
         step = index + 1
@@ -363,29 +371,25 @@ class _StepReporter:
         now = time.perf_counter()
         its = step / max(now - self.started, 1e-9)
         self.engine._emit(ev.Progress(self.job.job_id, step, total, its, (total - step) / its, self.stage))
-        if self.engine._previews and now - self.last_preview >= self.engine._preview_interval:
-            self.last_preview = now
-            self._preview(step, kwargs.get("latents"))
+        wait = max(self.engine._preview_interval, 19 * self.preview_seconds)
+        if self.engine._preview.enabled and now - self.last_preview >= wait:
+            self._preview(pipe, step, kwargs.get("latents"))
+            self.last_preview = time.perf_counter()
+            self.preview_seconds = self.last_preview - now
         if self.switch is not None:
             self.switch(pipe, index, kwargs)
         return kwargs
 
-    def _preview(self, step: int, latents: Any) -> None:
-        loaded = self.loaded
-        if latents is not None and latents.ndim == 3 and hasattr(loaded.pipe, "_unpack_latents"):
-            # Flux packs 2x2 latent patches into tokens: unpack to (B, C, H, W) first.
-            recipe = self.job.recipe
-            latents = loaded.pipe._unpack_latents(latents, recipe.height, recipe.width, loaded.pipe.vae_scale_factor)
-        if latents is None or latents.ndim != 4:
-            return
-        if not loaded.projection_tried:
-            from studio.engine.preview import projection_for
+    def _preview(self, pipe: Any, step: int, latents: Any) -> None:
+        from studio.engine.preview import preview_image
 
-            loaded.projection_tried = True
-            model_path = loaded.ref.path if loaded.ref.format == "diffusers" else None
-            loaded.projection = projection_for(loaded.pipe, model_path)
-        if loaded.projection is not None:
-            image = loaded.projection.to_image(latents)
+        recipe = self.job.recipe
+        size = recipe.hires_size if self.stage.startswith("pass 2") else (recipe.width, recipe.height)
+        image = preview_image(self.loaded, self.engine._preview, latents, pipe.scheduler, size, self.engine._library)
+        notice = self.loaded.extras.pop("preview_notice", None)
+        if notice:
+            self.engine._emit(ev.Notice(self.job.job_id, notice))
+        if image is not None:
             self.engine._emit(ev.Preview(self.job.job_id, step, image))
 
 

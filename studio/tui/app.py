@@ -405,6 +405,7 @@ def make_app(
     dtype: str = "auto",
     config: Config | None = None,
     model_dirs: list[Path] | None = None,
+    preview: str | None = None,
 ) -> StudioApp:
     """Build the app on a new session in `sessions_dir`, or reopen `session_name`.
 
@@ -420,7 +421,8 @@ def make_app(
     store = SessionStore(Path(sessions_dir))
     session = store.open(session_name) if session_name else store.create()
     library = ModelLibrary.from_config(config, extra_dirs=model_dirs or ())
-    studio = Studio(session, library, engine_factory=engine_factory, cache_size=config.cache_models, previews=True)
+    studio = Studio(session, library, engine_factory=engine_factory, cache_size=config.cache_models,
+                    previews=preview or config.preview)
     return StudioApp(
         studio,
         config,
