@@ -69,7 +69,8 @@ class LocalEngine:
     embeddings and VAEs (default: the built-in models only). `cache_size`
     bounds how many pipelines stay loaded. `previews` turns on live previews
     (True: the default kind; or a kind, see studio/engine/preview_choice.py), at
-    most one per `preview_interval` seconds and never more than 5% of the time. `reserve_core` leaves a CPU
+    most one per `preview_interval` seconds, and spaced so that drawing them
+    takes at most `preview_budget` of the time (None: one every interval, for tests). `reserve_core` leaves a CPU
     core for a UI in the same process (the TUI); without it torch uses every core. `loader` and `saver` replace loading and PNG writing
     (benches and tests).
     """
@@ -82,6 +83,7 @@ class LocalEngine:
         cache_size: int = 1,
         previews: bool | str = False,
         preview_interval: float = 0.2,
+        preview_budget: float | None = 0.05,
         reserve_core: bool = True,
         loader: Loader | None = None,
         saver: Saver | None = None,
@@ -92,6 +94,8 @@ class LocalEngine:
         self._saver = saver or _save_png
         self._preview = parse_preview(previews)
         self._preview_interval = preview_interval
+        # A preview that cost c seconds waits c * (1 - budget) / budget before the next: c / (c + wait) = budget.
+        self._preview_spacing = 0.0 if not preview_budget else (1 - preview_budget) / preview_budget
         self._reserve_core = reserve_core
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._jobs: dict[str, Job] = {}
@@ -360,7 +364,7 @@ class _StepReporter:
         self.total = steps
         self.started = time.perf_counter()
         self.last_preview = float("-inf")
-        self.preview_seconds = 0.0  # what the last preview cost: the next waits 19 times that (<= 5%)
+        self.preview_seconds = 0.0  # what the last preview cost: the next waits long enough to keep the budget
 
     def __call__(self, pipe: Any, index: int, timestep: Any, kwargs: dict) -> dict:
         step = index + 1
@@ -371,7 +375,7 @@ class _StepReporter:
         now = time.perf_counter()
         its = step / max(now - self.started, 1e-9)
         self.engine._emit(ev.Progress(self.job.job_id, step, total, its, (total - step) / its, self.stage))
-        wait = max(self.engine._preview_interval, 19 * self.preview_seconds)
+        wait = max(self.engine._preview_interval, self.engine._preview_spacing * self.preview_seconds)
         if self.engine._preview.enabled and now - self.last_preview >= wait:
             self._preview(pipe, step, kwargs.get("latents"))
             self.last_preview = time.perf_counter()
