@@ -39,6 +39,7 @@ class Config:
     attention_slicing: bool = False
     vae_tiling: bool = False
     cpu_offload: bool = False
+    sequential_offload: bool = False
     safety_checker: bool = False  # opt-in: load a model folder's safety checker
     preview: str = "x0"  # live previews: x0, latent, taesd, taesd:NAME or none (studio/engine/preview_choice.py)
     # Where this config was read from (and where save_config writes); not stored.
@@ -57,6 +58,7 @@ class Config:
             "attention_slicing": self.attention_slicing,
             "vae_tiling": self.vae_tiling,
             "cpu_offload": self.cpu_offload,
+            "sequential_offload": self.sequential_offload,
             "safety_checker": self.safety_checker,
             "preview": self.preview,
         }

@@ -77,7 +77,13 @@ class TaesdPreview:
 
         param = next(self.decoder.parameters())
         with torch.no_grad():
-            rgb = self.decoder(latents[:1].detach().to(param.device, param.dtype))[0].float().cpu()
+            sample = latents[:1].detach().to(param.device, param.dtype)
+            side = self.MAX_SIDE // 8  # TAESD upsamples 8x: pool larger latents first, not the decoded pixels after
+            if max(sample.shape[-2:]) > side:
+                scale = side / max(sample.shape[-2:])
+                shape = (max(1, round(sample.shape[-2] * scale)), max(1, round(sample.shape[-1] * scale)))
+                sample = torch.nn.functional.interpolate(sample, size=shape, mode="area")
+            rgb = self.decoder(sample)[0].float().cpu()
             pixels = (((rgb + 1) / 2).clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
         image = Image.fromarray(pixels, "RGB")
         if max(image.size) > self.MAX_SIDE:

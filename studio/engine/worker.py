@@ -52,6 +52,7 @@ class Job:
     preload_only: bool = False  # load the model into the cache, make nothing
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     started: bool = False  # set by the worker, under the engine's lock
+    model_path: Path | None = None  # once resolved: what an out-of-memory hint is about
 
 
 class _Cancelled(Exception):
@@ -199,7 +200,7 @@ class LocalEngine:
                 log.exception("job %s failed", job.job_id)
                 if is_oom(exc):
                     free_accelerator_memory()  # so the next, smaller job can fit
-                self._emit(ev.Failed(job.job_id, one_line(exc)))
+                self._emit(ev.Failed(job.job_id, one_line(exc, job)))
             finally:
                 with self._lock:
                     self._jobs.pop(job.job_id, None)
@@ -263,6 +264,7 @@ class LocalEngine:
         from studio.models.extras import prepare_extras
 
         ref = self._library.resolve(job.recipe.model)
+        job.model_path = Path(ref.path)
         extras = prepare_extras(job.recipe, self._library)
         device, dtype = resolve_device(job.recipe.device, job.recipe.dtype)
         key = cache_key(ref, job.recipe, device, dtype)
@@ -363,7 +365,8 @@ class _StepReporter:
         self.loaded = loaded
         self.total = steps
         self.started = time.perf_counter()
-        self.last_preview = float("-inf")
+        # The first preview waits one interval too: a job done sooner needs none, and its cost is not yet known.
+        self.last_preview = self.started
         self.preview_seconds = 0.0  # what the last preview cost: the next waits long enough to keep the budget
 
     def __call__(self, pipe: Any, index: int, timestep: Any, kwargs: dict) -> dict:
@@ -407,9 +410,15 @@ def _free_path(folder: Path, name: str) -> Path:
     raise AssertionError("unreachable")
 
 
-def one_line(exc: BaseException) -> str:
-    """A reason fit for a status bar: what to do about running out of memory, else the first line."""
-    return explain_oom(exc) if is_oom(exc) else first_line(exc)
+def one_line(exc: BaseException, job: Job | None = None) -> str:
+    """A reason fit for a status bar: what to do about running out of memory (for the job's model), else the first line."""
+    if not is_oom(exc):
+        return first_line(exc)
+    if job is None:
+        return explain_oom(exc)
+    from studio.models.memory_hints import model_family, oom_hint
+
+    return oom_hint(model_family(job.model_path) if job.model_path else "", job.recipe, exc)
 
 
 def _dress(loaded: LoadedPipeline, extras: Extras, allow_pickle: bool) -> None:

@@ -1,0 +1,142 @@
+"""Preview cost: the share of sampling time spent drawing live previews, per architecture and preview kind.
+
+Tiny random SD1, SDXL, SD3 and Flux pipelines (the test ones, built here from
+shrunk real configs) run through the local engine at the latent size asked
+for, once per preview kind (none, latent, x0, taesd), in one process. The
+TAESD decoder is full-size (madebyollin's 64 channels, 3-3-3-1 blocks) with
+random weights: its cost is a real TAESD's. For each run the engine's
+preview calls are timed, so the ratio printed is
+
+    preview seconds / sampling seconds (Started to Finished)   goal: <= 0.05
+
+beside how many previews were drawn and the run's time over the no-preview
+run's (noisier: it includes machine noise). Previews are asked for as the TUI
+asks (at most one per 0.2 s, and within studio's 5% budget).
+
+    python bench/previews.py [--latent 16 128] [--steps 20] [--threads 2] [--arch sd1 sdxl sd3 flux]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+KINDS = ("none", "latent", "x0", "taesd")
+
+
+def build(arch: str, folder: Path) -> Path:
+    from tests.arch_pipelines import build_tiny_flux, build_tiny_sd3
+    from tests.models_fixtures import build_tiny_sdxl_pipeline
+    from tests.tiny_pipeline import build_tiny_pipeline
+
+    builders = {"sd1": build_tiny_pipeline, "sdxl": build_tiny_sdxl_pipeline, "sd3": build_tiny_sd3,
+                "flux": lambda path: build_tiny_flux(path, dev=False)}
+    return builders[arch](folder / arch)
+
+
+def full_size_taesd(folder: Path, channels: int) -> None:
+    """A real-sized TAESD decoder, random weights, in the decoder-only file layout."""
+    import torch
+    from diffusers import AutoencoderTiny
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = AutoencoderTiny(latent_channels=channels)
+    state = {}
+    for key, tensor in model.decoder.state_dict().items():
+        index, rest = key.removeprefix("layers.").split(".", 1)
+        state[f"{int(index) + 1}.{rest}"] = tensor.contiguous()
+    (folder / "models" / "vae_approx").mkdir(parents=True, exist_ok=True)
+    save_file(state, str(folder / "models" / "vae_approx" / f"bench{channels}_decoder.safetensors"))
+
+
+def run(pipe, model: Path, kind: str, size: int, steps: int, library) -> tuple[float, float, int]:
+    """(sampling seconds, preview seconds, previews drawn) for one job."""
+    from studio.engine import LocalEngine, events as ev
+    from studio.engine import preview
+    from studio.recipe import Recipe
+
+    spent = [0.0, 0]
+    real = preview.preview_image
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        image = real(*args, **kwargs)
+        spent[0] += time.perf_counter() - start
+        spent[1] += image is not None
+        return image
+
+    preview.preview_image = timed
+    inbox: queue.Queue = queue.Queue()
+    engine = LocalEngine(inbox.put, library=library, previews=kind, reserve_core=False,
+                         loader=lambda *a: pipe, saver=lambda *a: None)
+    try:
+        cfg = 0.0 if "flux" in str(model) else 5.0
+        recipe = Recipe(prompt="a red circle", model=str(model), steps=steps, width=size, height=size, seed=3,
+                        sampler="Euler", cfg_scale=cfg, device="cpu", dtype="float32")
+        job = engine.submit(recipe, Path(tempfile.gettempdir()))
+        started = None
+        while True:
+            event = inbox.get(timeout=600)
+            if isinstance(event, ev.Started) and event.job_id == job:
+                started = time.perf_counter()
+            if isinstance(event, ev.Failed) and event.job_id == job:
+                raise SystemExit(f"{model.name} {kind}: {event.reason}")
+            if isinstance(event, ev.Finished) and event.job_id == job:
+                return time.perf_counter() - started, spent[0], spent[1]
+    finally:
+        engine.shutdown()
+        preview.preview_image = real
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latent", type=int, nargs="+", default=[16, 128], help="latent sides to run at")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=1, help="runs per cell; the median is printed")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--arch", nargs="+", default=["sd1", "sdxl", "sd3", "flux"])
+    args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+
+    import torch
+
+    from studio.models.library import ModelLibrary
+    from studio.models.loading import load_pipeline
+
+    torch.set_num_threads(args.threads)
+    workdir = Path(tempfile.mkdtemp(prefix="studio-bench-previews-"))
+    full_size_taesd(workdir, 4)  # every tiny test pipeline has 4 latent channels
+    print(f"{args.steps} steps, {torch.get_num_threads()} threads, CPU; ratio = preview s / sampling s")
+    print(f"{'arch':5s} {'latents':>8s} {'image':>9s}  " + "  ".join(f"{k:>22s}" for k in KINDS[1:]))
+    for arch in args.arch:
+        model = build(arch, workdir / "models")
+        library = ModelLibrary([workdir, model.parent], use_hf_cache=False)
+        pipe = load_pipeline(library.resolve(str(model)), "cpu", "float32")
+        pipe.set_progress_bar_config(disable=True)
+        for side in args.latent:
+            size = side * pipe.vae_scale_factor
+            cells, base = [], 0.0
+            for kind in KINDS:
+                runs = [run(pipe, model, kind, size, args.steps, library) for _ in range(args.rounds)]
+                sampling = statistics.median(r[0] for r in runs)
+                shown = statistics.median(r[1] for r in runs)
+                drawn = statistics.median(r[2] for r in runs)
+                if kind == "none":
+                    base = sampling
+                    continue
+                cells.append(f"{shown / sampling:6.1%} ({drawn:2.0f} drawn, {sampling / base - 1:+5.1%})")
+            print(f"{arch:5s} {side:>4d}x{side:<3d} {size:>4d}x{size:<4d}  " + "  ".join(f"{c:>22s}" for c in cells),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
