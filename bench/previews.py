@@ -58,43 +58,46 @@ def full_size_taesd(folder: Path, channels: int) -> None:
     save_file(state, str(folder / "models" / "vae_approx" / f"bench{channels}_decoder.safetensors"))
 
 
-def run(pipe, model: Path, kind: str, size: int, steps: int, library) -> tuple[float, float, int]:
-    """(sampling seconds, preview seconds, previews drawn) for one job."""
-    from studio.engine import LocalEngine, events as ev
-    from studio.engine import preview
-    from studio.recipe import Recipe
+class Timed:
+    """Wraps the engine's one preview call: seconds spent and previews drawn since `reset`."""
 
-    spent = [0.0, 0]
-    real = preview.preview_image
+    def __init__(self) -> None:
+        from studio.engine import preview
 
-    def timed(*args, **kwargs):
+        self.module, self.real = preview, preview.preview_image
+        self.seconds, self.drawn = 0.0, 0
+        preview.preview_image = self
+
+    def __call__(self, *args, **kwargs):
         start = time.perf_counter()
-        image = real(*args, **kwargs)
-        spent[0] += time.perf_counter() - start
-        spent[1] += image is not None
+        image = self.real(*args, **kwargs)
+        self.seconds += time.perf_counter() - start
+        self.drawn += image is not None
         return image
 
-    preview.preview_image = timed
-    inbox: queue.Queue = queue.Queue()
-    engine = LocalEngine(inbox.put, library=library, previews=kind, reserve_core=False,
-                         loader=lambda *a: pipe, saver=lambda *a: None)
-    try:
-        cfg = 0.0 if "flux" in str(model) else 5.0
-        recipe = Recipe(prompt="a red circle", model=str(model), steps=steps, width=size, height=size, seed=3,
-                        sampler="Euler", cfg_scale=cfg, device="cpu", dtype="float32")
-        job = engine.submit(recipe, Path(tempfile.gettempdir()))
-        started = None
-        while True:
-            event = inbox.get(timeout=600)
-            if isinstance(event, ev.Started) and event.job_id == job:
-                started = time.perf_counter()
-            if isinstance(event, ev.Failed) and event.job_id == job:
-                raise SystemExit(f"{model.name} {kind}: {event.reason}")
-            if isinstance(event, ev.Finished) and event.job_id == job:
-                return time.perf_counter() - started, spent[0], spent[1]
-    finally:
-        engine.shutdown()
-        preview.preview_image = real
+    def reset(self) -> None:
+        self.seconds, self.drawn = 0.0, 0
+
+
+def run(engine, inbox: queue.Queue, timed: Timed, model: Path, size: int, steps: int) -> tuple[float, float, int]:
+    """(sampling seconds, preview seconds, previews drawn) for one job on `engine`."""
+    from studio.engine import events as ev
+    from studio.recipe import Recipe
+
+    cfg = 0.0 if "flux" in model.name else 5.0
+    recipe = Recipe(prompt="a red circle", model=str(model), steps=steps, width=size, height=size, seed=3,
+                    sampler="Euler", cfg_scale=cfg, device="cpu", dtype="float32")
+    timed.reset()
+    job = engine.submit(recipe, Path(tempfile.gettempdir()))
+    started = None
+    while True:
+        event = inbox.get(timeout=1800)
+        if isinstance(event, ev.Started) and event.job_id == job:
+            started = time.perf_counter()
+        if isinstance(event, ev.Failed) and event.job_id == job:
+            raise SystemExit(f"{model.name}: {event.reason}")
+        if isinstance(event, ev.Finished) and event.job_id == job:
+            return time.perf_counter() - started, timed.seconds, timed.drawn
 
 
 def main() -> None:
@@ -115,6 +118,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     workdir = Path(tempfile.mkdtemp(prefix="studio-bench-previews-"))
     full_size_taesd(workdir, 4)  # every tiny test pipeline has 4 latent channels
+    from studio.engine import LocalEngine
+
+    timed = Timed()
     print(f"{args.steps} steps, {torch.get_num_threads()} threads, CPU; ratio = preview s / sampling s")
     print(f"{'arch':5s} {'latents':>8s} {'image':>9s}  " + "  ".join(f"{k:>22s}" for k in KINDS[1:]))
     for arch in args.arch:
@@ -122,11 +128,17 @@ def main() -> None:
         library = ModelLibrary([workdir, model.parent], use_hf_cache=False)
         pipe = load_pipeline(library.resolve(str(model)), "cpu", "float32")
         pipe.set_progress_bar_config(disable=True)
+        inbox: queue.Queue = queue.Queue()
+        # One engine per model, as in the TUI: the TAESD decoder loads once, at the first preview that wants it.
+        engine = LocalEngine(inbox.put, library=library, reserve_core=False, loader=lambda *a: pipe,
+                             saver=lambda *a: None)
         for side in args.latent:
             size = side * pipe.vae_scale_factor
             cells, base = [], 0.0
             for kind in KINDS:
-                runs = [run(pipe, model, kind, size, args.steps, library) for _ in range(args.rounds)]
+                engine.set_preview(kind)
+                run(engine, inbox, timed, model, size, 3)  # warm: allocator, the decoder's first load
+                runs = [run(engine, inbox, timed, model, size, args.steps) for _ in range(args.rounds)]
                 sampling = statistics.median(r[0] for r in runs)
                 shown = statistics.median(r[1] for r in runs)
                 drawn = statistics.median(r[2] for r in runs)
@@ -136,6 +148,7 @@ def main() -> None:
                 cells.append(f"{shown / sampling:6.1%} ({drawn:2.0f} drawn, {sampling / base - 1:+5.1%})")
             print(f"{arch:5s} {side:>4d}x{side:<3d} {size:>4d}x{size:<4d}  " + "  ".join(f"{c:>22s}" for c in cells),
                   flush=True)
+        engine.shutdown()
 
 
 if __name__ == "__main__":

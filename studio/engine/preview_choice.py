@@ -30,8 +30,10 @@ class PreviewChoice:
         return self.kind != "none"
 
 
-def parse_preview(text: str | bool) -> PreviewChoice:
+def parse_preview(text: str | bool | PreviewChoice) -> PreviewChoice:
     """`x0`, `latent`, `taesd`, `taesd:NAME` or `none` (True/False: the default, none); one-line ValueError."""
+    if isinstance(text, PreviewChoice):
+        return text
     if isinstance(text, bool):
         return PreviewChoice(DEFAULT if text else "none")
     kind, _, name = str(text).strip().partition(":")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from studio.engine import events as ev
-from studio.engine.preview_choice import parse_preview
+from studio.engine.preview_choice import PreviewChoice, parse_preview
 from studio.engine.pipelines import LoadedPipeline, PipelineCache, cache_key, free_accelerator_memory
 from studio.engine.protocol import Listener
 from studio.errors import first_line
@@ -153,7 +153,7 @@ class LocalEngine:
         with self._lock:
             return list(self._jobs)
 
-    def set_preview(self, previews: bool | str) -> None:
+    def set_preview(self, previews: bool | str | PreviewChoice) -> None:
         """Change the live preview kind from the next step on (ValueError, one line, for a bad one)."""
         self._preview = parse_preview(previews)
 
@@ -367,7 +367,10 @@ class _StepReporter:
         self.started = time.perf_counter()
         # The first preview waits one interval too: a job done sooner needs none, and its cost is not yet known.
         self.last_preview = self.started
-        self.preview_seconds = 0.0  # what the last preview cost: the next waits long enough to keep the budget
+        # What the last preview of this kind on this pipeline cost (this job's or an earlier one's):
+        # the next waits long enough to keep the budget, so a job shorter than that draws none.
+        self.preview_key = ("preview_seconds", str(engine._preview))
+        self.preview_seconds = loaded.extras.get(self.preview_key, 0.0)
 
     def __call__(self, pipe: Any, index: int, timestep: Any, kwargs: dict) -> dict:
         step = index + 1
@@ -382,7 +385,7 @@ class _StepReporter:
         if self.engine._preview.enabled and now - self.last_preview >= wait:
             self._preview(pipe, step, kwargs.get("latents"))
             self.last_preview = time.perf_counter()
-            self.preview_seconds = self.last_preview - now
+            self.preview_seconds = self.loaded.extras[self.preview_key] = self.last_preview - now
         if self.switch is not None:
             self.switch(pipe, index, kwargs)
         return kwargs

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from studio.builtin import BUILTIN_DIR
 from studio.config import Config
 from studio.models import discovery
-from studio.models.architectures import architecture_defaults
+from studio.models.architectures import architecture_defaults, folder_scheduler_config, samplers_for
 from studio.models.discovery import ModelEntry
 from studio.models.hashing import HashCache
 from studio.models.inspect import CHECKPOINT, UNKNOWN
@@ -94,6 +94,13 @@ class ModelLibrary:
         """
         found = self._locate(model, CHECKPOINT)
         return {**architecture_defaults(found[1]), **model_defaults(found[1])} if found else {}
+
+    def samplers(self, model: str) -> tuple[str, ...] | None:
+        """The sampler names `model` can use (flow matching: a few); None: every A1111 sampler. Hashes nothing."""
+        found = self._locate(model, CHECKPOINT)
+        if found is None or not found[1].is_dir():
+            return None
+        return samplers_for(folder_scheduler_config(found[1]))
 
     def tokenizer_folder(self, model: str) -> Path | None:
         """The CLIP tokenizer files `model`'s first text encoder uses, for counting tokens; hashes nothing.

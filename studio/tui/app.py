@@ -39,6 +39,7 @@ from studio.tui import actions, graphics
 from studio.tui.engine_view import STARTING, EngineView, JobView
 from studio.tui.history_actions import HistoryActions
 from studio.tui.iterate_actions import IterateActions
+from studio.tui.model_actions import ModelActions
 from studio.tui.sweep_actions import SweepActions
 from studio.tui.messages import EngineEvent, GraphicsReady
 from studio.tui.widgets.history import HistoryPane
@@ -52,7 +53,7 @@ from studio.tui.writes import SessionWrites
 DEFAULT_THEME = "darkroom"
 
 
-class StudioApp(HistoryActions, IterateActions, SweepActions, App):
+class StudioApp(HistoryActions, IterateActions, SweepActions, ModelActions, App):
     CSS_PATH = "studio.tcss"
     TITLE = "studio"
 
