@@ -201,4 +201,4 @@ def test_out_of_memory_suggests_the_memory_options(engine_factory, tiny_model_di
     engine, rec = engine_factory(saver=oom_saver)
     job = engine.submit(recipe_for(tiny_model_dir), tmp_path)
     reason = rec.until(ev.Failed, job).reason
-    assert "attention slicing" in reason and "VAE tiling" in reason and "offload" in reason
+    assert "--attention-slicing" in reason and "--vae-tiling" in reason and "--cpu-offload" in reason  # SD1: its own hints

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.bounded import read_json_file
+from studio.models.inspect import inspect_file
 
 SLICING = "--attention-slicing"
 TILING = "--vae-tiling (large images)"
@@ -43,8 +44,6 @@ def model_family(path: Path | str) -> str:
             return ""
     else:
         try:
-            from studio.models.inspect import inspect_file
-
             name = inspect_file(path).architecture
         except Exception:  # a hint is a nicety: an unreadable file gets the general one
             return ""
