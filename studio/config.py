@@ -39,10 +39,12 @@ class Config:
     attention_slicing: bool = False
     vae_tiling: bool = False
     cpu_offload: bool = False
+    sequential_offload: bool = False
     safety_checker: bool = False  # opt-in: load a model folder's safety checker
     spandrel_extra_arches: bool = False  # opt-in: spandrel's non-commercial upscaler architectures
     text_encoders: list[str] = field(default_factory=list)  # preferred CLIP/T5 files for transformer files
     no_t5: bool = False  # SD3: run without T5 unless a job says otherwise
+    preview: str = "x0"  # live previews: x0, latent, taesd, taesd:NAME or none (studio/engine/preview_choice.py)
     # Where this config was read from (and where save_config writes); not stored.
     path: Path | None = field(default=None, compare=False, repr=False)
     # Why the file was not used, if it was not; the caller shows it once.
@@ -59,10 +61,12 @@ class Config:
             "attention_slicing": self.attention_slicing,
             "vae_tiling": self.vae_tiling,
             "cpu_offload": self.cpu_offload,
+            "sequential_offload": self.sequential_offload,
             "safety_checker": self.safety_checker,
             "spandrel_extra_arches": self.spandrel_extra_arches,
             "text_encoders": list(self.text_encoders),
             "no_t5": self.no_t5,
+            "preview": self.preview,
         }
 
 
@@ -112,6 +116,14 @@ def _check(key: str, value: Any, label: str) -> Any:
     if key == "theme":
         if not isinstance(value, str):
             raise wrong("a theme name")
+        return value
+    if key == "preview":
+        from studio.engine.preview_choice import parse_preview
+
+        try:
+            parse_preview(value if isinstance(value, str) else "?")
+        except ValueError:
+            raise wrong("x0, latent, taesd, taesd:NAME or none") from None
         return value
     if key == "cache_models":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 16:

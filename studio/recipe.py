@@ -71,6 +71,7 @@ class Recipe:
     attention_slicing: bool = False
     vae_tiling: bool = False
     cpu_offload: bool = False
+    sequential_offload: bool = False  # diffusers' sequential CPU offload: least memory, slowest
     allow_pickle: bool = False
     safety_checker: bool = False  # opt-in only: load a folder's safety checker (studio/models/safety.py)
     model_license: str = ""  # the model's license id, as its card or header declares it

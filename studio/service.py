@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.engine import events as ev
+from studio.engine.preview_choice import PreviewChoice
 from studio.engine.protocol import Engine, EngineFactory, Listener
 from studio.errors import first_line
 from studio.models.library import ModelLibrary
@@ -57,7 +58,7 @@ class Studio:
         engine_factory: EngineFactory | None = None,
         out_dir: Path | None = None,
         cache_size: int = 1,
-        previews: bool = False,
+        previews: bool | str = False,
         reserve_core: bool = True,
         index: ReviewIndex | None = None,
     ) -> None:
@@ -116,6 +117,25 @@ class Studio:
         """Cancel every job and stop the engine; `wait` blocks until the running step ends."""
         if self.engine is not None:
             self.engine.shutdown(wait=wait)
+
+    @property
+    def preview(self) -> PreviewChoice:
+        """The live preview kind (str() spells it as the config does)."""
+        from studio.engine.preview_choice import parse_preview
+
+        return parse_preview(self._engine_options["previews"])
+
+    def set_preview(self, previews: bool | str | PreviewChoice) -> None:
+        """The live preview kind from the next step on (studio/engine/preview_choice.py); ValueError if unknown.
+
+        Applies to an engine that draws previews here (LocalEngine); kept for the engine built later."""
+        from studio.engine.preview_choice import parse_preview
+
+        previews = parse_preview(previews)  # a bad kind is refused here, in one line
+        self._engine_options["previews"] = previews
+        setter = getattr(self.engine, "set_preview", None)  # not in the Engine protocol: a remote engine may not preview
+        if setter is not None:
+            setter(previews)
 
     # -- making images ---------------------------------------------------------
 

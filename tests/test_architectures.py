@@ -93,7 +93,7 @@ def test_previews_for_packed_and_16_channel_style_latents(arch_models, tmp_path,
     from tests.test_engine import Recorder, plain_save
 
     rec = Recorder()
-    engine = LocalEngine(rec, previews=True, preview_interval=0.0, saver=plain_save)
+    engine = LocalEngine(rec, previews="latent", preview_interval=0.0, preview_budget=None, saver=plain_save)
     try:
         job = engine.submit(recipe_for(arch_models[name], steps=3, sampler="Euler", cfg_scale=0.0, t5=name != "sd3"), tmp_path)
         rec.until(ev.Finished, job)

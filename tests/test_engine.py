@@ -164,7 +164,7 @@ def test_save_failure_is_one_line_and_the_worker_lives(engine_factory, tiny_mode
 
 
 def test_previews_are_small_images(engine_factory, tiny_model_dir, tmp_path):
-    engine, rec = engine_factory(previews=True, preview_interval=0)
+    engine, rec = engine_factory(previews=True, preview_interval=0, preview_budget=None)  # every step
     job = engine.submit(recipe_for(tiny_model_dir, steps=3), tmp_path)
     rec.until(ev.Finished, job)
     previews = [e for e in rec.seen if isinstance(e, ev.Preview)]
@@ -201,4 +201,4 @@ def test_out_of_memory_suggests_the_memory_options(engine_factory, tiny_model_di
     engine, rec = engine_factory(saver=oom_saver)
     job = engine.submit(recipe_for(tiny_model_dir), tmp_path)
     reason = rec.until(ev.Failed, job).reason
-    assert "attention slicing" in reason and "VAE tiling" in reason and "offload" in reason
+    assert "--attention-slicing" in reason and "--vae-tiling" in reason and "--cpu-offload" in reason  # SD1: its own hints

@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention-slicing", action="store_true", help="lower memory use, a little slower")
     parser.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
     parser.add_argument("--cpu-offload", action="store_true", help="keep idle model parts in CPU memory")
+    parser.add_argument("--sequential-offload", action="store_true",
+                        help="move each layer to the GPU only while it runs: least memory, slowest")
     parser.add_argument("--safety-checker", action="store_true",
                         help="load the safety checker a model folder ships (off by default; flagged images fail the job)")
     parser.add_argument("--wildcards", action="append", type=Path, default=[], metavar="DIR",
@@ -123,6 +125,7 @@ def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: C
         attention_slicing=args.attention_slicing or config.attention_slicing,
         vae_tiling=args.vae_tiling or config.vae_tiling,
         cpu_offload=args.cpu_offload or config.cpu_offload,
+        sequential_offload=args.sequential_offload or config.sequential_offload,
         safety_checker=args.safety_checker or config.safety_checker,
         **fields,
     )

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", help=f"model name or path (default: {DEFAULT_MODEL})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
+    parser.add_argument("--preview", metavar="KIND",
+                        help="live previews: x0 (the clean estimate), latent, taesd, taesd:NAME or none"
+                             " (default: the config's, else x0; P cycles them in the studio)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +42,15 @@ def run(args: argparse.Namespace) -> int:
     if graphics.needs_early_import(mode):
         mode = graphics.prepare(mode)  # asks the terminal, which only works before Textual starts
 
+    if args.preview is not None:
+        from studio.engine.preview_choice import parse_preview
+
+        try:
+            parse_preview(args.preview)
+        except ValueError as exc:
+            print(f"studio: {exc}", file=sys.stderr)
+            return 2
+
     from studio.tui.app import make_app
 
     try:
@@ -50,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=args.dtype,
             config=config,
+            preview=args.preview,
         )
     except (SessionError, OSError) as exc:
         print(f"studio: {exc}", file=sys.stderr)

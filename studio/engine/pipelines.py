@@ -31,6 +31,7 @@ def cache_key(ref: ModelRef, recipe: Recipe, device: str, dtype: str) -> tuple:
         recipe.attention_slicing,
         recipe.vae_tiling,
         recipe.cpu_offload,
+        recipe.sequential_offload,
         recipe.allow_pickle,
         recipe.safety_checker,
         recipe.text_encoders,

@@ -1,4 +1,8 @@
-"""Cheap live previews: a linear latent-to-RGB projection, no VAE decode.
+"""Cheap live previews: a linear latent-to-RGB projection or a TAESD decoder, no VAE decode.
+
+What is drawn is the sampler's clean estimate (x0, studio/engine/x0.py) unless
+the user asks for the noisy latents; `preview_image` does one preview, and
+keeps what it builds (the projection, the decoder) on the loaded pipeline.
 
 A model may ship its own projection (`preview.json` beside model_index.json:
 `{"weights": [[r, g, b], ...one row per latent channel], "bias": [r, g, b]}`,
@@ -56,6 +60,100 @@ class LatentProjection:
             rgb = torch.einsum("chw,ck->hwk", sample, self.weights) + self.bias
             pixels = (rgb.clamp(0, 1) * 255).to(torch.uint8).numpy()
         return Image.fromarray(pixels, "RGB")
+
+
+class TaesdPreview:
+    """A TAESD-family decoder (studio/models/taesd.py): latents as the denoiser sees them to a picture."""
+
+    MAX_SIDE = 256  # the TUI draws half-cells; a bigger preview only costs the event and the resize
+
+    def __init__(self, decoder: Any, name: str) -> None:
+        self.decoder = decoder
+        self.name = name
+
+    def to_image(self, latents: Any) -> Any:
+        import torch
+        from PIL import Image
+
+        param = next(self.decoder.parameters())
+        with torch.no_grad():
+            sample = latents[:1].detach().to(param.device, param.dtype)
+            side = self.MAX_SIDE // 8  # TAESD upsamples 8x: pool larger latents first, not the decoded pixels after
+            if max(sample.shape[-2:]) > side:
+                scale = side / max(sample.shape[-2:])
+                shape = (max(1, round(sample.shape[-2] * scale)), max(1, round(sample.shape[-1] * scale)))
+                sample = torch.nn.functional.interpolate(sample, size=shape, mode="area")
+            rgb = self.decoder(sample)[0].float().cpu()
+            pixels = (((rgb + 1) / 2).clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        image = Image.fromarray(pixels, "RGB")
+        if max(image.size) > self.MAX_SIDE:
+            image.thumbnail((self.MAX_SIDE, self.MAX_SIDE), Image.Resampling.BOX)
+        return image
+
+
+def preview_image(loaded: Any, choice: Any, latents: Any, scheduler: Any, size: tuple[int, int], library: Any) -> Any:
+    """One preview for `choice` (a PreviewChoice) of this step, or None; never raises for the job's sake.
+
+    `size` is the image's (width, height), for unpacking Flux's packed latents.
+    """
+    from studio.engine.x0 import latest_x0
+
+    if latents is None or not choice.enabled:
+        return None
+    source = latents
+    if choice.kind in ("x0", "taesd"):
+        x0 = latest_x0(scheduler)
+        if x0 is not None and tuple(x0.shape) == tuple(latents.shape):
+            source = x0
+    pipe = loaded.pipe
+    if source.ndim == 3 and hasattr(pipe, "_unpack_latents"):
+        # Flux packs 2x2 latent patches into tokens: unpack to (B, C, H, W) first.
+        width, height = size
+        source = pipe._unpack_latents(source, height, width, pipe.vae_scale_factor)
+    if source.ndim != 4:
+        return None
+    renderer = _taesd_for(loaded, choice, source.shape[1], library) if choice.kind == "taesd" else None
+    if renderer is None:
+        renderer = _projection(loaded)
+    return renderer.to_image(source) if renderer is not None else None
+
+
+def _projection(loaded: Any) -> LatentProjection | None:
+    if not loaded.projection_tried:
+        loaded.projection_tried = True
+        model_path = loaded.ref.path if loaded.ref.format == "diffusers" else None
+        loaded.projection = projection_for(loaded.pipe, model_path)
+    return loaded.projection
+
+
+def _taesd_for(loaded: Any, choice: Any, channels: int, library: Any) -> TaesdPreview | None:
+    """The TAESD decoder for this pipeline (loaded once); None falls back to the projection.
+
+    Why none could be used is kept in `loaded.extras["preview_notice"]` for the engine to say once.
+    """
+    key = ("taesd", choice.name)
+    if key not in loaded.extras:
+        loaded.extras[key] = None
+        try:
+            loaded.extras[key] = load_taesd(loaded.pipe, choice.name, channels, library)
+        except Exception as exc:  # a preview is a nicety: say why once, draw the projection
+            from studio.errors import first_line
+
+            loaded.extras["preview_notice"] = f"TAESD preview unavailable, showing the latent projection: {first_line(exc)}"
+    return loaded.extras[key]
+
+
+def load_taesd(pipe: Any, name: str, channels: int, library: Any) -> TaesdPreview:
+    from studio.models import taesd
+
+    entries = library.scan(hf_cache=False) if library is not None else []
+    entry = taesd.pick(entries, taesd.pipeline_family(pipe), channels, name)
+    param = next(iter(_denoiser(pipe).parameters()))
+    return TaesdPreview(taesd.load_decoder(entry.path, param.device, param.dtype), entry.name)
+
+
+def _denoiser(pipe: Any) -> Any:
+    return getattr(pipe, "transformer", None) or getattr(pipe, "unet", None) or pipe.vae
 
 
 def projection_for(pipe: Any, model_path: Path | None) -> LatentProjection | None:

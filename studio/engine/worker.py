@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from studio.engine import events as ev
+from studio.engine.preview_choice import PreviewChoice, parse_preview
 from studio.engine.pipelines import LoadedPipeline, PipelineCache, cache_key, free_accelerator_memory
 from studio.engine.protocol import Listener
 from studio.errors import first_line
@@ -51,6 +52,7 @@ class Job:
     preload_only: bool = False  # load the model into the cache, make nothing
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     started: bool = False  # set by the worker, under the engine's lock
+    model_path: Path | None = None  # once resolved: what an out-of-memory hint is about
 
 
 class _Cancelled(Exception):
@@ -66,8 +68,10 @@ class LocalEngine:
 
     `on_event` is called on the worker thread. `library` finds models, LoRAs,
     embeddings and VAEs (default: the built-in models only). `cache_size`
-    bounds how many pipelines stay loaded. `previews` turns on live previews,
-    at most one per `preview_interval` seconds. `reserve_core` leaves a CPU
+    bounds how many pipelines stay loaded. `previews` turns on live previews
+    (True: the default kind; or a kind, see studio/engine/preview_choice.py), at
+    most one per `preview_interval` seconds, and spaced so that drawing them
+    takes at most `preview_budget` of the time (None: one every interval, for tests). `reserve_core` leaves a CPU
     core for a UI in the same process (the TUI); without it torch uses every core. `loader` and `saver` replace loading and PNG writing
     (benches and tests).
     """
@@ -78,8 +82,9 @@ class LocalEngine:
         *,
         library: ModelLibrary | None = None,
         cache_size: int = 1,
-        previews: bool = False,
+        previews: bool | str = False,
         preview_interval: float = 0.2,
+        preview_budget: float | None = 0.05,
         reserve_core: bool = True,
         loader: Loader | None = None,
         saver: Saver | None = None,
@@ -88,8 +93,10 @@ class LocalEngine:
         self._library = library or ModelLibrary()
         self._cache = PipelineCache(loader or self._load_pipeline, cache_size)
         self._saver = saver or _save_png
-        self._previews = previews
+        self._preview = parse_preview(previews)
         self._preview_interval = preview_interval
+        # A preview that cost c seconds waits c * (1 - budget) / budget before the next: c / (c + wait) = budget.
+        self._preview_spacing = 0.0 if not preview_budget else (1 - preview_budget) / preview_budget
         self._reserve_core = reserve_core
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._jobs: dict[str, Job] = {}
@@ -146,6 +153,10 @@ class LocalEngine:
         with self._lock:
             return list(self._jobs)
 
+    def set_preview(self, previews: bool | str | PreviewChoice) -> None:
+        """Change the live preview kind from the next step on (ValueError, one line, for a bad one)."""
+        self._preview = parse_preview(previews)
+
     @property
     def pipeline_loads(self) -> int:
         return self._cache.loads
@@ -189,7 +200,7 @@ class LocalEngine:
                 log.exception("job %s failed", job.job_id)
                 if is_oom(exc):
                     free_accelerator_memory()  # so the next, smaller job can fit
-                self._emit(ev.Failed(job.job_id, one_line(exc)))
+                self._emit(ev.Failed(job.job_id, one_line(exc, job)))
             finally:
                 with self._lock:
                     self._jobs.pop(job.job_id, None)
@@ -265,6 +276,7 @@ class LocalEngine:
         from studio.models.extras import prepare_extras
 
         ref = self._library.resolve(job.recipe.model)
+        job.model_path = Path(ref.path)
         extras = prepare_extras(job.recipe, self._library)
         device, dtype = resolve_device(job.recipe.device, job.recipe.dtype)
         key = cache_key(ref, extras.recipe, device, dtype)
@@ -299,6 +311,7 @@ class LocalEngine:
 
         from studio.engine.encode import conditioning_for
         from studio.engine.modes import plan
+        from studio.engine.x0 import watch_x0
         from studio.samplers import make_scheduler
 
         # One CPU generator per image: image i is the same whatever the batch
@@ -308,7 +321,7 @@ class LocalEngine:
         if mode.images is not None:
             return mode.images
         pipe = mode.pipe
-        pipe.scheduler = make_scheduler(recipe.sampler, loaded.base_scheduler_config, recipe.seed)
+        pipe.scheduler = watch_x0(make_scheduler(recipe.sampler, loaded.base_scheduler_config, recipe.seed))
         prompt, negative = prompts
         with torch.inference_mode(), mode.around():
             notice = lambda text: self._emit(ev.Notice(job.job_id, text))  # noqa: E731
@@ -364,7 +377,12 @@ class _StepReporter:
         self.loaded = loaded
         self.total = steps
         self.started = time.perf_counter()
-        self.last_preview = float("-inf")
+        # The first preview waits one interval too: a job done sooner needs none, and its cost is not yet known.
+        self.last_preview = self.started
+        # What the last preview of this kind on this pipeline cost (this job's or an earlier one's):
+        # the next waits long enough to keep the budget, so a job shorter than that draws none.
+        self.preview_key = ("preview_seconds", str(engine._preview))
+        self.preview_seconds = loaded.extras.get(self.preview_key, 0.0)
 
     def __call__(self, pipe: Any, index: int, timestep: Any, kwargs: dict) -> dict:
         step = index + 1
@@ -375,29 +393,25 @@ class _StepReporter:
         now = time.perf_counter()
         its = step / max(now - self.started, 1e-9)
         self.engine._emit(ev.Progress(self.job.job_id, step, total, its, (total - step) / its, self.stage))
-        if self.engine._previews and now - self.last_preview >= self.engine._preview_interval:
-            self.last_preview = now
-            self._preview(step, kwargs.get("latents"))
+        wait = max(self.engine._preview_interval, self.engine._preview_spacing * self.preview_seconds)
+        if self.engine._preview.enabled and now - self.last_preview >= wait:
+            self._preview(pipe, step, kwargs.get("latents"))
+            self.last_preview = time.perf_counter()
+            self.preview_seconds = self.loaded.extras[self.preview_key] = self.last_preview - now
         if self.switch is not None:
             self.switch(pipe, index, kwargs)
         return kwargs
 
-    def _preview(self, step: int, latents: Any) -> None:
-        loaded = self.loaded
-        if latents is not None and latents.ndim == 3 and hasattr(loaded.pipe, "_unpack_latents"):
-            # Flux packs 2x2 latent patches into tokens: unpack to (B, C, H, W) first.
-            recipe = self.job.recipe
-            latents = loaded.pipe._unpack_latents(latents, recipe.height, recipe.width, loaded.pipe.vae_scale_factor)
-        if latents is None or latents.ndim != 4:
-            return
-        if not loaded.projection_tried:
-            from studio.engine.preview import projection_for
+    def _preview(self, pipe: Any, step: int, latents: Any) -> None:
+        from studio.engine.preview import preview_image
 
-            loaded.projection_tried = True
-            model_path = loaded.ref.path if loaded.ref.format == "diffusers" else None
-            loaded.projection = projection_for(loaded.pipe, model_path)
-        if loaded.projection is not None:
-            image = loaded.projection.to_image(latents)
+        recipe = self.job.recipe
+        size = recipe.hires_size if self.stage.startswith("pass 2") else (recipe.width, recipe.height)
+        image = preview_image(self.loaded, self.engine._preview, latents, pipe.scheduler, size, self.engine._library)
+        notice = self.loaded.extras.pop("preview_notice", None)
+        if notice:
+            self.engine._emit(ev.Notice(self.job.job_id, notice))
+        if image is not None:
             self.engine._emit(ev.Preview(self.job.job_id, step, image))
 
 
@@ -411,9 +425,15 @@ def _free_path(folder: Path, name: str) -> Path:
     raise AssertionError("unreachable")
 
 
-def one_line(exc: BaseException) -> str:
-    """A reason fit for a status bar: what to do about running out of memory, else the first line."""
-    return explain_oom(exc) if is_oom(exc) else first_line(exc)
+def one_line(exc: BaseException, job: Job | None = None) -> str:
+    """A reason fit for a status bar: what to do about running out of memory (for the job's model), else the first line."""
+    if not is_oom(exc):
+        return first_line(exc)
+    if job is None:
+        return explain_oom(exc)
+    from studio.models.memory_hints import model_family, oom_hint
+
+    return oom_hint(model_family(job.model_path) if job.model_path else "", job.recipe, exc)
 
 
 def _dress(loaded: LoadedPipeline, extras: Extras, allow_pickle: bool) -> None:

@@ -15,7 +15,9 @@ from typing import Callable, Iterable, Iterator
 from studio.models.hashing import HashCache, folder_hash
 from studio.models.inspect import CHECKPOINT, EMBEDDING, LORA, TEXT_ENCODER, UNKNOWN, UPSCALER, VAE, inspect_file
 from studio.models.pickles import is_pickle
+from studio.models import taesd
 from studio.models.safetensors_header import HeaderError, read_header
+from studio.models.taesd import FOLDERS as TAESD_FOLDERS, PREVIEW_DECODER
 from studio.models.upscaler_arch import upscaler_architecture
 
 WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".ckpt", ".pt", ".pth", ".bin")
@@ -30,6 +32,8 @@ LAYOUT: dict[str, str] = {
     "loras": LORA, "vae": VAE, "embeddings": EMBEDDING, "text_encoders": TEXT_ENCODER, "clip": TEXT_ENCODER,
     # upscalers: A1111's models/ESRGAN, RealESRGAN, SwinIR; ComfyUI's models/upscale_models
     "ESRGAN": UPSCALER, "RealESRGAN": UPSCALER, "SwinIR": UPSCALER, "upscale_models": UPSCALER,
+    # TAESD-family preview decoders: A1111's models/VAE-taesd, ComfyUI's models/vae_approx
+    **{folder: PREVIEW_DECODER for folder in TAESD_FOLDERS},
 }
 
 
@@ -169,6 +173,8 @@ def _read_entry(path: Path, hint: str, source: str, name: str | None) -> ModelEn
         return ModelEntry(name, path, kind, "pickle (not opened)", path.stat().st_size, "", "pickle", source)
     if hint == UPSCALER and path.is_file():
         return _upscaler_entry(path, name, source)
+    if hint == PREVIEW_DECODER:
+        return _preview_decoder_entry(path, name, source)
     try:
         found = inspect_file(path)
     except (HeaderError, OSError):
@@ -191,6 +197,16 @@ def _upscaler_entry(path: Path, name: str, source: str) -> ModelEntry:
     described = f"{arch} {scale}x" if arch and scale else arch or "unknown upscaler"
     dtypes = {t.dtype for t in header.tensors.values()}
     return ModelEntry(name, path, UPSCALER, described, header.file_size, "/".join(sorted(dtypes)), "safetensors", source)
+
+
+def _preview_decoder_entry(path: Path, name: str, source: str) -> ModelEntry | None:
+    if path.name.startswith(("diffusion_pytorch_model", "model.")) and path.parent.name not in TAESD_FOLDERS:
+        name = path.parent.name  # a diffusers AutoencoderTiny folder: named by its folder
+    try:
+        info = taesd.describe(path)
+    except taesd.PreviewDecoderError:
+        return ModelEntry(name, path, PREVIEW_DECODER, "damaged or not a TAESD decoder", _size(path), "", "damaged", source)
+    return ModelEntry(name, path, PREVIEW_DECODER, taesd.architecture_label(info), _size(path), "", "safetensors", source)
 
 
 def _size(path: Path) -> int:

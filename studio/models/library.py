@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from studio.builtin import BUILTIN_DIR
 from studio.config import Config
 from studio.models import discovery
-from studio.models.architectures import architecture_defaults
+from studio.models.architectures import architecture_defaults, samplers_for, scheduler_config_for
 from studio.models.discovery import ModelEntry
 from studio.models.hashing import HashCache
 from studio.models.inspect import CHECKPOINT, UNKNOWN
@@ -99,6 +99,13 @@ class ModelLibrary:
         """The file or folder `name` means, without hashing it; None if there is none."""
         found = self._locate(name, kind)
         return found[1] if found else None
+
+    def samplers(self, model: str) -> tuple[str, ...] | None:
+        """The sampler names `model` can use (flow matching: a few); None: every A1111 sampler. Hashes nothing."""
+        found = self._locate(model, CHECKPOINT)
+        if found is None:
+            return None
+        return samplers_for(scheduler_config_for(found[1]))
 
     def tokenizer_folder(self, model: str) -> Path | None:
         """The CLIP tokenizer files `model`'s first text encoder uses, for counting tokens; hashes nothing.

@@ -49,6 +49,7 @@ def load_pipeline(
     attention_slicing: bool = False,
     vae_tiling: bool = False,
     cpu_offload: bool = False,
+    sequential_offload: bool = False,
     safety_checker: bool = False,
     text_encoders: Iterable[Path] = (),
     t5: bool = True,
@@ -98,7 +99,8 @@ def load_pipeline(
     if vae:
         pipe.vae = load_vae(vae, pipe, torch_dtype, allow_pickle=allow_pickle)
     apply_memory_options(
-        pipe, device, attention_slicing=attention_slicing, vae_tiling=vae_tiling, cpu_offload=cpu_offload
+        pipe, device, attention_slicing=attention_slicing, vae_tiling=vae_tiling, cpu_offload=cpu_offload,
+        sequential_offload=sequential_offload,
     )
     return pipe
 
@@ -116,6 +118,7 @@ def load_pipeline_for_recipe(
         attention_slicing=recipe.attention_slicing,
         vae_tiling=recipe.vae_tiling,
         cpu_offload=recipe.cpu_offload,
+        sequential_offload=recipe.sequential_offload,
         safety_checker=recipe.safety_checker,
         text_encoders=encoders,
         t5=recipe.t5,
@@ -302,14 +305,20 @@ def load_vae(vae: ModelRef | Path | str, pipe: Any, torch_dtype: Any, *, allow_p
 
 
 def apply_memory_options(
-    pipe: Any, device: str, *, attention_slicing: bool = False, vae_tiling: bool = False, cpu_offload: bool = False
+    pipe: Any, device: str, *, attention_slicing: bool = False, vae_tiling: bool = False, cpu_offload: bool = False,
+    sequential_offload: bool = False,
 ) -> None:
-    """Trade speed for memory; CPU offload replaces moving the whole pipeline to `device`."""
+    """Trade speed for memory; CPU offload replaces moving the whole pipeline to `device`.
+
+    The same for every architecture: diffusers' offloads work on any pipeline, and
+    every VAE studio loads (SD1/SD2, SDXL, SD3, Flux) tiles."""
     if attention_slicing:
         pipe.enable_attention_slicing()
     if vae_tiling:
         pipe.vae.enable_tiling()  # the pipeline-level enable_vae_tiling is gone in current diffusers
-    if cpu_offload and not device.startswith("cpu"):
+    if sequential_offload and not device.startswith("cpu"):  # the stronger of the two wins
+        pipe.enable_sequential_cpu_offload(device=device)
+    elif cpu_offload and not device.startswith("cpu"):
         pipe.enable_model_cpu_offload(device=device)
     else:
         pipe.to(device)

@@ -78,6 +78,8 @@ ACTIONS: tuple[Action, ...] = (
            title="Gallery", priority=True),
     Action("anywhere", ("ctrl+b", "f9"), "sessions", "the session browser: every session; open, rename, archive",
            title="Session browser", priority=True),
+    Action("anywhere", ("f11",), "cycle_preview", "live previews: the clean estimate (x0), the noisy latents, TAESD, off",
+           title="Cycle live preview", priority=True),
     Action("anywhere", ("f12",), "clear_init", "clear the form's init image and mask: text-to-image again",
            title="Clear init image and mask", priority=True),
     Action("anywhere", ("ctrl+up",), "history_move(-1)", "highlight the next newer history entry", priority=True),

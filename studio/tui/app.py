@@ -40,6 +40,7 @@ from studio.tui.engine_view import STARTING, EngineView, JobView
 from studio.tui.history_actions import HistoryActions
 from studio.tui.session_loading import SessionLoading
 from studio.tui.iterate_actions import IterateActions
+from studio.tui.model_actions import ModelActions
 from studio.tui.sweep_actions import SweepActions
 from studio.tui.messages import EngineEvent, GraphicsReady
 from studio.tui.widgets.history import HistoryPane
@@ -53,7 +54,7 @@ from studio.tui.writes import SessionWrites
 DEFAULT_THEME = "darkroom"
 
 
-class StudioApp(SessionLoading, HistoryActions, IterateActions, SweepActions, App):
+class StudioApp(SessionLoading, HistoryActions, IterateActions, SweepActions, ModelActions, App):
     CSS_PATH = "studio.tcss"
     TITLE = "studio"
 
@@ -421,6 +422,7 @@ def make_app(
     dtype: str = "auto",
     config: Config | None = None,
     model_dirs: list[Path] | None = None,
+    preview: str | None = None,
 ) -> StudioApp:
     """Build the app on a new session in `sessions_dir`, or reopen `session_name`.
 
@@ -436,7 +438,8 @@ def make_app(
     store = SessionStore(Path(sessions_dir))
     session = store.open(session_name, load=False) if session_name else store.create()
     library = ModelLibrary.from_config(config, extra_dirs=model_dirs or ())
-    studio = Studio(session, library, engine_factory=engine_factory, cache_size=config.cache_models, previews=True)
+    studio = Studio(session, library, engine_factory=engine_factory, cache_size=config.cache_models,
+                    previews=preview or config.preview)
     return StudioApp(
         studio,
         config,

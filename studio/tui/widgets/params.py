@@ -21,12 +21,44 @@ class ParamsPane(Vertical):
     """
 
     BORDER_TITLE = "2 Parameters"
+    _offered: list[str] = list(SAMPLERS)  # the sampler list as the select now shows it
 
     class PickModel(Message):
         """The artist asked for the model picker."""
 
     class Ready(Message):
         """The fields are mounted and can be read and filled."""
+
+    class ModelChanged(Message):
+        """The model field now names `model` (typed, picked or loaded): the app narrows the samplers to it."""
+
+        def __init__(self, model: str) -> None:
+            super().__init__()
+            self.model = model
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "model":
+            self.post_message(self.ModelChanged(event.value))
+
+    def set_samplers(self, allowed: tuple[str, ...] | None) -> str | None:
+        """Offer only `allowed` (None: every sampler); returns the sampler it had to drop, if it did."""
+        select = self.query_one("#sampler", Select)
+        names = [name for name in SAMPLERS if allowed is None or name in allowed]
+        current = str(select.value)
+        if names == self._offered:
+            return None
+        self._offered = names
+        select.set_options([(name, name) for name in names])
+        select.value = current if current in names else names[0]
+        return None if current in names else current
+
+    def _select_sampler(self, name: str) -> None:
+        """Show `name`, offering every sampler again if the narrowed list lacks it (the model's check follows)."""
+        select = self.query_one("#sampler", Select)
+        if name not in self._offered:
+            self._offered = list(SAMPLERS)
+            select.set_options([(sampler, sampler) for sampler in SAMPLERS])
+        select.value = name
 
     def compose(self) -> ComposeResult:
         yield Lazy(ParamsFields())
@@ -125,7 +157,7 @@ class ParamsPane(Vertical):
         self.query_one("#seed", Input).value = str(recipe.seed)
         self.query_one("#seed-lock", Checkbox).value = lock_seed
         if recipe.sampler in SAMPLERS:
-            self.query_one("#sampler", Select).value = recipe.sampler
+            self._select_sampler(recipe.sampler)
         self.set_init(recipe.init_image, recipe.mask)
         if recipe.init_image:
             self.query_one("#strength", Input).value = f"{recipe.strength:g}"
@@ -139,7 +171,7 @@ class ParamsPane(Vertical):
         if "width" in defaults and "height" in defaults:
             self.query_one("#size", Input).value = f"{defaults['width']}x{defaults['height']}"
         if defaults.get("sampler") in SAMPLERS:
-            self.query_one("#sampler", Select).value = defaults["sampler"]
+            self._select_sampler(defaults["sampler"])
 
     def set_model(self, model: str) -> None:
         self.query_one("#model", Input).value = model

@@ -1,0 +1,44 @@
+"""What follows the form's model: the samplers its architecture can use, and the live preview kind (f11).
+
+A mixin of StudioApp, beside HistoryActions and IterateActions. Flux and SD3
+sample by flow matching, so the parameters pane offers only the samplers such
+a model can use (studio/models/architectures.py knows them); a sampler the
+new model cannot use is replaced, in one line. f11 cycles the live previews:
+x0 (the clean estimate), latent, TAESD, off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from studio.printable import printable
+
+
+class ModelActions:
+    # Set by StudioApp.
+    studio: Any
+    library: Any
+    params: Any
+    notify: Any
+
+    def on_params_pane_model_changed(self, event: Any) -> None:
+        model = event.model.strip()
+        if not model:
+            return
+        try:
+            allowed = self.library.samplers(model)
+        except Exception:  # a half-typed name or an unreadable folder: offer every sampler
+            allowed = None
+        dropped = self.params.set_samplers(allowed)
+        if dropped:
+            self.notify(printable(f"{model} cannot use sampler {dropped!r}: it samples by flow matching"
+                                  f" ({' or '.join(allowed or ())})"), markup=False)
+
+    def action_cycle_preview(self) -> None:
+        from studio.engine.preview_choice import next_kind
+
+        choice = next_kind(self.studio.preview)
+        self.studio.set_preview(choice)
+        words = {"x0": "the clean estimate (x0)", "latent": "the noisy latents", "none": "off",
+                 "taesd": f"TAESD {choice.name or '(the one for the model)'}"}
+        self.notify(printable(f"live previews: {words[choice.kind]}"), markup=False)
