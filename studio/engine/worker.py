@@ -249,9 +249,11 @@ class LocalEngine:
         filled in) and the prompts the pipeline sees, with A1111's
         `<lora:name:weight>` tags taken out.
         """
+        from studio.engine.cascade import with_stages
         from studio.engine.device import resolve_device, set_cpu_threads
         from studio.models.extras import prepare_extras
 
+        job.recipe = with_stages(job.recipe, self._library)  # Stable Cascade: the decoder and its prior
         ref = self._library.resolve(job.recipe.model)
         extras = prepare_extras(job.recipe, self._library)
         device, dtype = resolve_device(job.recipe.device, job.recipe.dtype)
@@ -292,6 +294,8 @@ class LocalEngine:
         # One CPU generator per image: image i is the same whatever the batch
         # size or device, so any single image can be made again from seed + i.
         generators = [torch.Generator("cpu").manual_seed(recipe.seed + i) for i in range(recipe.batch_size)]
+        if recipe.prior or getattr(loaded.pipe, "studio_prior", None) is not None:  # Stable Cascade
+            return self._cascade(job, loaded, recipe, prompts, generators)
         mode = plan(loaded, recipe, generators)  # txt2img, img2img or inpaint; variation noise
         if mode.images is not None:
             return mode.images
@@ -320,6 +324,20 @@ class LocalEngine:
             )
         _refuse_flagged(output, recipe.batch_size)
         return mode.finish(list(output.images))
+
+    def _cascade(self, job: Job, loaded: LoadedPipeline, recipe: Recipe, prompts: tuple[str, str],
+                 generators: list[Any]) -> list[Any]:
+        from studio.engine.cascade import CascadeCall, cascade_sample
+
+        def preview(step: int, image: Any) -> None:
+            self._emit(ev.Preview(job.job_id, step, image))
+
+        return cascade_sample(CascadeCall(
+            loaded, recipe, prompts, generators,
+            reporter=lambda stage, steps: _StepReporter(self, job, loaded, steps, None, stage),
+            preview=preview if self._previews else None, preview_interval=self._preview_interval,
+            library=self._library, notice=lambda text: self._emit(ev.Notice(job.job_id, text)),
+        ))
 
     def _save(self, job: Job, images: list[Any], recipe: Recipe) -> list[Path]:
         job.out_dir.mkdir(parents=True, exist_ok=True)

@@ -116,6 +116,10 @@ def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool, saf
     """A folder's pipeline; its safety checker only if asked for (never loaded otherwise)."""
     from diffusers import DiffusionPipeline
 
+    from studio.models.cascade import load_stage, stage_of
+
+    if stage_of(path):  # diffusers 0.42 cannot from_pretrained these folders: studio/models/cascade.py
+        return load_stage(path, torch_dtype)
     has_safetensors = any(path.rglob("*.safetensors"))
     if not has_safetensors and any(path.rglob("*.bin")) and not allow_pickle:
         raise PickleRefused(
