@@ -114,7 +114,8 @@ def pair(named: Path, want: str, candidates: Iterable[tuple[str, Path]]) -> tupl
     if not found:
         repo = "stabilityai/stable-cascade-prior" if want == PRIOR else "stabilityai/stable-cascade"
         raise CascadeError(
-            f"{Path(named).name} is one stage of Stable Cascade; no {stage} was found in the model folders"
+            f"{Path(named).name} is Stable Cascade's {'decoder (stage B)' if want == PRIOR else 'prior (stage C)'};"
+            f" no {stage} was found in the model folders"
             f" or the Hugging Face cache: put a diffusers folder of it (e.g. {repo}) beside it"
         )
     listed = ", ".join(name for name, _ in found[:6])
