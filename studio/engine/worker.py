@@ -277,6 +277,10 @@ class LocalEngine:
             from studio.upscale.job import with_upscaler_hash
 
             recipe = with_upscaler_hash(recipe, self._library)
+        if recipe.refiner:
+            from studio.engine.refiner import with_refiner
+
+            recipe = with_refiner(recipe, self._library)
         return loaded, recipe, (extras.prompt, extras.negative_prompt)
 
     def _load_pipeline(self, ref: ModelRef, device: str, dtype: str, recipe: Recipe) -> Any:
@@ -305,11 +309,17 @@ class LocalEngine:
         with torch.inference_mode(), mode.around():
             notice = lambda text: self._emit(ev.Notice(job.job_id, text))  # noqa: E731
             inputs = conditioning_for(loaded, prompt, negative, recipe, notice)
+
+            def reporter(stage: str, steps: int, switch: Any) -> _StepReporter:
+                return _StepReporter(self, job, loaded, steps, switch, stage)
+
+            if recipe.refiner:  # two models: studio/engine/refiner.py
+                from studio.engine.refiner import RefinerCall, refine
+
+                images = refine(RefinerCall(loaded, recipe, mode, inputs, prompts, reporter, notice, self._library))
+                return mode.finish(images)
             if recipe.hires_scale:  # two passes: studio/engine/hires.py
                 from studio.engine.hires import HiresCall, hires_fix
-
-                def reporter(stage: str, steps: int, switch: Any) -> _StepReporter:
-                    return _StepReporter(self, job, loaded, steps, switch, stage)
 
                 return hires_fix(HiresCall(loaded, recipe, mode, inputs, prompts, reporter, notice, self._library))
             callback = _StepReporter(self, job, loaded, recipe.steps, inputs.switch)
