@@ -60,6 +60,8 @@ async def test_refiner_and_prior_fields_are_reached_by_tab_and_go_into_the_recip
         await retype(pilot, "12")
         await tab_to(pilot, app, "prior-cfg")
         await retype(pilot, "3.5")
+        await pilot.pause()
+        assert app.params.scroll_y > 0  # the rows below the pane's six scrolled into view
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: engines and engines[0].submitted)
         recipe = engines[0].submitted[0][1]
