@@ -183,11 +183,10 @@ def load_components(folder: Path, torch_dtype: Any) -> dict[str, Any]:
         cls = _component_class(*entry)
         sub = Path(folder) / name
         kwargs: dict[str, Any] = {"local_files_only": True}
-        if hasattr(cls, "save_pretrained") and not name.endswith(("tokenizer", "scheduler")):
+        if not name.endswith(("tokenizer", "scheduler")):
             kwargs.update(torch_dtype=torch_dtype, use_safetensors=True)
         try:
-            components[name] = (cls.from_config(cls.load_config(sub)) if name.endswith("scheduler")
-                                else cls.from_pretrained(sub, **kwargs))
+            components[name] = cls.from_pretrained(sub, **kwargs)
         except Exception as exc:
             raise CascadeError(f"{Path(folder).name}/{name}: cannot load ({first_line(exc)})") from exc
     return components

@@ -23,6 +23,7 @@ from studio.models.pickles import ALLOW_PICKLE_HINT, PickleRefused, is_pickle, l
 from studio.models.resolve import ModelRef
 from studio.models.safetensors_header import read_header
 from studio.models.architectures import optional_components
+from studio.models.cascade import load_stage, stage_of
 from studio.models.safety import component_overrides
 from studio.models.tokenizers import TokenizerMissing, clip_tokenizer, find_clip_bpe, missing_message
 from studio.recipe import Recipe
@@ -115,8 +116,6 @@ class TokenizerSearch:
 def _load_diffusers_folder(path: Path, torch_dtype: Any, allow_pickle: bool, safety_checker: bool = False) -> Any:
     """A folder's pipeline; its safety checker only if asked for (never loaded otherwise)."""
     from diffusers import DiffusionPipeline
-
-    from studio.models.cascade import load_stage, stage_of
 
     if stage_of(path):  # diffusers 0.42 cannot from_pretrained these folders: studio/models/cascade.py
         return load_stage(path, torch_dtype)
