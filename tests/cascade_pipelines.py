@@ -88,3 +88,19 @@ def build_tiny_cascade(root: Path, *, seed: int = 0, prior_name: str = "stable-c
     extra = f"prior:\n- stabilityai/{prior_name}\n"
     (decoder_dir / "README.md").write_text(CARD.format(extra=extra, stage="decoder (stage B)"))
     return prior_dir, decoder_dir
+
+
+def build_tiny_combined(folder: Path, prior_dir: Path, decoder_dir: Path) -> Path:
+    """The two stages saved as one StableCascadeCombinedPipeline folder (prior_prior, prior_text_encoder, ...)."""
+    import torch
+    from diffusers import StableCascadeCombinedPipeline
+
+    from studio.models.cascade import load_stage
+
+    prior, decoder = load_stage(prior_dir, torch.float32), load_stage(decoder_dir, torch.float32)
+    StableCascadeCombinedPipeline(
+        tokenizer=decoder.tokenizer, text_encoder=decoder.text_encoder, decoder=decoder.decoder,
+        scheduler=decoder.scheduler, vqgan=decoder.vqgan, prior_prior=prior.prior,
+        prior_text_encoder=prior.text_encoder, prior_tokenizer=prior.tokenizer, prior_scheduler=prior.scheduler,
+    ).save_pretrained(folder, safe_serialization=True)
+    return folder

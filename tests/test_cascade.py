@@ -77,6 +77,39 @@ def test_bad_cascade_recipes_are_one_line(engine_factory, cascade, tiny_model_di
     assert "applies to a Stable Cascade decoder" in wrong.reason
 
 
+@pytest.mark.slow
+def test_a_combined_folder_makes_the_same_image(engine_factory, cascade, tmp_path):  # noqa: F811
+    from tests.cascade_pipelines import build_tiny_combined
+
+    combined = build_tiny_combined(tmp_path / "combined" / "stable-cascade-combined", cascade["prior"],
+                                   cascade["decoder"])
+    assert inspect_file(combined).architecture == "Stable Cascade (stages C, B and A)"
+    engine, rec = engine_factory(library=cascade["library"])
+    pair = rec.until(ev.Finished, engine.submit(cascade_recipe("stable-cascade"), tmp_path, "pair"))
+    one = rec.until(ev.Finished, engine.submit(cascade_recipe(str(combined)), tmp_path, "one"))
+    assert one.recipe.prior == ""  # the folder holds it
+    assert np.array_equal(pixels(pair.paths[0]), pixels(one.paths[0]))
+    odd = rec.until(ev.Failed, engine.submit(cascade_recipe(str(combined), height=320), tmp_path))
+    assert "multiples of 128" in odd.reason
+
+
+def test_hub_cache_snapshots_pair_by_the_decoders_card(cascade, tmp_path):
+    """The hub's layout: models--stabilityai--stable-cascade names its prior repo in its card."""
+    import shutil
+
+    from studio.engine.cascade import with_stages
+
+    hub = tmp_path / "hub"
+    for repo, source in (("stable-cascade", cascade["decoder"]), ("stable-cascade-prior", cascade["prior"]),
+                         ("another-prior", cascade["prior"])):
+        shutil.copytree(source, hub / f"models--stabilityai--{repo}" / "snapshots" / "0123abcd")
+    library = ModelLibrary([], hf_cache=hub)
+    decoder = next(e for e in library.scan() if e.path.parts[-3] == "models--stabilityai--stable-cascade")
+    recipe = with_stages(cascade_recipe(decoder.name), library)
+    assert "models--stabilityai--stable-cascade-prior" in str(library.resolve(recipe.prior).path)
+    assert recipe.prior_hash
+
+
 def test_a_lone_decoder_says_what_it_needs(cascade, tmp_path):
     import shutil
 

@@ -68,6 +68,8 @@ def with_stages(recipe: Recipe, library: Any) -> Recipe:
         if recipe.prior:
             what = "holds its own prior" if stage else "is not a Stable Cascade decoder"
             raise RecipeError(f"--prior applies to a Stable Cascade decoder; {ref.name} {what}")
+        if stage:
+            _check_cascade(recipe)
         return recipe
     try:
         if stage == PRIOR:
@@ -84,14 +86,18 @@ def with_stages(recipe: Recipe, library: Any) -> Recipe:
     prior = library.resolve(recipe.prior)
     if stage_of(prior.path) != PRIOR:
         raise RecipeError(f"{prior.name} is not a Stable Cascade prior (stage C) folder")
+    _check_cascade(recipe)
+    return recipe.replace(prior_hash=prior.hash)
+
+
+def _check_cascade(recipe: Recipe) -> None:
     if recipe.width % SIDE_MULTIPLE or recipe.height % SIDE_MULTIPLE:
         raise RecipeError(
             f"Stable Cascade makes sizes that are multiples of {SIDE_MULTIPLE} pixels a side"
             f" (e.g. 1024x1024, 1152x896); got {recipe.width}x{recipe.height}"
         )
-    if recipe.init_image or recipe.hires_scale or recipe.variation_strength:
-        raise RecipeError("Stable Cascade runs text-to-image only here: no init image, hires fix or variations")
-    return recipe.replace(prior_hash=prior.hash)
+    if recipe.init_image or recipe.hires_scale or recipe.variation_strength or recipe.refiner:
+        raise RecipeError("Stable Cascade runs text-to-image only here: no init image, hires fix, variations or refiner")
 
 
 def _prior_pipe(call: CascadeCall) -> Any:
