@@ -75,6 +75,13 @@ def test_bad_cascade_recipes_are_one_line(engine_factory, cascade, tiny_model_di
     assert "multiples of 128" in odd.reason and "\n" not in odd.reason
     wrong = rec.until(ev.Failed, engine.submit(recipe_for(tiny_model_dir, prior="stable-cascade-prior"), tmp_path))
     assert "applies to a Stable Cascade decoder" in wrong.reason
+    vae = rec.until(ev.Failed, engine.submit(cascade_recipe("stable-cascade", vae="some-vae"), tmp_path))
+    assert "a --vae does not apply" in vae.reason
+    tiled = rec.until(ev.Finished, engine.submit(cascade_recipe("stable-cascade", vae_tiling=True,
+                                                                prompt="a (red:1.3) circle"), tmp_path))
+    assert not tiled.recipe.vae_tiling  # the config's VAE tiling is left off, and the record says so
+    notices = [e.message for e in rec.seen if isinstance(e, ev.Notice) and e.job_id == tiled.job_id]
+    assert any("plain text" in text for text in notices)
 
 
 @pytest.mark.slow

@@ -70,6 +70,7 @@ def with_stages(recipe: Recipe, library: Any) -> Recipe:
             raise RecipeError(f"--prior applies to a Stable Cascade decoder; {ref.name} {what}")
         if stage:
             _check_cascade(recipe)
+            return recipe.replace(vae_tiling=False)
         return recipe
     try:
         if stage == PRIOR:
@@ -87,10 +88,14 @@ def with_stages(recipe: Recipe, library: Any) -> Recipe:
     if stage_of(prior.path) != PRIOR:
         raise RecipeError(f"{prior.name} is not a Stable Cascade prior (stage C) folder")
     _check_cascade(recipe)
-    return recipe.replace(prior_hash=prior.hash)
+    return recipe.replace(prior_hash=prior.hash, vae_tiling=False)
 
 
 def _check_cascade(recipe: Recipe) -> None:
+    """What Stable Cascade cannot do, as one line. (VAE tiling, often on in the config, is left off:
+    its stage A is a VQ model with no tiling; the recorded recipe says so.)"""
+    if recipe.vae:
+        raise RecipeError("Stable Cascade decodes with its own stage A (a VQ model): a --vae does not apply")
     if recipe.width % SIDE_MULTIPLE or recipe.height % SIDE_MULTIPLE:
         raise RecipeError(
             f"Stable Cascade makes sizes that are multiples of {SIDE_MULTIPLE} pixels a side"
@@ -133,6 +138,9 @@ def cascade_sample(call: CascadeCall) -> list[Any]:
     if prior.device != decoder.device and not recipe.cpu_offload:
         prior.to(decoder.device)
     prompt, negative = call.prompts
+    from studio.engine.encode import conditioning_for
+
+    conditioning_for(call.loaded, prompt, negative, recipe, call.notice)  # says what plain text loses
     if recipe.sampler != DEFAULT_SAMPLER:
         call.notice("Stable Cascade samples with its own scheduler (DDPM-Wuerstchen): the sampler does not apply")
     with torch.inference_mode():
