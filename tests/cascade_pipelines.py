@@ -56,7 +56,9 @@ def _decoder_unet(text_width: int):
 
 
 def _vqgan():
-    from diffusers.pipelines.deprecated.wuerstchen.modeling_paella_vq_model import PaellaVQModel
+    from diffusers.pipelines.deprecated.wuerstchen.modeling_paella_vq_model import (
+        PaellaVQModel,
+    )
 
     return PaellaVQModel(
         in_channels=3, out_channels=3, up_down_scale_factor=2, levels=2, bottleneck_blocks=1,
@@ -68,7 +70,11 @@ def build_tiny_cascade(root: Path, *, seed: int = 0, prior_name: str = "stable-c
                        decoder_name: str = "stable-cascade") -> tuple[Path, Path]:
     """Two diffusers folders, as the hub ships them: (prior, decoder)."""
     import torch
-    from diffusers import DDPMWuerstchenScheduler, StableCascadeDecoderPipeline, StableCascadePriorPipeline
+    from diffusers import (
+        DDPMWuerstchenScheduler,
+        StableCascadeDecoderPipeline,
+        StableCascadePriorPipeline,
+    )
 
     torch.manual_seed(seed)
     tokenizer, text_encoder = _clip(root / f"{prior_name}-clip-src", 32, projection=True)

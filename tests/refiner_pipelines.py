@@ -15,7 +15,12 @@ from pathlib import Path
 def build_tiny_refiner(folder: Path, base: Path, *, seed: int = 1, share: bool = True) -> Path:
     """A refiner for the tiny SDXL `base`; `share`: its text_encoder_2 and VAE are the base's, byte for byte."""
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLImg2ImgPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
     torch.manual_seed(seed)

@@ -14,9 +14,10 @@ model for the decoder), so a preview is one small matrix product, never a decode
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from studio.models.cascade import COMBINED, DECODER, PRIOR, CascadeError, pair, stage_of
 from studio.recipe import Recipe, RecipeError

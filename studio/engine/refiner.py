@@ -15,9 +15,10 @@ both stages; the two share the VAE's latent space, so the base's preview project
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from studio.bounded import read_json_file
 from studio.recipe import Recipe, RecipeError

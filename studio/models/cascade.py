@@ -17,8 +17,9 @@ Plain Python at import: torch and diffusers are imported where used.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from studio.bounded import open_regular, read_json_file
 from studio.models.license import CARD_BYTES, front_matter
@@ -158,7 +159,9 @@ def _component_class(library: str, name: str) -> Any:
     import transformers
 
     if name == "PaellaVQModel":
-        from diffusers.pipelines.deprecated.wuerstchen.modeling_paella_vq_model import PaellaVQModel
+        from diffusers.pipelines.deprecated.wuerstchen.modeling_paella_vq_model import (
+            PaellaVQModel,
+        )
 
         return PaellaVQModel
     module = {"diffusers": diffusers, "transformers": transformers}.get(library)
