@@ -100,6 +100,17 @@ class Recipe:
     upscaler_hash: str = ""  # of `upscaler`, or of `hires_upscaler` when that is a network
     upscale_scale: float = 2.0
     upscale_tile: int = 512  # input pixels a side, halved on out-of-memory
+    # Stable Cascade (studio/engine/cascade.py): `model` is the decoder (stage B), run with
+    # `steps` and `cfg_scale`, after the prior (stage C) with its own steps and guidance.
+    prior: str = ""  # "": the model library pairs one with the decoder (recorded as found)
+    prior_hash: str = ""
+    prior_steps: int = 20
+    prior_cfg_scale: float = 4.0
+    # SDXL refiner (studio/engine/refiner.py): the base runs to `refiner_switch` of the steps,
+    # the refiner the rest, on the base's latents (A1111's "Refiner switch at").
+    refiner: str = ""  # "": no refiner
+    refiner_hash: str = ""
+    refiner_switch: float = 0.8
     studio_version: str = field(default=__version__)
 
     def __post_init__(self) -> None:
@@ -233,6 +244,21 @@ def _validate(r: Recipe) -> None:
         raise RecipeError(f"text encoders must be names: {r.text_encoders!r}")
     _validate_iteration(r)
     _validate_hires(r)
+    _validate_stages(r)
+
+
+def _validate_stages(r: Recipe) -> None:
+    """Two-model recipes: Stable Cascade's prior, the SDXL refiner."""
+    if not 1 <= r.prior_steps <= 1000:
+        raise RecipeError(f"prior steps must be between 1 and 1000 (got {r.prior_steps})")
+    if not 0 <= r.prior_cfg_scale <= 100 or r.prior_cfg_scale != r.prior_cfg_scale:
+        raise RecipeError(f"prior CFG scale must be between 0 and 100 (got {r.prior_cfg_scale})")
+    if not 0 < r.refiner_switch < 1:
+        raise RecipeError(f"refiner switch must be between 0 and 1, e.g. 0.8 (got {r.refiner_switch})")
+    if r.refiner and (r.prior or r.upscaler):
+        raise RecipeError("a refiner applies to SDXL text-to-image, not to Stable Cascade or an upscale")
+    if r.refiner and r.refiner == r.model:
+        raise RecipeError("the refiner must be another model than the base")
 
 
 def _validate_upscale(r: Recipe) -> None:

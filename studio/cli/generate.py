@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.builtin import DEFAULT_MODEL
-from studio.cli import hires_args, iterate_args
+from studio.cli import hires_args, iterate_args, stage_args
 from studio.recipe import LoraRef, Recipe, RecipeError, parse_size, random_seed
 from studio.samplers import SAMPLERS
 
@@ -63,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     iterate_args.add_arguments(parser)
     hires_args.add_arguments(parser)
+    stage_args.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,6 +132,7 @@ def recipes_from_args(args: argparse.Namespace, library: ModelLibrary, config: C
     )
     base = iterate_args.apply(args, base, config, size_given=bool(args.size))
     base = hires_args.apply(args, base, library)
+    base = stage_args.apply(args, base, library)
     base = with_companions(base, library)  # a transformer file's text encoders and VAE, found before anything is recorded
     return base.series(args.count)
 

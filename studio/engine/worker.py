@@ -272,9 +272,11 @@ class LocalEngine:
         filled in) and the prompts the pipeline sees, with A1111's
         `<lora:name:weight>` tags taken out.
         """
+        from studio.engine.cascade import with_stages
         from studio.engine.device import resolve_device, set_cpu_threads
         from studio.models.extras import prepare_extras
 
+        job.recipe = with_stages(job.recipe, self._library)  # Stable Cascade: the decoder and its prior
         ref = self._library.resolve(job.recipe.model)
         job.model_path = Path(ref.path)
         extras = prepare_extras(job.recipe, self._library)
@@ -299,6 +301,10 @@ class LocalEngine:
             from studio.upscale.job import with_upscaler_hash
 
             recipe = with_upscaler_hash(recipe, self._library)
+        if recipe.refiner:
+            from studio.engine.refiner import with_refiner
+
+            recipe = with_refiner(recipe, self._library)
         return loaded, recipe, (extras.prompt, extras.negative_prompt)
 
     def _load_pipeline(self, ref: ModelRef, device: str, dtype: str, recipe: Recipe) -> Any:
@@ -317,6 +323,8 @@ class LocalEngine:
         # One CPU generator per image: image i is the same whatever the batch
         # size or device, so any single image can be made again from seed + i.
         generators = [torch.Generator("cpu").manual_seed(recipe.seed + i) for i in range(recipe.batch_size)]
+        if recipe.prior or getattr(loaded.pipe, "studio_prior", None) is not None:  # Stable Cascade
+            return self._cascade(job, loaded, recipe, prompts, generators)
         mode = plan(loaded, recipe, generators)  # txt2img, img2img or inpaint; variation noise
         if mode.images is not None:
             return mode.images
@@ -326,11 +334,17 @@ class LocalEngine:
         with torch.inference_mode(), mode.around():
             notice = lambda text: self._emit(ev.Notice(job.job_id, text))  # noqa: E731
             inputs = conditioning_for(loaded, prompt, negative, recipe, notice)
+
+            def reporter(stage: str, steps: int, switch: Any) -> _StepReporter:
+                return _StepReporter(self, job, loaded, steps, switch, stage)
+
+            if recipe.refiner:  # two models: studio/engine/refiner.py
+                from studio.engine.refiner import RefinerCall, refine
+
+                images = refine(RefinerCall(loaded, recipe, mode, inputs, prompts, reporter, notice, self._library))
+                return mode.finish(images)
             if recipe.hires_scale:  # two passes: studio/engine/hires.py
                 from studio.engine.hires import HiresCall, hires_fix
-
-                def reporter(stage: str, steps: int, switch: Any) -> _StepReporter:
-                    return _StepReporter(self, job, loaded, steps, switch, stage)
 
                 return hires_fix(HiresCall(loaded, recipe, mode, inputs, prompts, reporter, notice, self._library))
             callback = _StepReporter(self, job, loaded, recipe.steps, inputs.switch)
@@ -345,6 +359,20 @@ class LocalEngine:
             )
         _refuse_flagged(output, recipe.batch_size)
         return mode.finish(list(output.images))
+
+    def _cascade(self, job: Job, loaded: LoadedPipeline, recipe: Recipe, prompts: tuple[str, str],
+                 generators: list[Any]) -> list[Any]:
+        from studio.engine.cascade import CascadeCall, cascade_sample
+
+        def preview(step: int, image: Any) -> None:
+            self._emit(ev.Preview(job.job_id, step, image))
+
+        return cascade_sample(CascadeCall(
+            loaded, recipe, prompts, generators,
+            reporter=lambda stage, steps: _StepReporter(self, job, loaded, steps, None, stage),
+            preview=preview if self._previews else None, preview_interval=self._preview_interval,
+            library=self._library, notice=lambda text: self._emit(ev.Notice(job.job_id, text)),
+        ))
 
     def _save(self, job: Job, images: list[Any], recipe: Recipe) -> list[Path]:
         job.out_dir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from studio.formats import SOFTWARE
 from studio.formats.fields import Reading, number, sampler, size
 from studio.formats.lora_tags import extract_loras_lenient, format_weight, lora_tag, tagged_names
+from studio.formats.stages import read_stages, stage_fields
 from studio.recipe import MAX_CLIP_SKIP
 from studio.samplers import SAMPLERS, sampler_from_a1111
 
@@ -31,6 +32,9 @@ A1111_FIELDS = (
     "prompt", "negative_prompt", "steps", "sampler", "cfg_scale", "seed", "width", "height",
     "model", "model_hash", "vae", "vae_hash", "loras", "embeddings", "embedding_hashes", "clip_skip",
 )
+# Carried when a second model takes part: Stable Cascade's prior, the SDXL refiner (formats/stages.py).
+A1111_STAGE_FIELDS = ("prior", "prior_hash", "prior_steps", "prior_cfg_scale", "refiner", "refiner_hash",
+                      "refiner_switch")
 # Carried when they take effect, as A1111 writes them: strength with an init image, mask blur
 # and inpaint area with a mask, the variation seed with a variation strength. (The init image
 # and the mask themselves are not in A1111's text; they are in the studio recipe chunk.)
@@ -93,6 +97,7 @@ def a1111_parameters(recipe: Recipe) -> str:
         fields.append(("TI hashes", ", ".join(ti_hashes)))
     fields.extend(_iteration_fields(recipe))
     fields.extend(_hires_fields(recipe))
+    fields.extend(stage_fields(recipe))  # the prior (Stable Cascade), the refiner (SDXL)
     fields.append(("Version", SOFTWARE))
     line = ", ".join(f"{key}: {a1111_quote(value)}" for key, value in fields)
     text = a1111_prompt(recipe)
@@ -245,6 +250,7 @@ def read_a1111(text: str) -> Reading:
         fields["embeddings"], fields["embedding_hashes"] = list(embeddings), list(embeddings.values())
     consumed = _read_iteration(params, fields, notes) | _read_hires(params, fields, notes)
     consumed |= _read_flux(params, fields, notes)
+    consumed |= read_stages(params, fields, notes)
     for key, value in params.items():
         if key not in _USED and key not in _IGNORED and key not in consumed:
             notes.append(f"{key}: {value}")

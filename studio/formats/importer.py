@@ -262,6 +262,12 @@ def _finish(fields: dict[str, Any], notes: list[str], locate: Locate | None) -> 
     fields["model"], fields["model_hash"] = model, found_hash
     if note:
         notes.append(note)
+    for key in ("prior", "refiner"):  # a second model (formats/stages.py), looked up as the first
+        value = str(fields.get(key) or "")
+        if value and locate is not None and len(value) <= MAX_NAME_CHARS:
+            fields[key], fields[f"{key}_hash"], note = locate(value, str(fields.get(f"{key}_hash") or ""))
+            if note:
+                notes.append(f"{key}: {note}")
     _cap_names(fields, notes)
     fields.setdefault("sampler", DEFAULT_SAMPLER)
     if not fields.get("prompt"):

@@ -15,6 +15,7 @@ from typing import Mapping
 from studio.bounded import NotRegular, check_regular, loads_json, read_json_file
 from studio.models.components import encoder_of
 from studio.models.gguf import GGUFError, GGUFUnavailable, gguf_metadata, gguf_tensors
+from studio.models.cascade import stage_file
 from studio.models.license import License, license_of
 from studio.models.pickles import is_pickle, load_pickle_state_dict
 from studio.models.safety import ships_safety_checker
@@ -149,7 +150,7 @@ Shapes = Mapping[str, tuple[int, ...]]
 def classify(shapes: Shapes, metadata: Mapping[str, str] = {}) -> tuple[str, str, list[str]]:
     """(kind, architecture, notes) for a state dict described by its shapes."""
     keys = shapes.keys()
-    for test in (_lora, _embedding, _flux, _sd3, _ldm, _vae, _text_encoder, _diffusers_component):
+    for test in (_lora, _embedding, _flux, _sd3, _cascade, _ldm, _vae, _text_encoder, _diffusers_component):
         found = test(shapes, keys, metadata)
         if found:
             return found
@@ -209,6 +210,14 @@ def _ldm(shapes, keys, metadata):
     if not _starts(keys, "first_stage_model."):
         notes.append("no VAE in the file")
     return CHECKPOINT, arch, notes
+
+
+def _cascade(shapes, keys, metadata):
+    found = stage_file(shapes)  # studio/models/cascade.py
+    if found is None:
+        return None
+    stage, arch, notes = found
+    return (VAE if stage == "A" else CHECKPOINT), arch, notes
 
 
 def _strip_to(keys, marker: str) -> str | None:
@@ -373,6 +382,9 @@ _PIPELINES = {
     "FluxPipeline": "Flux",
     "PixArtAlphaPipeline": "PixArt-α",
     "PixArtSigmaPipeline": "PixArt-Σ",
+    "StableCascadePriorPipeline": "Stable Cascade prior (stage C)",
+    "StableCascadeDecoderPipeline": "Stable Cascade decoder (stage B)",
+    "StableCascadeCombinedPipeline": "Stable Cascade (stages C, B and A)",
 }
 
 

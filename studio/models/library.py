@@ -15,6 +15,7 @@ from studio.builtin import BUILTIN_DIR
 from studio.config import Config
 from studio.models import discovery
 from studio.models.architectures import architecture_defaults, samplers_for, scheduler_config_for
+from studio.models.cascade import cascade_defaults
 from studio.models.discovery import ModelEntry
 from studio.models.hashing import HashCache
 from studio.models.inspect import CHECKPOINT, UNKNOWN
@@ -93,7 +94,9 @@ class ModelLibrary:
         from a scan walks the folders if no scan is kept yet (once, as `scan` does).
         """
         found = self._locate(model, CHECKPOINT)
-        return {**architecture_defaults(found[1]), **model_defaults(found[1])} if found else {}
+        if not found:
+            return {}
+        return {**architecture_defaults(found[1]), **cascade_defaults(found[1]), **model_defaults(found[1])}
 
     def locate(self, name: str, kind: str = CHECKPOINT) -> Path | None:
         """The file or folder `name` means, without hashing it; None if there is none."""

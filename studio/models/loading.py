@@ -24,6 +24,7 @@ from studio.models.pickles import ALLOW_PICKLE_HINT, PickleRefused, is_pickle, l
 from studio.models.resolve import ModelRef
 from studio.models.safetensors_header import read_header
 from studio.models.architectures import folder_has_t5, optional_components
+from studio.models.cascade import load_stage, stage_of
 from studio.models.safety import component_overrides
 from studio.models.sd3_file import SD3_CONFIGS, sd3_components
 from studio.models.tokenizers import TokenizerMissing, clip_tokenizer, find_clip_bpe, missing_message
@@ -158,6 +159,8 @@ def _load_diffusers_folder(
     """A folder's pipeline; its safety checker only if asked for (never loaded otherwise); SD3's T5 if `t5`."""
     from diffusers import DiffusionPipeline
 
+    if stage_of(path):  # diffusers 0.42 cannot from_pretrained these folders: studio/models/cascade.py
+        return load_stage(path, torch_dtype)
     if t5 and folder_has_t5(path) is False:
         raise LoadError(
             f"{path.name} has no T5 encoder (text_encoder_3): run it with --no-t5 (t5 = false in a recipe)"

@@ -1,4 +1,5 @@
-"""The parameters pane: steps, CFG, size, seed (locked or random), sampler, count, model, init image and mask."""
+"""The parameters pane: steps, CFG, size, seed (locked or random), sampler, count, model, init image and mask,
+the refiner and Stable Cascade's prior (widgets/stage_fields.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select
 
 from studio.recipe import Recipe, RecipeError, parse_size, random_seed
 from studio.samplers import SAMPLERS
+from studio.tui.widgets.stage_fields import StageFields
 
 
 class ParamsPane(Vertical):
@@ -120,6 +122,7 @@ class ParamsPane(Vertical):
         model = self._value("model") or base.model
         sampler = self.query_one("#sampler", Select).value
         recipe = base.replace(model=model, sampler=str(sampler), width=width, height=height, **numbers)
+        recipe = self.query_one(StageFields).read(recipe)  # the refiner, Stable Cascade's prior
         return self._over_init(recipe) if init else recipe
 
     @property
@@ -159,6 +162,7 @@ class ParamsPane(Vertical):
         if recipe.sampler in SAMPLERS:
             self._select_sampler(recipe.sampler)
         self.set_init(recipe.init_image, recipe.mask)
+        self.query_one(StageFields).load(recipe)
         if recipe.init_image:
             self.query_one("#strength", Input).value = f"{recipe.strength:g}"
 
@@ -172,6 +176,7 @@ class ParamsPane(Vertical):
             self.query_one("#size", Input).value = f"{defaults['width']}x{defaults['height']}"
         if defaults.get("sampler") in SAMPLERS:
             self._select_sampler(defaults["sampler"])
+        self.query_one(StageFields).apply_defaults(defaults)
 
     def set_model(self, model: str) -> None:
         self.query_one("#model", Input).value = model
@@ -183,7 +188,7 @@ class ParamsPane(Vertical):
 
 
 class ParamsFields(Vertical):
-    """The fields themselves, six rows that fit a 40-column pane (an 80-column terminal).
+    """The fields themselves, eight rows that fit a 40-column pane (an 80-column terminal).
 
     The model and the sampler have a row each, so "DPM++ 2M SDE Karras" shows whole;
     the seed has room for all ten digits with its lock beside it, never over it.
@@ -226,6 +231,7 @@ class ParamsFields(Vertical):
             yield Label("vary")
             yield Input("0.3", id="variation", type="number", compact=True,
                         tooltip="a variation (V in history): how far from the entry, 0..1")
+        yield StageFields()
 
     def on_mount(self) -> None:
         self.post_message(ParamsPane.Ready())
