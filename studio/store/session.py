@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
-from studio.store.entries import FINAL, STATUSES, Entry, RecipeMemo, State, fold, left_behind, settled
+from studio.store.entries import Entry, RecipeMemo, State, fold, left_behind, settled
 from studio.store.entries import OWNER as _OWNER
 from studio.store.entries import owner_alive as _owner_alive  # noqa: F401  (studio.review.sessions)
 from studio.store.journal import SCHEMA, Journal, Scan
