@@ -26,7 +26,7 @@ from studio.engine.protocol import Engine, EngineFactory, Listener
 from studio.errors import first_line
 from studio.models.library import ModelLibrary
 from studio.recipe import Recipe
-from studio.store.session import Entry, Session
+from studio.store.session import Entry, Session, SessionError
 
 if TYPE_CHECKING:
     from studio.review.index import ReviewIndex
@@ -39,6 +39,10 @@ class RecordFailed(ev.Event):
     """Not from the engine: the session file could not be written (a full disk, a lost mount)."""
 
     reason: str
+
+
+class SessionBusy(SessionError):
+    """The open session still has jobs queued or running in this process."""
 
 
 class Studio:
@@ -64,6 +68,7 @@ class Studio:
     ) -> None:
         self.session = session
         self.library = library
+        self._own_out_dir = out_dir is None  # images go into the session folder, whichever session is open
         self.out_dir = Path(out_dir) if out_dir is not None else session.path
         self.engine: Engine | None = None
         self._factory = engine_factory or self._local_engine
@@ -84,6 +89,41 @@ class Studio:
         self.session.load()
         self.recovered = self.session.recover()
         return self.recovered
+
+    def switch_session(self, session: Session) -> None:
+        """Make images into `session` from now on, keeping the engine and its loaded pipelines.
+
+        Refused (SessionBusy, one line) while jobs of the open session are queued or
+        running: their records belong to it, and a switch that waited for them would leave
+        the window on a session it is about to leave. A session opened with `load=False`
+        is read (and recovered) by `load_session`, as at start."""
+        self._refuse_while_busy("opening another")
+        if session.path.parent != self.session.path.parent:
+            with self._index_lock:
+                self._index = None  # another sessions folder, another index
+        self.session = session
+        if self._own_out_dir:
+            self.out_dir = session.path
+        self.recovered = session.recover() if session.loaded else []
+
+    def rename_session(self, new_name: str) -> Path:
+        """Rename the open session's folder (studio.review.sessions) and keep writing into it
+        under its new name; its new folder. Refused like `switch_session` while its jobs run."""
+        from studio.review.sessions import rename_session
+
+        self._refuse_while_busy("renaming it")
+        folder = self.session.relocate(lambda path: rename_session(path.parent, path.name, new_name))
+        if self._own_out_dir:
+            self.out_dir = folder
+        self._reindex()
+        return folder
+
+    def _refuse_while_busy(self, what: str) -> None:
+        with self._lock:
+            jobs = len(self._entries)
+        if jobs:
+            raise SessionBusy(f"session {self.session.name} has {jobs} job{'s' if jobs != 1 else ''} queued or "
+                              f"running; let {'them' if jobs != 1 else 'it'} finish or cancel before {what}")
 
     @property
     def index(self) -> ReviewIndex:

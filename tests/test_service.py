@@ -175,3 +175,50 @@ def test_a_read_only_session_refuses_to_queue_and_records_nothing(tmp_path):
     with pytest.raises(SessionError):
         studio.submit(Recipe(prompt="x", width=64, height=64))
     assert engines == [] or engines[0].submitted == []
+
+
+def test_switching_the_session_keeps_the_engine_and_records_into_the_new_one(session):
+    studio, engines, _ = make(session)
+    studio.submit(Recipe(prompt="before", seed=1, width=64, height=64))
+    assert studio.wait_idle(5)
+    before = session.file.read_bytes()
+    other = SessionStore(session.path.parent).create("other")
+    studio.switch_session(other)
+    job_id = studio.submit(Recipe(prompt="after", seed=2, width=64, height=64))
+    assert studio.wait_idle(5)
+    assert len(engines) == 1  # the same engine: its loaded pipelines stay
+    entry = other.get(int(job_id))
+    assert entry.status == "done" and (other.path / entry.images[0]).is_file()
+    assert session.file.read_bytes() == before and [e.recipe.prompt for e in session.entries()] == ["before"]
+    assert [h.key for h in studio.index.search("after")] == [f"other:{job_id}"]
+
+
+def test_a_switch_or_a_rename_is_refused_while_a_job_of_the_open_session_is_queued(session):
+    from studio.service import SessionBusy
+
+    studio = Studio(session, ModelLibrary(use_hf_cache=False), engine_factory=IdleEngine)  # nothing ever ends
+    studio.submit(Recipe(prompt="still queued", seed=1, width=64, height=64))
+    other = SessionStore(session.path.parent).create("other")
+    with pytest.raises(SessionBusy, match="1 job queued or running; let it finish or cancel"):
+        studio.switch_session(other)
+    with pytest.raises(SessionBusy):
+        studio.rename_session("renamed")
+    assert studio.session is session and session.path.is_dir() and studio.out_dir == session.path
+
+
+def test_renaming_the_open_session_keeps_writing_into_the_renamed_folder(session):
+    studio, _, _ = make(session)
+    studio.submit(Recipe(prompt="before", seed=1, width=64, height=64))
+    assert studio.wait_idle(5)
+    old = session.path
+    folder = studio.rename_session("renamed")
+    assert folder == old.parent / "renamed" and not old.exists()
+    assert studio.session is session and session.name == "renamed" and studio.out_dir == folder
+    job_id = studio.submit(Recipe(prompt="after", seed=2, width=64, height=64))
+    assert studio.wait_idle(5)
+    again = SessionStore(old.parent).open("renamed", read_only=True)
+    assert [e.recipe.prompt for e in again.entries()] == ["before", "after"]
+    assert (folder / again.get(int(job_id)).images[0]).is_file() and not old.exists()
+    with pytest.raises(SessionError, match="bad session name"):
+        studio.rename_session("no/slashes")
+    assert session.path == folder

@@ -116,8 +116,11 @@ async def test_gallery_branch_loads_the_recipe(two_sessions):
         await pilot.press("ctrl+l")
         gallery = await wait_until(pilot, lambda: isinstance(app.screen, GalleryScreen) and app.screen)
         await wait_until(pilot, lambda: gallery.total)
-        await pilot.press("o")  # another session: a notice with the command, the gallery stays
-        assert isinstance(app.screen, GalleryScreen)
+        hit = gallery.selected()
+        assert hit.session == "there"
+        await pilot.press("o")  # another session: the window switches to it (tests/test_tui_session_switch.py)
+        await wait_until(pilot, lambda: app.session.name == "there" and not app.loading)
+        assert not isinstance(app.screen, GalleryScreen) and app.history.highlighted_id == hit.id
 
 
 async def test_gallery_pages_through_many_entries(tmp_path):

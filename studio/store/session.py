@@ -154,6 +154,15 @@ class Session:
             except OSError as exc:
                 raise SessionError(f"{self.file}: cannot read ({exc.strerror})") from None
 
+    def relocate(self, move: Callable[[Path], Path]) -> Path:
+        """Move this session's folder with `move(folder) -> new folder` (studio.review.sessions),
+        writes held meanwhile, then keep reading and writing it there; the new folder."""
+        with self._mutex:
+            folder = Path(move(self.path))
+            self.path, self.file, self.name = folder, folder / FILE_NAME, folder.name
+            self._journal.path = self.file
+            return folder
+
     def newest(self, size: int = 256 * 1024) -> tuple[list[Entry], int]:
         """The newest entries, from the file's last `size` bytes, and about how many the
         file holds: what a face shows while `load` reads the rest. Takes no lock of this

@@ -39,6 +39,7 @@ from studio.tui import actions, graphics
 from studio.tui.engine_view import STARTING, EngineView, JobView
 from studio.tui.history_actions import HistoryActions
 from studio.tui.session_loading import SessionLoading
+from studio.tui.session_switch import SessionSwitch
 from studio.tui.iterate_actions import IterateActions
 from studio.tui.model_actions import ModelActions
 from studio.tui.sweep_actions import SweepActions
@@ -54,7 +55,7 @@ from studio.tui.writes import SessionWrites
 DEFAULT_THEME = "darkroom"
 
 
-class StudioApp(SessionLoading, HistoryActions, IterateActions, SweepActions, ModelActions, App):
+class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, SweepActions, ModelActions, App):
     CSS_PATH = "studio.tcss"
     TITLE = "studio"
 

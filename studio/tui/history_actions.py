@@ -40,15 +40,17 @@ class HistoryActions:
         if missing:
             for name in missing:
                 self.thumbs[name] = None  # claimed: a second refresh does not load it again
-            self._load_thumbnails(missing)
+            self._load_thumbnails(self.session, missing)
 
     @work(thread=True, group="thumbnails")
-    def _load_thumbnails(self, names: list[str]) -> None:
+    def _load_thumbnails(self, session: Any, names: list[str]) -> None:
         from studio.tui.thumbnail import load_thumbnail
 
-        self.post_message(ThumbnailsReady({name: load_thumbnail(self.session.image_path(name)) for name in names}))
+        self.post_message(ThumbnailsReady({name: load_thumbnail(session.image_path(name)) for name in names}, session))
 
     def on_thumbnails_ready(self, message: ThumbnailsReady) -> None:
+        if message.session is not self.session:
+            return  # a session the window has left (session_switch.py): its names mean nothing here
         self.thumbs.update(message.thumbs)
         self.history.set_entries(self._history_entries(), self.thumbs)
 
@@ -132,7 +134,8 @@ class HistoryActions:
         """Record a star, rating or note; a failed write (full disk, locked file) is one line."""
         self._unwritten.setdefault(entry_id, {}).update(fields)
         self._writes_queued[entry_id] = self._writes_queued.get(entry_id, 0) + 1
-        self.writes.put(entry_id, "mark", lambda: self.session.mark(entry_id, **fields))
+        session = self.session  # the write lands where it was asked for, even after a switch
+        self.writes.put(entry_id, "mark", lambda: session.mark(entry_id, **fields))
 
     def action_delete_entry(self) -> None:
         entry = self.highlighted_entry()
@@ -142,14 +145,16 @@ class HistoryActions:
             self.notify("cancel the job before deleting it", severity="warning")
             return
         self.undo_stack.append(entry.id)  # now, so that a quick u undoes it
-        self.writes.put(entry.id, "delete", lambda: self.session.delete(entry.id))
+        session = self.session
+        self.writes.put(entry.id, "delete", lambda: session.delete(entry.id))
 
     def action_undo_delete(self) -> None:
         if not self.undo_stack:
             self.notify("nothing to undo")
             return
         entry_id = self.undo_stack.pop()
-        self.writes.put(entry_id, "restore", lambda: self.session.restore(entry_id))
+        session = self.session
+        self.writes.put(entry_id, "restore", lambda: session.restore(entry_id))
 
     def on_session_written(self, message: SessionWritten) -> None:
         entry_id, kind = message.entry_id, message.kind

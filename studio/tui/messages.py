@@ -39,9 +39,10 @@ class EngineEvent(Message):
 class ThumbnailsReady(Message):
     """Thumbnails for history entries, loaded off the event loop: image name -> thumbnail (None if unreadable)."""
 
-    def __init__(self, thumbs: dict[str, Any]) -> None:
+    def __init__(self, thumbs: dict[str, Any], session: Any = None) -> None:
         super().__init__()
         self.thumbs = thumbs
+        self.session = session  # whose images they are
 
 
 class SessionWritten(Message):

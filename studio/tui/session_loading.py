@@ -9,7 +9,9 @@ the session (its lock is held by the read): the history shows the preview,
 generate keeps what it is asked for and queues it once the session is read,
 marks and deletes wait in `SessionWrites`' worker, and the resume offer for a
 crashed run's jobs comes after loading. A session that cannot be read closes
-the window with its one line, as it did when it was read before the first paint.
+the window with its one line, as it did when it was read before the first paint
+(one opened from the browser goes back to the session it left: session_switch.py).
+The same read serves a session switched to in place.
 """
 
 from __future__ import annotations
@@ -68,13 +70,16 @@ class SessionLoading:
 
     def on_session_loaded(self, message: SessionLoaded) -> None:
         if message.error:
-            self.exit(return_code=1, message=f"studio: {printable(message.error)}")  # type: ignore[attr-defined]
+            held, self._held = self._held, []
+            if not self.switch_unreadable(message.error, len(held)):  # type: ignore[attr-defined]
+                self.exit(return_code=1, message=f"studio: {printable(message.error)}")  # type: ignore[attr-defined]
             return
         self.loading = False
         self._preview = {}
         self.history.show_loading(None)
         self.refresh_history()  # type: ignore[attr-defined]
         self.show_session_warnings()
+        self.switch_read()  # type: ignore[attr-defined]  (session_switch.py: opened from the browser)
         held, self._held = self._held, []
         if held:
             self.submit(held)  # type: ignore[attr-defined]

@@ -67,14 +67,15 @@ class SweepActions:
                 self.notify(f"recipe of #{cell.id} loaded; seed locked")
 
         self.push_screen(GridView(cells), branch)
-        self.run_worker(lambda: self._finish_sweep(entry.sweep["id"]), thread=True)
+        session = self.session  # the sweep's own, even if the window opens another meanwhile
+        self.run_worker(lambda: self._finish_sweep(session, entry.sweep["id"]), thread=True)
 
-    def _finish_sweep(self, sweep_id: str) -> None:
+    def _finish_sweep(self, session: Any, sweep_id: str) -> None:
         """Draw and record the grid if every cell has ended and it is not there yet (a worker thread)."""
         from studio.sweeps.run import finish_sweeps
 
         try:
-            for path in finish_sweeps(self.session, only={sweep_id}):
+            for path in finish_sweeps(session, only={sweep_id}):
                 self.call_from_thread(self.notify, printable(f"grid {path.name} recorded"))
         except Exception as exc:  # a full disk: the cells stay, the grid can be made later
             self.call_from_thread(self.notify, printable(str(exc)), title="no grid", severity="error")

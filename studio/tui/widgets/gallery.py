@@ -419,13 +419,7 @@ class GalleryScreen(Screen):
         if hit is None:
             return
         app: Any = self.app
-        if hit.session == app.session.name:
-            app.pop_screen()
-            app.notify(printable(f"{hit.key} is in this session"))
-        else:
-            # One service wires one session; switching it in place is a restart in all but name.
-            self.notify(printable(f"{hit.session} is another session: open it with  studio --session {hit.session}"),
-                        timeout=10)
+        app.open_session(hit.session, hit.id)  # in place, the entry highlighted (studio/tui/session_switch.py)
 
     def action_favourite(self) -> None:
         hit = self.selected()

@@ -223,6 +223,15 @@ class HistoryPane(Vertical):
             current = ol.highlighted if ol.highlighted is not None else -delta
             ol.highlighted = max(0, min(ol.option_count - 1, current + delta))
 
+    def show_entry(self, entry_id: int) -> bool:
+        """Highlight entry `entry_id`; False when it is not among the rows shown (filtered, or past the limit)."""
+        ids = [row_id for row_id, _ in self._shown]
+        if not self.query("#history-list") or str(entry_id) not in ids:
+            return False
+        self.option_list.highlighted = ids.index(str(entry_id))
+        self.option_list.focus()
+        return True
+
 
 class HistoryList(OptionList):
     def on_mount(self) -> None:

@@ -3,8 +3,9 @@
 The list comes from the review index (caught up first, in a thread worker);
 the strips are made lazily, for the rows around the highlight only, from the
 thumbnail cache. Rename and archive (`review.sessions`) run off the event
-loop; a refusal is one line. The session this window has open is never
-renamed or archived under it.
+loop; a refusal is one line. Open switches the window to the session in place
+(studio/tui/session_switch.py); renaming the open session keeps the window
+writing into the renamed folder; the open session is never archived under it.
 """
 
 from __future__ import annotations
@@ -194,11 +195,8 @@ class SessionsScreen(Screen):
         name = self.selected_name()
         if name is None:
             return
-        if name == self.current:
-            self.app.pop_screen()
-        else:
-            # One service wires one session; switching it in place is a restart in all but name.
-            self.notify(printable(f"open it with  studio --session {name}"), timeout=10)
+        app: Any = self.app
+        app.open_session(name)  # in place (studio/tui/session_switch.py); a refusal is one line
 
     def action_gallery_of(self) -> None:
         from studio.tui.widgets.gallery import GalleryScreen
@@ -210,7 +208,7 @@ class SessionsScreen(Screen):
 
     def action_rename(self) -> None:
         name = self.selected_name()
-        if name is None or self._refused(name, "rename"):
+        if name is None:
             return
 
         def rename(new: str | None) -> None:
@@ -238,7 +236,10 @@ class SessionsScreen(Screen):
 
         root = self.index.root
         try:
-            if what == "rename":
+            if what == "rename" and name == self.current:  # the window follows its session's folder
+                text = self.app.rename_open_session(new)  # type: ignore[attr-defined]
+                self.current = new
+            elif what == "rename":
                 rename_session(root, name, new)
                 text = f"renamed {name} to {new}"
             else:
