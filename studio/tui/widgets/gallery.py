@@ -1,7 +1,7 @@
 """The gallery: thumbnails of every entry matching a query, across every session, a page at a time.
 
-A query of 100,000 entries never becomes 100,000 widgets: the grid is a fixed
-set of cells sized to the terminal, and a page is the hits for those cells,
+A query of 100,000 entries never becomes 100,000 widgets: the grid is one widget
+drawing a fixed set of cells sized to the terminal (`gallery_grid`), and a page is the hits for those cells,
 fetched from the review index by offset in a thread worker whose result comes
 back as a message. Thumbnails come from the cache beside the index
 (`review.thumbs`), made off the event loop for the visible page only, and are
@@ -19,28 +19,16 @@ from typing import Any
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Container
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from studio.printable import printable
 from studio.tui import actions
-from studio.tui.widgets.gallery_cell import MAX_RATING, GalleryCell
+from studio.tui.widgets.gallery_grid import MAX_RATING, Cell, GalleryGrid
 from studio.tui.writes import SessionWrites
 
-CELL_WIDTH = 20  # columns a cell wants, border included
-CELL_HEIGHT = 9  # rows: border, image, two caption lines
 _KEEP = 2000  # hits held in memory; a far jump drops the rest and fetches again
-
-
-class GalleryGrid(Container, can_focus=True):
-    """The cells' container; it has the focus while the arrows move through the results."""
-
-    def on_resize(self) -> None:
-        screen = self.screen
-        if isinstance(screen, GalleryScreen):
-            screen.lay_out(self)
 
 
 class GalleryScreen(Screen):
@@ -50,12 +38,6 @@ class GalleryScreen(Screen):
     DEFAULT_CSS = """
     GalleryScreen #gallery-query { height: 3; }
     GalleryScreen #gallery-status { height: 1; padding: 0 1; }
-    GalleryScreen #gallery-grid { layout: grid; height: 1fr; }
-    GalleryScreen .gallery-cell { border: round $panel-lighten-2; height: 1fr; width: 1fr; }
-    GalleryScreen .gallery-cell.-selected { border: heavy $accent; }
-    GalleryScreen .gallery-cell.-empty { border: blank; }
-    GalleryScreen .gallery-image { height: 1fr; width: 100%; }
-    GalleryScreen .gallery-caption { height: 2; width: 100%; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     class Results(Message):
@@ -100,9 +82,9 @@ class GalleryScreen(Screen):
         self.last_query_s: float | None = None
         self.first_page_at: float | None = None  # perf_counter when the first page was drawn (the bench)
         self._generation = 0
+        self._painting = False  # the first page is drawn: its time is taken after the next refresh
         self._asked: set[int] = set()  # page offsets requested for this generation
         self._loading: set[Path] = set()
-        self._cells: list[GalleryCell] = []
         self._updated = False  # the index is caught up once a gallery opens, not on every page
         self.writes = SessionWrites(self)
         self._overrides: dict[str, dict[str, Any]] = {}  # marks queued, not yet read back from the index
@@ -114,7 +96,7 @@ class GalleryScreen(Screen):
         yield Input(value=self.query_text, placeholder="query: fox lora:inkwash rating:>=4 since:7d sort:rating",
                     id="gallery-query")
         yield Static("searching…", id="gallery-status")
-        yield GalleryGrid(id="gallery-grid")
+        yield GalleryGrid(self.image_class, id="gallery-grid")
 
     def on_mount(self) -> None:
         self.query_one("#gallery-grid").focus()
@@ -123,27 +105,20 @@ class GalleryScreen(Screen):
     # -- the grid -----------------------------------------------------------------
 
     @property
-    def page_size(self) -> int:
-        return max(1, len(self._cells))
+    def grid(self) -> GalleryGrid:
+        return self.query_one("#gallery-grid", GalleryGrid)
 
-    def lay_out(self, grid: Container) -> None:
-        """As many cells as fit the grid; called whenever the grid's size changes."""
-        width, height = grid.size
-        if not width or not height:
-            return
-        cols, rows = max(1, width // CELL_WIDTH), max(1, height // CELL_HEIGHT)
-        if len(self._cells) == cols * rows and grid.styles.grid_size_columns == cols:
-            return
-        grid.styles.grid_size_columns = cols
-        grid.styles.grid_size_rows = rows
-        grid.remove_children()
-        self._cells = [GalleryCell(self.image_class) for _ in range(cols * rows)]
-        grid.mount_all(self._cells)
-        self.call_after_refresh(self._draw)
+    @property
+    def page_size(self) -> int:
+        return max(1, self.grid.page_size)
+
+    @on(GalleryGrid.Fitted)
+    def _grid_fitted(self) -> None:
+        self._draw()  # as many cells as now fit the grid: a page of another size
 
     @property
     def columns(self) -> int:
-        return self.query_one("#gallery-grid").styles.grid_size_columns or 1
+        return self.grid.cols or 1
 
     def _draw(self) -> None:
         size = self.page_size
@@ -153,17 +128,18 @@ class GalleryScreen(Screen):
         if missing:
             self._fetch_page(start)  # the cells keep the last page until this one comes: no blank flash
         else:
-            for i, cell in enumerate(self._cells):
-                hit = self._hit(start + i) if start + i < end else None
-                if cell.is_mounted:
-                    cell.show(hit, self.thumbs.get(hit.images[0]) if hit and hit.images else None,
-                              start + i == self.cursor)
+            cells = []
+            for position in range(start, end):
+                hit = self._hit(position)
+                cells.append(Cell(hit, self.thumbs.get(hit.images[0]) if hit.images else None, position == self.cursor))
+            self.grid.show(cells)
             self._load_thumbs(start)
             for near in (start + size, start - size):  # the next page is usually there before PageDown
                 if 0 <= near < self.total:
                     self._fetch_page(near)
         self._status()
-        if self.first_page_at is None and self.total and not missing and all(c.is_mounted for c in self._cells):
+        if self.first_page_at is None and self.total and not missing and self.grid.page_size and not self._painting:
+            self._painting = True
             self.call_after_refresh(self._painted)
 
     def _painted(self) -> None:
