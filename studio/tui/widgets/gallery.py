@@ -82,6 +82,7 @@ class GalleryScreen(Screen):
         self.last_query_s: float | None = None
         self.first_page_at: float | None = None  # perf_counter when the first page was drawn (the bench)
         self._generation = 0
+        self._searching = True  # a new query's first page has not come back yet
         self._painting = False  # the first page is drawn: its time is taken after the next refresh
         self._asked: set[int] = set()  # page offsets requested for this generation
         self._loading: set[Path] = set()
@@ -164,7 +165,7 @@ class GalleryScreen(Screen):
             status.update(Text(printable(error), style="red"))
             return
         if not self.total:
-            status.update("no matches")
+            status.update("searching…" if self._searching else "no matches")
             return
         line = Text(f"{self.cursor + 1}/{self.total}{'+' if self.counting else ''}  ")
         hit = self._hit(self.cursor)
@@ -181,6 +182,7 @@ class GalleryScreen(Screen):
         self._generation += 1
         self.query_text = text
         self.hits.clear()
+        self._searching = True
         self._asked = {0}
         self.cursor = 0
         self._run(self._fetch, self._generation, text, 0, max(self.page_size, 64), True)
@@ -237,6 +239,8 @@ class GalleryScreen(Screen):
     def _results(self, message: Results) -> None:
         if message.generation != self._generation:
             return  # an older query's page
+        if message.error or message.total is not None:
+            self._searching = False
         if message.error:
             self.total = 0
             self._draw()

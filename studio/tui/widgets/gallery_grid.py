@@ -160,10 +160,10 @@ class GalleryGrid(Widget, can_focus=True):
         return (rows + [blank] * box.height)[: box.height]
 
     def _caption(self, hit: Any, width: int) -> list[Strip]:
-        head = Text(printable(f"{hit.session}:{hit.id}"), style="bold")
+        head = Text().append(printable(f"{hit.session}:{hit.id}"), style="bold")  # spans: render() ignores Text.style
         if hit.favourite or hit.rating:
             head.append(" " + stars(hit), style="yellow")
-        line = Text(printable(" ".join(hit.prompt.split())), style="dim")
+        line = Text().append(printable(" ".join(hit.prompt.split())), style="dim")
         console = self.app.console
         strips = []
         for text in (head, line):
