@@ -134,10 +134,11 @@ class GalleryScreen(Screen):
                 hit = self._hit(position)
                 cells.append(Cell(hit, self.thumbs.get(hit.images[0]) if hit.images else None, position == self.cursor))
             self.grid.show(cells)
-            self._load_thumbs(start)
-            for near in (start + size, start - size):  # the next page is usually there before PageDown
-                if 0 <= near < self.total:
-                    self._fetch_page(near)
+            if self.first_page_at is not None:  # before it, threads making thumbnails slow the first paint
+                self._load_thumbs(start)
+                for near in (start + size, start - size):  # the next page is usually there before PageDown
+                    if 0 <= near < self.total:
+                        self._fetch_page(near)
         self._status()
         if self.first_page_at is None and self.total and not missing and self.grid.page_size and not self._painting:
             self._painting = True
@@ -147,6 +148,7 @@ class GalleryScreen(Screen):
         if self.first_page_at is None:
             self.first_page_at = time.perf_counter()
             self._add_footer()
+            self._draw()  # now its thumbnails and the pages either side
 
     def _add_footer(self) -> None:
         if not self.query(Footer):
@@ -162,10 +164,10 @@ class GalleryScreen(Screen):
     def _status(self, error: str = "") -> None:
         status = self.query_one("#gallery-status", Static)
         if error:
-            status.update(Text(printable(error), style="red"))
+            status.update(Text(printable(error), style="red"), layout=False)  # one line: no re-layout
             return
         if not self.total:
-            status.update("searching…" if self._searching else "no matches")
+            status.update("searching…" if self._searching else "no matches", layout=False)
             return
         line = Text(f"{self.cursor + 1}/{self.total}{'+' if self.counting else ''}  ")
         hit = self._hit(self.cursor)
@@ -174,7 +176,7 @@ class GalleryScreen(Screen):
             line.append(printable(" ".join(hit.prompt.split())))
         line.no_wrap = True
         line.overflow = "ellipsis"
-        status.update(line)
+        status.update(line, layout=False)
 
     # -- queries, off the event loop -----------------------------------------------
 
