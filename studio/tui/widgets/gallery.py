@@ -11,6 +11,7 @@ own session through `SessionWrites`, then into the index, off the event loop.
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -84,6 +85,7 @@ class GalleryScreen(Screen):
         self._generation = 0
         self._searching = True  # a new query's first page has not come back yet
         self._painting = False  # the first page is drawn: its time is taken after the next refresh
+        self._shown = threading.Event()  # set once the first page (or "no matches") is on screen
         self._asked: set[int] = set()  # page offsets requested for this generation
         self._loading: set[Path] = set()
         self._updated = False  # the index is caught up once a gallery opens, not on every page
@@ -151,6 +153,7 @@ class GalleryScreen(Screen):
             self._draw()  # now its thumbnails and the pages either side
 
     def _add_footer(self) -> None:
+        self._shown.set()
         if not self.query(Footer):
             self.mount(Footer())  # after the first page: its dozens of keys, restyled as the focus moves, cost more
             self.call_after_refresh(self.refresh_bindings)  # else a footer mounted late waits for the next change
@@ -219,6 +222,8 @@ class GalleryScreen(Screen):
             if count:
                 self.last_query_s = time.perf_counter() - started  # the bench reports it
             self.post_message(self.Results(generation, offset, hits, total, counted=exact))
+            if count:
+                self._shown.wait(5)  # the count and the catch-up wait for the page: they would share its core
             if not exact:
                 self.post_message(self.Counted(generation, self.index.count(query)))
             if not self._updated:
@@ -472,6 +477,7 @@ class GalleryScreen(Screen):
         self._fetch_page(start, again=True)  # read the marks back from the index
 
     def on_unmount(self) -> None:
+        self._shown.set()
         for error in self.writes.flush():
             self.log.error(f"gallery write lost: {error}")
 

@@ -76,6 +76,20 @@ class GalleryGrid(Widget, can_focus=True):
         self._pictures: OrderedDict[tuple, tuple[Any, list[Strip]]] = OrderedDict()
         self._sixel = is_sixel(image_class)
         self._sixels: dict[int, Any] = {}  # cell index -> its image widget (Sixel only)
+        self._styles: tuple[Style, Style, Style] | None = None  # base, border, selected border
+
+    def styled(self) -> tuple[Style, Style, Style]:
+        """The cells' styles, worked out once (`rich_style` is dear and every `refresh` forgets it)."""
+        if self._styles is None:
+            base = self.rich_style
+            self._styles = (base, base + self.get_component_rich_style("gallery-grid--border", partial=True),
+                            base + self.get_component_rich_style("gallery-grid--selected", partial=True))
+        return self._styles
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles = None  # a theme or CSS change: draw every cell again
+        self._rows.clear()
 
     class Fitted(Message):
         """The number of cells changed with the grid's size."""
@@ -128,7 +142,7 @@ class GalleryGrid(Widget, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width, height = self.size
         if not self.cols or y >= height:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self.styled()[0])
         row = min(self.rows - 1, (y * self.rows) // height)
         while row and y < row * height // self.rows:
             row -= 1
@@ -144,13 +158,12 @@ class GalleryGrid(Widget, can_focus=True):
         return rows
 
     def _draw_cell(self, cell: Cell, box: Region) -> list[Strip]:
-        base = self.rich_style
+        base, plain, selected = self.styled()
         blank = Strip.blank(box.width, base)
         if cell.hit is None or box.width < 3 or box.height < 3:
             return [blank] * box.height
         inner, picture_rows = box.width - 2, max(0, box.height - 4)
-        style = base + self.get_component_rich_style(
-            "gallery-grid--selected" if cell.selected else "gallery-grid--border", partial=True)
+        style = selected if cell.selected else plain
         left, across, right, side, bottom_left, bottom_right = _SELECTED if cell.selected else _PLAIN
         edge = Strip([Segment(side, style)], 1)
         middle = self._picture(cell.thumb, inner, picture_rows) + self._caption(cell.hit, inner)
@@ -168,11 +181,11 @@ class GalleryGrid(Widget, can_focus=True):
         strips = []
         for text in (head, line):
             text.truncate(width, overflow="ellipsis", pad=True)
-            strips.append(Strip(list(text.render(console)), width).apply_style(self.rich_style))
+            strips.append(Strip(list(text.render(console)), width).apply_style(self.styled()[0]))
         return strips
 
     def _picture(self, thumb: Path | None, width: int, height: int) -> list[Strip]:
-        blank = [Strip.blank(width, self.rich_style)] * height
+        blank = [Strip.blank(width, self.styled()[0])] * height
         if thumb is None or self.image_class is None or self._sixel or not width or not height:
             return blank
         key = (thumb, width, height)
