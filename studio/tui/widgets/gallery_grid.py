@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from rich.segment import Segment
 from rich.style import Style
@@ -59,7 +59,7 @@ def is_sixel(image_class: Any) -> bool:
 class GalleryGrid(Widget, can_focus=True):
     """The cells of one page; it has the focus while the arrows move through the results."""
 
-    COMPONENT_CLASSES = {"gallery-grid--border", "gallery-grid--selected"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"gallery-grid--border", "gallery-grid--selected"}
     DEFAULT_CSS = """
     GalleryGrid { height: 1fr; }
     GalleryGrid > .gallery-grid--border { color: $panel-lighten-2; }
@@ -195,7 +195,7 @@ class GalleryGrid(Widget, can_focus=True):
                 renderable = self.image_class._Renderable(thumb, width, height)
                 console = self.app.console
                 lines = console.render_lines(renderable, console.options.update_dimensions(width, height), pad=True)
-            except Exception:  # an unreadable thumbnail is an empty picture, as in the preview
+            except (OSError, ValueError):  # an unreadable thumbnail (or one too big for Kitty) draws as empty
                 return blank
             drawn = self._pictures[key] = (renderable, [Strip(line, width) for line in lines[:height]])
             while len(self._pictures) > max(64, 3 * self.page_size):  # this page and the ones either side
