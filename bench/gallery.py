@@ -62,8 +62,8 @@ async def measure(root: Path, size: tuple[int, int]) -> dict[str, float]:
 
         def thumbs_made() -> bool:  # every thumbnail of the page made (or found unreadable) and drawn
             return not gallery._loading and all(
-                c.shown is not None for c in gallery._cells if c._state and c._state[0] is not None
-                and c._state[0].images and gallery.thumbs.get(c._state[0].images[0]))
+                c.thumb is not None for c in gallery.grid.cells
+                if c.hit is not None and c.hit.images and gallery.thumbs.get(c.hit.images[0]))
 
         await wait_until(pilot, thumbs_made, timeout=60)
         await pilot.pause()
@@ -73,7 +73,7 @@ async def measure(root: Path, size: tuple[int, int]) -> dict[str, float]:
             start = time.perf_counter()
             await pilot.press("pagedown")
             await wait_until(pilot, lambda: gallery.selected() is not None and all(
-                c.has_class("-empty") is False for c in gallery._cells), timeout=30)
+                c.hit is not None for c in gallery.grid.cells), timeout=30)
             turns.append(time.perf_counter() - start)
         out["turn"] = statistics.median(turns)
         out["turn_max"] = max(turns)

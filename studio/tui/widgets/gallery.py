@@ -1,7 +1,7 @@
 """The gallery: thumbnails of every entry matching a query, across every session, a page at a time.
 
-A query of 100,000 entries never becomes 100,000 widgets: the grid is a fixed
-set of cells sized to the terminal, and a page is the hits for those cells,
+A query of 100,000 entries never becomes 100,000 widgets: the grid is one widget
+drawing a fixed set of cells sized to the terminal (`gallery_grid`), and a page is the hits for those cells,
 fetched from the review index by offset in a thread worker whose result comes
 back as a message. Thumbnails come from the cache beside the index
 (`review.thumbs`), made off the event loop for the visible page only, and are
@@ -11,6 +11,7 @@ own session through `SessionWrites`, then into the index, off the event loop.
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -19,28 +20,16 @@ from typing import Any
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Container
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from studio.printable import printable
 from studio.tui import actions
-from studio.tui.widgets.gallery_cell import MAX_RATING, GalleryCell
+from studio.tui.widgets.gallery_grid import MAX_RATING, Cell, GalleryGrid
 from studio.tui.writes import SessionWrites
 
-CELL_WIDTH = 20  # columns a cell wants, border included
-CELL_HEIGHT = 9  # rows: border, image, two caption lines
 _KEEP = 2000  # hits held in memory; a far jump drops the rest and fetches again
-
-
-class GalleryGrid(Container, can_focus=True):
-    """The cells' container; it has the focus while the arrows move through the results."""
-
-    def on_resize(self) -> None:
-        screen = self.screen
-        if isinstance(screen, GalleryScreen):
-            screen.lay_out(self)
 
 
 class GalleryScreen(Screen):
@@ -50,12 +39,6 @@ class GalleryScreen(Screen):
     DEFAULT_CSS = """
     GalleryScreen #gallery-query { height: 3; }
     GalleryScreen #gallery-status { height: 1; padding: 0 1; }
-    GalleryScreen #gallery-grid { layout: grid; height: 1fr; }
-    GalleryScreen .gallery-cell { border: round $panel-lighten-2; height: 1fr; width: 1fr; }
-    GalleryScreen .gallery-cell.-selected { border: heavy $accent; }
-    GalleryScreen .gallery-cell.-empty { border: blank; }
-    GalleryScreen .gallery-image { height: 1fr; width: 100%; }
-    GalleryScreen .gallery-caption { height: 2; width: 100%; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     class Results(Message):
@@ -100,9 +83,11 @@ class GalleryScreen(Screen):
         self.last_query_s: float | None = None
         self.first_page_at: float | None = None  # perf_counter when the first page was drawn (the bench)
         self._generation = 0
+        self._searching = True  # a new query's first page has not come back yet
+        self._painting = False  # the first page is drawn: its time is taken after the next refresh
+        self._shown = threading.Event()  # set once the first page (or "no matches") is on screen
         self._asked: set[int] = set()  # page offsets requested for this generation
         self._loading: set[Path] = set()
-        self._cells: list[GalleryCell] = []
         self._updated = False  # the index is caught up once a gallery opens, not on every page
         self.writes = SessionWrites(self)
         self._overrides: dict[str, dict[str, Any]] = {}  # marks queued, not yet read back from the index
@@ -114,7 +99,7 @@ class GalleryScreen(Screen):
         yield Input(value=self.query_text, placeholder="query: fox lora:inkwash rating:>=4 since:7d sort:rating",
                     id="gallery-query")
         yield Static("searching…", id="gallery-status")
-        yield GalleryGrid(id="gallery-grid")
+        yield GalleryGrid(self.image_class, id="gallery-grid")
 
     def on_mount(self) -> None:
         self.query_one("#gallery-grid").focus()
@@ -123,27 +108,20 @@ class GalleryScreen(Screen):
     # -- the grid -----------------------------------------------------------------
 
     @property
-    def page_size(self) -> int:
-        return max(1, len(self._cells))
+    def grid(self) -> GalleryGrid:
+        return self.query_one("#gallery-grid", GalleryGrid)
 
-    def lay_out(self, grid: Container) -> None:
-        """As many cells as fit the grid; called whenever the grid's size changes."""
-        width, height = grid.size
-        if not width or not height:
-            return
-        cols, rows = max(1, width // CELL_WIDTH), max(1, height // CELL_HEIGHT)
-        if len(self._cells) == cols * rows and grid.styles.grid_size_columns == cols:
-            return
-        grid.styles.grid_size_columns = cols
-        grid.styles.grid_size_rows = rows
-        grid.remove_children()
-        self._cells = [GalleryCell(self.image_class) for _ in range(cols * rows)]
-        grid.mount_all(self._cells)
-        self.call_after_refresh(self._draw)
+    @property
+    def page_size(self) -> int:
+        return max(1, self.grid.page_size)
+
+    @on(GalleryGrid.Fitted)
+    def _grid_fitted(self) -> None:
+        self._draw()  # as many cells as now fit the grid: a page of another size
 
     @property
     def columns(self) -> int:
-        return self.query_one("#gallery-grid").styles.grid_size_columns or 1
+        return self.grid.cols or 1
 
     def _draw(self) -> None:
         size = self.page_size
@@ -153,25 +131,29 @@ class GalleryScreen(Screen):
         if missing:
             self._fetch_page(start)  # the cells keep the last page until this one comes: no blank flash
         else:
-            for i, cell in enumerate(self._cells):
-                hit = self._hit(start + i) if start + i < end else None
-                if cell.is_mounted:
-                    cell.show(hit, self.thumbs.get(hit.images[0]) if hit and hit.images else None,
-                              start + i == self.cursor)
-            self._load_thumbs(start)
-            for near in (start + size, start - size):  # the next page is usually there before PageDown
-                if 0 <= near < self.total:
-                    self._fetch_page(near)
+            cells = []
+            for position in range(start, end):
+                hit = self._hit(position)
+                cells.append(Cell(hit, self.thumbs.get(hit.images[0]) if hit.images else None, position == self.cursor))
+            self.grid.show(cells)
+            if self.first_page_at is not None:  # before it, threads making thumbnails slow the first paint
+                self._load_thumbs(start)
+                for near in (start + size, start - size):  # the next page is usually there before PageDown
+                    if 0 <= near < self.total:
+                        self._fetch_page(near)
         self._status()
-        if self.first_page_at is None and self.total and not missing and all(c.is_mounted for c in self._cells):
+        if self.first_page_at is None and self.total and not missing and self.grid.page_size and not self._painting:
+            self._painting = True
             self.call_after_refresh(self._painted)
 
     def _painted(self) -> None:
         if self.first_page_at is None:
             self.first_page_at = time.perf_counter()
             self._add_footer()
+            self._draw()  # now its thumbnails and the pages either side
 
     def _add_footer(self) -> None:
+        self._shown.set()
         if not self.query(Footer):
             self.mount(Footer())  # after the first page: its dozens of keys, restyled as the focus moves, cost more
             self.call_after_refresh(self.refresh_bindings)  # else a footer mounted late waits for the next change
@@ -185,10 +167,10 @@ class GalleryScreen(Screen):
     def _status(self, error: str = "") -> None:
         status = self.query_one("#gallery-status", Static)
         if error:
-            status.update(Text(printable(error), style="red"))
+            status.update(Text(printable(error), style="red"), layout=False)  # one line: no re-layout
             return
         if not self.total:
-            status.update("no matches")
+            status.update("searching…" if self._searching else "no matches", layout=False)
             return
         line = Text(f"{self.cursor + 1}/{self.total}{'+' if self.counting else ''}  ")
         hit = self._hit(self.cursor)
@@ -197,7 +179,7 @@ class GalleryScreen(Screen):
             line.append(printable(" ".join(hit.prompt.split())))
         line.no_wrap = True
         line.overflow = "ellipsis"
-        status.update(line)
+        status.update(line, layout=False)
 
     # -- queries, off the event loop -----------------------------------------------
 
@@ -205,6 +187,7 @@ class GalleryScreen(Screen):
         self._generation += 1
         self.query_text = text
         self.hits.clear()
+        self._searching = True
         self._asked = {0}
         self.cursor = 0
         self._run(self._fetch, self._generation, text, 0, max(self.page_size, 64), True)
@@ -239,6 +222,8 @@ class GalleryScreen(Screen):
             if count:
                 self.last_query_s = time.perf_counter() - started  # the bench reports it
             self.post_message(self.Results(generation, offset, hits, total, counted=exact))
+            if count:
+                self._shown.wait(5)  # the count and the catch-up wait for the page: they would share its core
             if not exact:
                 self.post_message(self.Counted(generation, self.index.count(query)))
             if not self._updated:
@@ -261,6 +246,8 @@ class GalleryScreen(Screen):
     def _results(self, message: Results) -> None:
         if message.generation != self._generation:
             return  # an older query's page
+        if message.error or message.total is not None:
+            self._searching = False
         if message.error:
             self.total = 0
             self._draw()
@@ -484,6 +471,7 @@ class GalleryScreen(Screen):
         self._fetch_page(start, again=True)  # read the marks back from the index
 
     def on_unmount(self) -> None:
+        self._shown.set()
         for error in self.writes.flush():
             self.log.error(f"gallery write lost: {error}")
 
