@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -120,8 +121,14 @@ print({"total": time.perf_counter() - t})
 """
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the waited-for children so far: on a shared machine, the work done."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(code: str, *args: str, root: Path = ROOT) -> dict:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     fresh = tempfile.mkdtemp(prefix="studio-bench-hashes-")  # a new file: its hash not yet cached
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=root,
                           env={**os.environ, "PYTHONPATH": str(root), "STUDIO_CACHE_DIR": fresh})
@@ -129,12 +136,12 @@ def child(code: str, *args: str, root: Path = ROOT) -> dict:
     if done.returncode:
         raise SystemExit(f"child failed:\n{done.stderr[-3000:]}")
     result = eval(done.stdout.strip().splitlines()[-1])  # our own dict literal
-    result["wall"] = wall
+    result["wall"], result["cpu"] = wall, children_cpu() - cpu
     return result
 
 
 def studio_generate(model: Path, bpe: Path, out: Path, root: Path = ROOT) -> dict:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     done = subprocess.run(
         [sys.executable, "-m", "studio", "generate", "a lighthouse", "--model", str(model), "--tokenizer", str(bpe),
          "--size", "128x128", "--steps", "4", "--seed", "1", "--device", "cpu", "--sampler", "Euler",
@@ -143,7 +150,7 @@ def studio_generate(model: Path, bpe: Path, out: Path, root: Path = ROOT) -> dic
     )
     if done.returncode:
         raise SystemExit(f"studio generate failed:\n{done.stderr[-3000:]}")
-    return {"wall": time.perf_counter() - started}
+    return {"wall": time.perf_counter() - started, "cpu": children_cpu() - cpu}
 
 
 EVICT: list[Path] = []  # without root: the files posix_fadvise(DONTNEED) drops from the page cache
@@ -257,6 +264,9 @@ def main() -> None:
         s, b = median("studio e2e", "wall"), median("bare e2e", "wall")
         before = f", before this change {median('before e2e', 'wall'):.2f} s" if args.before else ""
         print(f"e2e 128x128 4 steps: bare {b:.2f} s, studio generate {s:.2f} s{before}, ratio {s / b:.2f} (goal ≤ 1.05)")
+    cpu = {name: median(name, "cpu") for name in results if name.split()[0] in ("bare", "studio", "before")}
+    print("CPU seconds (user+system, the work done whatever the machine's load): "
+          + ", ".join(f"{name} {value:.2f}" for name, value in cpu.items()))
 
 
 if __name__ == "__main__":
