@@ -16,8 +16,8 @@ process, alternating studio and bare in every round so machine noise hits both:
   script doing the same (import, load, 4 steps, write a PNG).
 
 Goals: e2e ≤ 1.05× bare; load ≤ 1.5× (read + import). With `--cold` the page
-cache is dropped before every run (needs root and a writable
-/proc/sys/vm/drop_caches); otherwise it says it could not. `--profile` prints
+cache is dropped before every run (as root with a writable
+/proc/sys/vm/drop_caches; else only the weight files, with posix_fadvise). `--profile` prints
 where studio's load spends its time (cProfile, cumulative, top 25).
 
     python bench/load.py [--rounds 3] [--cache /tmp/studio-bench-cache] [--skip-e2e] [--cold] [--profile single]
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -120,8 +121,14 @@ print({"total": time.perf_counter() - t})
 """
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the waited-for children so far: on a shared machine, the work done."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(code: str, *args: str, root: Path = ROOT) -> dict:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     fresh = tempfile.mkdtemp(prefix="studio-bench-hashes-")  # a new file: its hash not yet cached
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=root,
                           env={**os.environ, "PYTHONPATH": str(root), "STUDIO_CACHE_DIR": fresh})
@@ -129,12 +136,12 @@ def child(code: str, *args: str, root: Path = ROOT) -> dict:
     if done.returncode:
         raise SystemExit(f"child failed:\n{done.stderr[-3000:]}")
     result = eval(done.stdout.strip().splitlines()[-1])  # our own dict literal
-    result["wall"] = wall
+    result["wall"], result["cpu"] = wall, children_cpu() - cpu
     return result
 
 
 def studio_generate(model: Path, bpe: Path, out: Path, root: Path = ROOT) -> dict:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     done = subprocess.run(
         [sys.executable, "-m", "studio", "generate", "a lighthouse", "--model", str(model), "--tokenizer", str(bpe),
          "--size", "128x128", "--steps", "4", "--seed", "1", "--device", "cpu", "--sampler", "Euler",
@@ -143,16 +150,29 @@ def studio_generate(model: Path, bpe: Path, out: Path, root: Path = ROOT) -> dic
     )
     if done.returncode:
         raise SystemExit(f"studio generate failed:\n{done.stderr[-3000:]}")
-    return {"wall": time.perf_counter() - started}
+    return {"wall": time.perf_counter() - started, "cpu": children_cpu() - cpu}
+
+
+EVICT: list[Path] = []  # without root: the files posix_fadvise(DONTNEED) drops from the page cache
 
 
 def drop_caches() -> bool:
+    """Drop the page cache: all of it as root, else the fixture's weight files (`EVICT`)."""
     try:
         os.sync()
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
         return True
     except OSError:
+        pass
+    if not EVICT or not hasattr(os, "posix_fadvise"):
         return False
+    for path in EVICT:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    return True
 
 
 def weights(folder: Path) -> list[str]:
@@ -179,9 +199,13 @@ def main() -> None:
         code += "pstats.Stats('/tmp/studio-load.prof').sort_stats('cumulative').print_stats(25)\n"
         subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
         return
+    EVICT.extend(Path(p) for p in [str(single), *weights(folder)])
     cold = args.cold and drop_caches()
     if args.cold and not cold:
         print("could not drop the page cache (no permission): cold figures not measured", file=sys.stderr)
+    elif cold and not os.access("/proc/sys/vm/drop_caches", os.W_OK):
+        print("cold: the weight files evicted with posix_fadvise(DONTNEED); Python's own files stay cached",
+              file=sys.stderr)
     child(READ, str(single))  # warm the page cache once
     child(READ, *weights(folder))
     results: dict[str, list[dict]] = {}
@@ -240,6 +264,9 @@ def main() -> None:
         s, b = median("studio e2e", "wall"), median("bare e2e", "wall")
         before = f", before this change {median('before e2e', 'wall'):.2f} s" if args.before else ""
         print(f"e2e 128x128 4 steps: bare {b:.2f} s, studio generate {s:.2f} s{before}, ratio {s / b:.2f} (goal ≤ 1.05)")
+    cpu = {name: median(name, "cpu") for name in results if name.split()[0] in ("bare", "studio", "before")}
+    print("CPU seconds (user+system, the work done whatever the machine's load): "
+          + ", ".join(f"{name} {value:.2f}" for name, value in cpu.items()))
 
 
 if __name__ == "__main__":

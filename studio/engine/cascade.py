@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.models.cascade import COMBINED, DECODER, PRIOR, CascadeError, pair, stage_of
+from studio.models.resolve import name_for
 from studio.recipe import Recipe, RecipeError
 from studio.samplers import DEFAULT_SAMPLER
 
@@ -63,12 +64,14 @@ def with_stages(recipe: Recipe, library: Any) -> Recipe:
 
     A recipe naming the prior as its model is turned around; anything else passes unchanged.
     """
-    ref = library.resolve(recipe.model)
-    stage = stage_of(ref.path)
+    # Hashes nothing: most models are no Cascade, and the engine hashes a model beside its load.
+    path = library.locate(recipe.model) or Path(library.resolve(recipe.model).path)  # resolve: walks again, or the miss
+    stage = stage_of(path)
+    name = name_for(recipe.model, path)
     if not stage or stage == COMBINED:
         if recipe.prior:
             what = "holds its own prior" if stage else "is not a Stable Cascade decoder"
-            raise RecipeError(f"--prior applies to a Stable Cascade decoder; {ref.name} {what}")
+            raise RecipeError(f"--prior applies to a Stable Cascade decoder; {name} {what}")
         if stage:
             _check_cascade(recipe)
             return recipe.replace(vae_tiling=False)
@@ -76,12 +79,12 @@ def with_stages(recipe: Recipe, library: Any) -> Recipe:
     try:
         if stage == PRIOR:
             if recipe.prior:
-                raise RecipeError(f"{ref.name} is a Stable Cascade prior: name the decoder (stage B) as the model")
-            decoder_name, _ = pair(Path(ref.path), DECODER, _candidates(library, Path(ref.path)))
+                raise RecipeError(f"{name} is a Stable Cascade prior: name the decoder (stage B) as the model")
+            decoder_name, _ = pair(path, DECODER, _candidates(library, path))
             recipe = recipe.replace(model=decoder_name, model_hash="", prior=recipe.model)
-            ref = library.resolve(recipe.model)
+            path = Path(library.resolve(recipe.model).path)
         if not recipe.prior:
-            prior_name, _ = pair(Path(ref.path), PRIOR, _candidates(library, Path(ref.path)))
+            prior_name, _ = pair(path, PRIOR, _candidates(library, path))
             recipe = recipe.replace(prior=prior_name)
     except CascadeError as exc:
         raise RecipeError(str(exc)) from None

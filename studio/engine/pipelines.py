@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from studio.models import ModelRef
+from studio.models.hashing import identity
 from studio.recipe import Recipe
 
 
@@ -20,11 +22,14 @@ class LoadedPipeline:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def cache_key(ref: ModelRef, recipe: Recipe, device: str, dtype: str) -> tuple:
-    """Everything that changes the loaded weights or their placement."""
+def cache_key(path: Path | str, recipe: Recipe, device: str, dtype: str) -> tuple:
+    """Everything that changes the loaded weights or their placement.
+
+    The model by its files' identity, not its hash: equal identities mean equal
+    hashes, and a new model's hash is computed beside its load (engine/model_hash.py).
+    """
     return (
-        str(ref.path),
-        ref.hash,
+        identity(path),
         device,
         dtype,
         recipe.vae,

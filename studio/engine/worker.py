@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from studio.engine import events as ev
+from studio.engine.model_hash import HashBeside
 from studio.engine.preview_choice import PreviewChoice, parse_preview
 from studio.engine.pipelines import LoadedPipeline, PipelineCache, cache_key, free_accelerator_memory
 from studio.engine.protocol import Listener
@@ -28,7 +29,7 @@ from studio.errors import first_line
 from studio.iterate import recorded
 from studio.models.library import ModelLibrary
 from studio.models.loading import explain_oom, is_oom
-from studio.models.resolve import ModelRef
+from studio.models.resolve import ModelRef, name_for
 from studio.recipe import Recipe
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class LocalEngine:
         self._on_event = on_event
         self._library = library or ModelLibrary()
         self._cache = PipelineCache(loader or self._load_pipeline, cache_size)
+        self._hashes = HashBeside(self._library)
         self._saver = saver or _save_png
         self._preview = parse_preview(previews)
         self._preview_interval = preview_interval
@@ -116,6 +118,7 @@ class LocalEngine:
                 raise ValueError(f"job id {job_id!r} is already queued")
             self._jobs[job_id] = job
         self._emit(ev.Queued(job_id, recipe))
+        self._hashes.start(recipe)  # read beside the worker's imports and load (engine/model_hash.py)
         self._queue.put(job)
         return job_id
 
@@ -125,6 +128,7 @@ class LocalEngine:
         job = Job(job_id, recipe, Path("."), job_id, preload_only=True)
         with self._lock:
             self._jobs[job_id] = job
+        self._hashes.start(recipe)
         self._queue.put(job)
         return job_id
 
@@ -277,18 +281,22 @@ class LocalEngine:
         from studio.models.extras import prepare_extras
 
         job.recipe = with_stages(job.recipe, self._library)  # Stable Cascade: the decoder and its prior
-        ref = self._library.resolve(job.recipe.model)
-        job.model_path = Path(ref.path)
+        self._hashes.start(job.recipe)  # a new model is read for its hash beside the load, not before
+        path = self._library.locate(job.recipe.model) or Path(self._library.resolve(job.recipe.model).path)
+        job.model_path = path.resolve()
         extras = prepare_extras(job.recipe, self._library)
         device, dtype = resolve_device(job.recipe.device, job.recipe.dtype)
-        key = cache_key(ref, extras.recipe, device, dtype)
+        key = cache_key(path, extras.recipe, device, dtype)
         if key not in self._cache:
-            self._emit(ev.Loading(job.job_id, ref.name))
+            self._emit(ev.Loading(job.job_id, name_for(job.recipe.model, path)))
             if device == "cpu":  # a load's dtype casts are brief and the UI waits on them: every core
                 set_cpu_threads(reserve_core=False)
-        loaded = self._cache.get(key, ref, extras.recipe, device, dtype)
+        unhashed = ModelRef(name_for(job.recipe.model, path), job.model_path,
+                            "diffusers" if path.is_dir() else "single_file", "")
+        loaded = self._cache.get(key, unhashed, extras.recipe, device, dtype)
         if device == "cpu":
             set_cpu_threads(self._reserve_core)
+        ref = loaded.ref = self._library.resolve(job.recipe.model)  # the hash: done beside the load, or waited for
         _dress(loaded, extras, job.recipe.allow_pickle)
         if "license" not in loaded.extras:  # read once per loaded model: the card or the header
             from studio.models.license import recorded_license

@@ -1,7 +1,9 @@
 """Civitai's AutoV2 hash (the first 10 hex digits of the file's SHA-256), hashed once.
 
 Hashing a 6 GB checkpoint takes a while, so results are cached by resolved
-path, size and modification time: a file that changes is hashed again.
+path, size and modification time: a file that changes is hashed again. The
+cache is shared by threads (the engine hashes a new model beside its load):
+two asking for the same file at once read it once, the second waits for the first.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -51,6 +54,8 @@ class HashCache:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or cache_dir() / "hashes.json"
         self._entries: dict[str, dict[str, object]] | None = None
+        self._lock = threading.RLock()  # guards the entries and the file
+        self._pending: dict[tuple[str, str, int, int], threading.Event] = {}  # digests being computed
 
     def _load(self) -> dict[str, dict[str, object]]:
         if self._entries is None:
@@ -80,25 +85,41 @@ class HashCache:
             stat = path.stat()
         except OSError:
             return None
-        entry = self._load().get(str(path))
+        with self._lock:
+            entry = self._load().get(str(path))
         if isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
             value = entry.get(field)
             return value if isinstance(value, str) else None
         return None
 
     def _digest(self, path: str | Path, field: str, skip: int, progress: Progress | None) -> str:
-        cached = self.cached(path, field)
-        if cached:
-            return cached
-        path = Path(path).resolve()
-        stat = path.stat()
-        digest = sha256_file(path, progress, skip)
-        entry = self._load().get(str(path))
-        if not (isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns):
-            entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-        entry[field] = digest
-        self._load()[str(path)] = entry
-        self._save()
+        while True:
+            resolved = Path(path).resolve()
+            stat = resolved.stat()
+            key = (str(resolved), field, stat.st_size, stat.st_mtime_ns)
+            with self._lock:  # the check and the claim at once, so no digest is computed twice
+                cached = self.cached(path, field)
+                if cached:
+                    return cached
+                waiting = self._pending.get(key)
+                if waiting is None:
+                    self._pending[key] = threading.Event()
+            if waiting is None:
+                break
+            waiting.wait()  # another thread is hashing this file: take its digest (or hash, if it failed)
+        try:
+            digest = sha256_file(resolved, progress, skip)
+            with self._lock:
+                entry = self._load().get(str(resolved))
+                if not (isinstance(entry, dict) and entry.get("size") == stat.st_size
+                        and entry.get("mtime_ns") == stat.st_mtime_ns):
+                    entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+                entry[field] = digest
+                self._load()[str(resolved)] = entry
+                self._save()
+        finally:
+            with self._lock:
+                self._pending.pop(key).set()
         return digest
 
     def _save(self) -> None:
@@ -116,6 +137,25 @@ def autov2(path: str | Path, progress: Progress | None = None, cache: HashCache 
     return (cache or HashCache()).sha256(path, progress)[:10]
 
 
+HASHED_SUFFIXES = (".json", ".safetensors", ".txt", ".model")  # a folder's files that make its hash
+
+
+def _folder_files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in HASHED_SUFFIXES)
+
+
+def identity(path: str | Path) -> tuple:
+    """What the hash of `path` depends on, without reading it: (path, size, mtime_ns) of each file.
+
+    Equal identities mean equal hashes (the cache trusts the same triple), so a
+    pipeline cache can key on this before the hash is known.
+    """
+    path = Path(path).resolve()
+    files = _folder_files(path) if path.is_dir() else [path]
+    stats = [(str(file), file.stat()) for file in files]
+    return tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
+
+
 def folder_hash(path: Path, cache: HashCache | None = None) -> str:
     """A stable hash of a diffusers folder: its configs and weights, by relative path.
 
@@ -123,9 +163,7 @@ def folder_hash(path: Path, cache: HashCache | None = None) -> str:
     """
     cache = cache or HashCache()
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        if file.suffix not in (".json", ".safetensors", ".txt", ".model"):
-            continue
+    for file in _folder_files(path):
         digest.update(str(file.relative_to(path).as_posix()).encode() + b"\0")
         digest.update(cache.sha256(file).encode())
     return digest.hexdigest()[:10]

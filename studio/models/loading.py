@@ -95,7 +95,7 @@ def load_pipeline(
                 path, torch_dtype, allow_pickle=allow_pickle, config_dir=config_dir, tokenizers=search,
                 t5=t5, text_encoders=text_encoders, vae=vae,
             )
-            if path.suffix.lower() == ".safetensors" and single_file_architecture(path) in SD3_CONFIGS:
+            if type(pipe).__name__.startswith("StableDiffusion3"):  # the header is not read again for this
                 vae = None  # SD3: loaded with the pipeline (studio/models/sd3_file.py)
     if vae:
         pipe.vae = load_vae(vae, pipe, torch_dtype, allow_pickle=allow_pickle)
@@ -323,7 +323,7 @@ def apply_memory_options(
         pipe.enable_sequential_cpu_offload(device=device)
     elif cpu_offload and not device.startswith("cpu"):
         pipe.enable_model_cpu_offload(device=device)
-    else:
+    elif not device.startswith("cpu"):  # diffusers loads onto the CPU: moving there again only walks every module
         pipe.to(device)
 
 
