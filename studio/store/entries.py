@@ -64,9 +64,11 @@ class State:
     `values` holds Entry's fields by name (all but the recipe), so adding a field
     to Entry needs no second list here. `recipe_data` is the recipe as read, kept
     only until `recipe` is built from it (then the Recipe is the one copy).
+    `epoch` is the session's count of lists handed out when this state was made:
+    a state some list may hold is copied before it changes (see `Session._own`).
     """
 
-    __slots__ = ("line", "recipe_data", "recipe", "values", "entry")
+    __slots__ = ("line", "recipe_data", "recipe", "values", "entry", "epoch")
 
     def __init__(self, entry_id: int, time: str, line: int, recipe_data: dict[str, Any], tags: dict[str, Any]) -> None:
         self.line = line  # where it was queued, for error messages
@@ -74,11 +76,13 @@ class State:
         self.recipe: Recipe | None = None
         self.values: dict[str, Any] = {**_ENTRY_DEFAULTS, "id": entry_id, "time": time, "status": "queued", **tags}
         self.entry: Entry | None = None
+        self.epoch = 0
 
     def copy(self) -> State:
         """A copy that later folds into this one leave alone (the recipe is immutable)."""
         other = State.__new__(State)
         other.line, other.recipe_data, other.recipe, other.entry = self.line, self.recipe_data, self.recipe, self.entry
+        other.epoch = self.epoch
         other.values = dict(self.values)
         return other
 

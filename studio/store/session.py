@@ -18,10 +18,11 @@ import os
 import re
 import secrets
 import threading
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence, overload
 
 from studio import __version__
 from studio.atomic import write_text_atomically
@@ -82,6 +83,7 @@ class Session:
         self._mutex = threading.RLock()
         self._states: dict[int, State] = {}
         self._ordered: list[State] | None = []  # the states by id; None when one was added
+        self._epoch = 0  # lists of states handed out (entries(), snapshots): see `_own`
         self._memo = RecipeMemo()
         self._journal = Journal(self.file, check_record)
         if load:
@@ -130,7 +132,8 @@ class Session:
         with self._mutex:
             if not self.loaded or self.warnings or len(self._states) < snapshot.MIN_ENTRIES:
                 return False
-            states = {i: s.copy() for i, s in self._states.items()}
+            states = dict(self._states)  # held, so copied before they change (`_own`)
+            self._epoch += 1
             offset, lines = self._journal.offset, self._journal.lines
         try:
             fd = os.open(self.file, os.O_RDONLY)  # the bytes before `offset` never change
@@ -189,14 +192,18 @@ class Session:
         states, memo = self._states, self._memo
         folded: list[str] = []
         touched: set[int] = set()
+        own, epoch, count = self._own, self._epoch, len(states)
         for line, ev in scan.events:  # parsed a stretch at a time, as they are folded
+            if epoch:
+                own(ev["id"])
             problem = fold(states, ev, line)
             if problem:
                 folded.append(f"{self.file}:{line} (entry {ev['id']}): {problem}")
             else:
                 touched.add(ev["id"])
         problems = scan.problems + folded
-        self._ordered = None
+        if len(states) != count:
+            self._ordered = None  # a new entry (changed ones were put in its place by `_own`)
         for entry_id in touched:
             state = states[entry_id]
             if state.recipe_data is None:
@@ -207,6 +214,7 @@ class Session:
             except (RecipeError, TypeError) as exc:
                 problems.append(f"{self.file}:{state.line} (entry {entry_id}): recipe: {exc}")
                 del states[entry_id]
+                self._ordered = None
         if problems and not self.read_only:
             first = problems[0]
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -220,15 +228,37 @@ class Session:
                 f"moves it to {FILE_NAME}.torn-<time>"
             )
 
+    def _own(self, entry_id: int) -> None:
+        """Before a record changes this entry: a copy of its state, if a list handed out holds it.
+
+        So a list from `entries()` keeps the entries as they were when it was asked for, though
+        it makes them only as they are read, and a snapshot is saved outside the lock.
+        """
+        state = self._states.get(entry_id)
+        if state is None or state.epoch == self._epoch:
+            return
+        new = self._states[entry_id] = state.copy()
+        new.epoch = self._epoch
+        ordered = self._ordered
+        if ordered is not None:
+            at = bisect_left(ordered, entry_id, key=_state_id)
+            if at < len(ordered) and ordered[at] is state:
+                ordered[at] = new
+            else:
+                self._ordered = None
+
     def _by_id(self) -> list[State]:
         if self._ordered is None:
             self._ordered = [state for _, state in sorted(self._states.items())]
         return self._ordered
 
-    def entries(self, include_deleted: bool = False) -> list[Entry]:
-        """Every entry as it stands now, oldest first (each snapshot is made once per change)."""
+    def entries(self, include_deleted: bool = False) -> EntryList:
+        """Every entry as it stands now, oldest first: a sequence whose entries are made as they
+        are looked at (each snapshot once per change), so 100,000 cost nothing until shown."""
         with self._mutex:
-            return [s.snapshot() for s in self._by_id() if include_deleted or not s.values["deleted"]]
+            states = self._by_id()
+            self._epoch += 1  # what the list holds is copied before it changes
+            return EntryList(list(states) if include_deleted else [s for s in states if not s.values["deleted"]])
 
     def __len__(self) -> int:
         with self._mutex:
@@ -383,6 +413,7 @@ class Session:
                     else:
                         self._state(entry_id)
                     ev = {"id": entry_id, "kind": kind, "time": now_iso(), **(values or {})}
+                    self._own(entry_id)
                     line = self._journal.append(fd, ev)
                     problem = check_event(ev) or fold(self._states, ev, line)
                     if problem:  # cannot happen for what we write; fail loudly if it does
@@ -395,6 +426,49 @@ class Session:
                     return state.snapshot()
             except OSError as exc:
                 raise SessionError(f"{self.file}: cannot write ({exc.strerror or exc})") from None
+
+
+def _state_id(state: State) -> int:
+    return state.values["id"]
+
+
+class EntryList(Sequence[Entry]):
+    """`Session.entries()`: a list of entries made only as they are read (it compares equal to a
+    list of the same entries). The states it holds never change (the session copies one before
+    a record changes it), so it shows the entries as they were when it was asked for."""
+
+    __slots__ = ("_states",)
+
+    def __init__(self, states: list[State]) -> None:
+        self._states = states
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Entry]: ...
+    def __getitem__(self, index: int | slice) -> Entry | list[Entry]:
+        if isinstance(index, slice):
+            return [state.snapshot() for state in self._states[index]]
+        return self._states[index].snapshot()
+
+    def __iter__(self) -> Iterator[Entry]:
+        return (state.snapshot() for state in self._states)
+
+    def __reversed__(self) -> Iterator[Entry]:
+        return (state.snapshot() for state in reversed(self._states))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (EntryList, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"EntryList({len(self)} entries)"
 
 
 # --- the store --------------------------------------------------------------
