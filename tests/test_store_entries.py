@@ -234,7 +234,7 @@ def _set(name, index, value):
 
 def _grow(doc):
     """An id twice: every column one longer, its last entry a copy of the first."""
-    for name, column in doc["columns"].items():
+    for column in doc["columns"].values():
         if isinstance(column, dict) and "all" in column:
             continue
         if isinstance(column, dict):

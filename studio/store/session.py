@@ -18,20 +18,23 @@ import os
 import re
 import secrets
 import threading
-from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, overload
+from typing import Any, Callable, Iterator
 
 from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
-from studio.store.entries import Entry, RecipeMemo, State, fold, left_behind, settled
 from studio.store.entries import OWNER as _OWNER
+from studio.store.entries import Entry, EntryList, RecipeMemo, State, fold, left_behind, own, settled
 from studio.store.entries import owner_alive as _owner_alive  # noqa: F401  (studio.review.sessions)
-from studio.store.journal import SCHEMA, Journal, Scan
-from studio.store.journal import record_bytes  # noqa: F401  (tests build sessions from raw records)
+from studio.store.journal import (
+    SCHEMA,
+    Journal,
+    Scan,
+    record_bytes,  # noqa: F401  (tests build sessions from raw records)
+)
 from studio.store.records import check_event, check_record
 
 FILE_NAME = "session.toml"
@@ -229,23 +232,10 @@ class Session:
             )
 
     def _own(self, entry_id: int) -> None:
-        """Before a record changes this entry: a copy of its state, if a list handed out holds it.
-
-        So a list from `entries()` keeps the entries as they were when it was asked for, though
-        it makes them only as they are read, and a snapshot is saved outside the lock.
-        """
-        state = self._states.get(entry_id)
-        if state is None or state.epoch == self._epoch:
-            return
-        new = self._states[entry_id] = state.copy()
-        new.epoch = self._epoch
-        ordered = self._ordered
-        if ordered is not None:
-            at = bisect_left(ordered, entry_id, key=_state_id)
-            if at < len(ordered) and ordered[at] is state:
-                ordered[at] = new
-            else:
-                self._ordered = None
+        """Before a record changes this entry: a copy of its state if a list handed out holds it
+        (so a list from `entries()`, made as it is read, keeps the entries as they were)."""
+        if not own(self._states, self._ordered, self._epoch, entry_id):
+            self._ordered = None
 
     def _by_id(self) -> list[State]:
         if self._ordered is None:
@@ -426,49 +416,6 @@ class Session:
                     return state.snapshot()
             except OSError as exc:
                 raise SessionError(f"{self.file}: cannot write ({exc.strerror or exc})") from None
-
-
-def _state_id(state: State) -> int:
-    return state.values["id"]
-
-
-class EntryList(Sequence[Entry]):
-    """`Session.entries()`: a list of entries made only as they are read (it compares equal to a
-    list of the same entries). The states it holds never change (the session copies one before
-    a record changes it), so it shows the entries as they were when it was asked for."""
-
-    __slots__ = ("_states",)
-
-    def __init__(self, states: list[State]) -> None:
-        self._states = states
-
-    def __len__(self) -> int:
-        return len(self._states)
-
-    @overload
-    def __getitem__(self, index: int) -> Entry: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Entry]: ...
-    def __getitem__(self, index: int | slice) -> Entry | list[Entry]:
-        if isinstance(index, slice):
-            return [state.snapshot() for state in self._states[index]]
-        return self._states[index].snapshot()
-
-    def __iter__(self) -> Iterator[Entry]:
-        return (state.snapshot() for state in self._states)
-
-    def __reversed__(self) -> Iterator[Entry]:
-        return (state.snapshot() for state in reversed(self._states))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (EntryList, list, tuple)):
-            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"EntryList({len(self)} entries)"
 
 
 # --- the store --------------------------------------------------------------
