@@ -87,6 +87,7 @@ class Session:
         self._states: dict[int, State] = {}
         self._ordered: list[State] | None = []  # the states by id; None when one was added
         self._epoch = 0  # lists of states handed out (entries(), snapshots): see `_own`
+        self._kept = -1  # the offset of the snapshot this fold was read from
         self._memo = RecipeMemo()
         self._journal = Journal(self.file, check_record)
         if load:
@@ -116,6 +117,7 @@ class Session:
                         return
                     self._states, self._ordered, self._memo, self.warnings = found[0], None, RecipeMemo(), []
                     self._journal.offset, self._journal.lines, self._journal.torn = found[1], found[2], None
+                    self._kept = found[1]
                     self.loaded = True
                     try:
                         self._catch_up(fd)  # what was appended since
@@ -135,6 +137,8 @@ class Session:
         with self._mutex:
             if not self.loaded or self.warnings or len(self._states) < snapshot.MIN_ENTRIES:
                 return False
+            if self._kept == self._journal.offset:
+                return True  # read from the one kept, and nothing appended since
             states = dict(self._states)  # held, so copied before they change (`_own`)
             self._epoch += 1
             offset, lines = self._journal.offset, self._journal.lines
@@ -187,7 +191,7 @@ class Session:
 
     def _load(self, scan: Scan) -> None:
         """Fold the whole file over again."""
-        self._states, self._ordered, self._memo, self.warnings = {}, None, RecipeMemo(), []
+        self._states, self._ordered, self._memo, self.warnings, self._kept = {}, None, RecipeMemo(), [], -1
         self._apply(scan)
         self.loaded = True
 
@@ -232,8 +236,7 @@ class Session:
             )
 
     def _own(self, entry_id: int) -> None:
-        """Before a record changes this entry: a copy of its state if a list handed out holds it
-        (so a list from `entries()`, made as it is read, keeps the entries as they were)."""
+        """Before a record changes this entry: copy its state if a list handed out holds it."""
         if not own(self._states, self._ordered, self._epoch, entry_id):
             self._ordered = None
 
