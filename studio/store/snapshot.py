@@ -189,18 +189,41 @@ def _check(document: Any, file: Path, fd: int) -> tuple[dict[int, State], int, i
         return None
     columns["images"] = map(tuple, columns["images"])
     rows = zip(*(columns[name] for name in _FIELDS))
-    new_state, new_recipe, set_dict = State.__new__, object.__new__, object.__setattr__
+    new_state = _Kept.__new__
     states: dict[int, State] = {}
     for entry_id, values, shape, prompt, negative, seed, line in zip(
         ids, map(dict, map(zip, repeat(_FIELDS), rows)), *(columns[name] for name in _COLUMNS[len(_FIELDS):])
     ):
-        recipe = new_recipe(Recipe)
-        set_dict(recipe, "__dict__", {**templates[shape], "prompt": prompt, "negative_prompt": negative, "seed": seed})
-        state = new_state(State)
-        state.line, state.recipe_data, state.recipe, state.values, state.entry, state.epoch = (
-            line, None, recipe, values, None, 0)
+        state = new_state(_Kept)
+        state.line, state.recipe_data, state.values, state.entry, state.epoch = line, None, values, None, 0
+        state.kept = (templates[shape], prompt, negative, seed)
         states[entry_id] = state
     return states, offset, lines
+
+
+_RECIPE = State.__dict__["recipe"]  # the slot, under the property below
+
+
+class _Kept(State):
+    """A state read from a snapshot: its Recipe is made from its checked shape and values when
+    first asked for, so 100,000 of them cost a tuple each until shown."""
+
+    __slots__ = ("kept",)
+
+    @property  # type: ignore[override]
+    def recipe(self) -> Recipe | None:
+        try:
+            return _RECIPE.__get__(self, State)
+        except AttributeError:  # not made yet
+            template, prompt, negative, seed = self.kept
+            recipe = object.__new__(Recipe)
+            object.__setattr__(recipe, "__dict__", {**template, "prompt": prompt, "negative_prompt": negative, "seed": seed})
+            _RECIPE.__set__(self, recipe)
+            return recipe
+
+    @recipe.setter
+    def recipe(self, recipe: Recipe | None) -> None:
+        _RECIPE.__set__(self, recipe)
 
 
 def _values_ok(columns: dict[str, Any], shapes: int) -> bool:
