@@ -74,6 +74,30 @@ def test_entries_share_their_recipe_values_and_snapshots(tmp_path):
     assert again.entries()[0] is not first and again.entries()[0].rating == 3
 
 
+def test_a_list_of_entries_is_made_as_it_is_read_and_keeps_them_as_they_were(tmp_path, monkeypatch):
+    import studio.store.entries as entries
+
+    session = SessionStore(tmp_path).create("s")
+    for seed in range(6):
+        session.queue(Recipe(prompt="p", seed=seed))
+    again = Session(session.path)
+    made = []
+    snapshot = entries.State.snapshot
+    monkeypatch.setattr(entries.State, "snapshot", lambda self: made.append(1) or snapshot(self))
+    before = again.entries()
+    assert len(before) == 6 and made == []  # nothing made until read
+    assert before[-1].recipe.seed == 5 and len(made) == 1
+    again.mark(1, rating=4)
+    again.delete(2)
+    again.queue(Recipe(prompt="later"))
+    assert before[0].rating == 0 and [e.id for e in before] == [1, 2, 3, 4, 5, 6]  # as when asked for
+    now = again.entries()
+    assert now[0].rating == 4 and [e.id for e in now] == [1, 3, 4, 5, 6, 7]
+    assert now == list(now) and now[1:3] == [now[1], now[2]] and list(reversed(now))[0].id == 7
+    assert now != before and again.entries(include_deleted=True)[1].deleted
+    assert again.get(1).rating == 4 and Session(session.path).entries() == now
+
+
 def _mixed_session(tmp_path, count=12):
     """A session with hostile strings, a hand-edited record (tomllib's path) and marks."""
     session = SessionStore(tmp_path).create("mixed")
@@ -197,15 +221,46 @@ def test_a_snapshot_that_no_longer_describes_the_file_is_not_used(tmp_path, snap
     assert Session(session.path).get(5).recipe.prompt.startswith("#4 edited") and reads == [1]
 
 
+def _set(name, index, value):
+    """Damage one entry's value in a snapshot's column, however the column is stored."""
+    def damage(doc):
+        column = doc["columns"][name]
+        if isinstance(column, dict):  # {"all": v} or {"pick": [...], "at": [...]}: spelled out
+            column = [column["all"]] * doc["count"] if "all" in column else [column["pick"][i] for i in column["at"]]
+        column[index] = value
+        doc["columns"][name] = column
+    return damage
+
+
+def _grow(doc):
+    """An id twice: every column one longer, its last entry a copy of the first."""
+    for column in doc["columns"].values():
+        if isinstance(column, dict) and "all" in column:
+            continue
+        if isinstance(column, dict):
+            column["at"].append(column["at"][0])
+        else:
+            column.append(column[0])
+    doc["count"] += 1
+
+
 @pytest.mark.parametrize("damage", [
     lambda doc: doc.update(format=99),
-    lambda doc: doc["entries"][0].__setitem__(0, True),  # the id
-    lambda doc: doc["entries"][1].__setitem__(8, "yes"),  # favourite
-    lambda doc: doc["entries"][2].__setitem__(-2, -5),  # the seed
-    lambda doc: doc["entries"][2].__setitem__(-4, "x" * (MAX_PROMPT_CHARS + 1)),  # the prompt
+    _set("id", 0, True),
+    _set("favourite", 1, "yes"),
+    _set("seed", 2, -5),
+    _set("prompt", 2, "x" * (MAX_PROMPT_CHARS + 1)),
+    _set("rating", 3, 6),
+    _set("status", 3, "lost"),
+    _set("images", 4, [3]),
+    _set("sweep", 4, {"id": "s"}),  # a sweep tag without its shape
     lambda doc: doc["recipes"][0].update(steps=0),
-    lambda doc: doc["entries"][3].__setitem__(-5, 7),  # no such recipe shape
-    lambda doc: doc["entries"].append(doc["entries"][0]),  # an id twice
+    _set("shape", 3, 7),  # no such recipe shape
+    _set("line", 3, "7"),
+    lambda doc: doc["columns"]["time"].update(at=[0, 99]) if "at" in doc["columns"]["time"] else doc["columns"]["time"].pop(),
+    _grow,
+    lambda doc: doc["columns"].pop("note"),
+    lambda doc: doc["columns"].update(device={"all": ["cpu"]}),
     lambda doc: doc.update(studio_version="0.0.0"),
 ])
 def test_a_damaged_or_odd_snapshot_is_ignored_and_the_file_read(tmp_path, snapshots, monkeypatch, damage):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import socket
+from bisect import bisect_left
 from dataclasses import MISSING, dataclass, fields
-from typing import Any
+from typing import Any, Iterator, Sequence, overload
 
 from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, Recipe
 from studio.store.records import FIELDS
@@ -64,9 +65,11 @@ class State:
     `values` holds Entry's fields by name (all but the recipe), so adding a field
     to Entry needs no second list here. `recipe_data` is the recipe as read, kept
     only until `recipe` is built from it (then the Recipe is the one copy).
+    `epoch` is the session's count of lists handed out when this state was made:
+    a state some list may hold is copied before it changes (see `Session._own`).
     """
 
-    __slots__ = ("line", "recipe_data", "recipe", "values", "entry")
+    __slots__ = ("line", "recipe_data", "recipe", "values", "entry", "epoch")
 
     def __init__(self, entry_id: int, time: str, line: int, recipe_data: dict[str, Any], tags: dict[str, Any]) -> None:
         self.line = line  # where it was queued, for error messages
@@ -74,11 +77,13 @@ class State:
         self.recipe: Recipe | None = None
         self.values: dict[str, Any] = {**_ENTRY_DEFAULTS, "id": entry_id, "time": time, "status": "queued", **tags}
         self.entry: Entry | None = None
+        self.epoch = 0
 
     def copy(self) -> State:
         """A copy that later folds into this one leave alone (the recipe is immutable)."""
         other = State.__new__(State)
         other.line, other.recipe_data, other.recipe, other.entry = self.line, self.recipe_data, self.recipe, self.entry
+        other.epoch = self.epoch
         other.values = dict(self.values)
         return other
 
@@ -132,6 +137,66 @@ def fold(states: dict[int, State], ev: dict[str, Any], line: int) -> str:
     else:
         values["deleted"] = kind == "deleted"
     return ""
+
+
+def own(states: dict[int, State], ordered: list[State] | None, epoch: int, entry_id: int) -> bool:
+    """Copy `entry_id`'s state in `states` (and `ordered`, the states by id) unless it is of this
+    `epoch`, so the lists that hold it keep it as it is; False when `ordered` needs sorting again."""
+    state = states.get(entry_id)
+    if state is None or state.epoch == epoch:
+        return True
+    new = states[entry_id] = state.copy()
+    new.epoch = epoch
+    if ordered is not None:
+        at = bisect_left(ordered, entry_id, key=_state_id)
+        if at < len(ordered) and ordered[at] is state:
+            ordered[at] = new
+        else:
+            return False
+    return True
+
+
+def _state_id(state: State) -> int:
+    return state.values["id"]
+
+
+class EntryList(Sequence[Entry]):
+    """`Session.entries()`: a list of entries made only as they are read (it compares equal to a
+    list of the same entries). The states it holds never change (the session copies one before
+    a record changes it), so it shows the entries as they were when it was asked for."""
+
+    __slots__ = ("_states",)
+
+    def __init__(self, states: list[State]) -> None:
+        self._states = states
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Entry]: ...
+    def __getitem__(self, index: int | slice) -> Entry | list[Entry]:
+        if isinstance(index, slice):
+            return [state.snapshot() for state in self._states[index]]
+        return self._states[index].snapshot()
+
+    def __iter__(self) -> Iterator[Entry]:
+        return (state.snapshot() for state in self._states)
+
+    def __reversed__(self) -> Iterator[Entry]:
+        return (state.snapshot() for state in reversed(self._states))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (EntryList, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"EntryList({len(self)} entries)"
 
 
 # --- building recipes -----------------------------------------------------------

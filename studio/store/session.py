@@ -26,11 +26,15 @@ from typing import Any, Callable, Iterator
 from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
-from studio.store.entries import Entry, RecipeMemo, State, fold, left_behind, settled
 from studio.store.entries import OWNER as _OWNER
+from studio.store.entries import Entry, EntryList, RecipeMemo, State, fold, left_behind, own, settled
 from studio.store.entries import owner_alive as _owner_alive  # noqa: F401  (studio.review.sessions)
-from studio.store.journal import SCHEMA, Journal, Scan
-from studio.store.journal import record_bytes  # noqa: F401  (tests build sessions from raw records)
+from studio.store.journal import (
+    SCHEMA,
+    Journal,
+    Scan,
+    record_bytes,  # noqa: F401  (tests build sessions from raw records)
+)
 from studio.store.records import check_event, check_record
 
 FILE_NAME = "session.toml"
@@ -82,6 +86,8 @@ class Session:
         self._mutex = threading.RLock()
         self._states: dict[int, State] = {}
         self._ordered: list[State] | None = []  # the states by id; None when one was added
+        self._epoch = 0  # lists of states handed out (entries(), snapshots): see `_own`
+        self._kept = -1  # the offset of the snapshot this fold was read from
         self._memo = RecipeMemo()
         self._journal = Journal(self.file, check_record)
         if load:
@@ -111,6 +117,7 @@ class Session:
                         return
                     self._states, self._ordered, self._memo, self.warnings = found[0], None, RecipeMemo(), []
                     self._journal.offset, self._journal.lines, self._journal.torn = found[1], found[2], None
+                    self._kept = found[1]
                     self.loaded = True
                     try:
                         self._catch_up(fd)  # what was appended since
@@ -130,7 +137,10 @@ class Session:
         with self._mutex:
             if not self.loaded or self.warnings or len(self._states) < snapshot.MIN_ENTRIES:
                 return False
-            states = {i: s.copy() for i, s in self._states.items()}
+            if self._kept == self._journal.offset:
+                return True  # read from the one kept, and nothing appended since
+            states = dict(self._states)  # held, so copied before they change (`_own`)
+            self._epoch += 1
             offset, lines = self._journal.offset, self._journal.lines
         try:
             fd = os.open(self.file, os.O_RDONLY)  # the bytes before `offset` never change
@@ -190,7 +200,7 @@ class Session:
 
     def _load(self, scan: Scan) -> None:
         """Fold the whole file over again."""
-        self._states, self._ordered, self._memo, self.warnings = {}, None, RecipeMemo(), []
+        self._states, self._ordered, self._memo, self.warnings, self._kept = {}, None, RecipeMemo(), [], -1
         self._apply(scan)
         self.loaded = True
 
@@ -198,14 +208,18 @@ class Session:
         states, memo = self._states, self._memo
         folded: list[str] = []
         touched: set[int] = set()
+        own, epoch, count = self._own, self._epoch, len(states)
         for line, ev in scan.events:  # parsed a stretch at a time, as they are folded
+            if epoch:
+                own(ev["id"])
             problem = fold(states, ev, line)
             if problem:
                 folded.append(f"{self.file}:{line} (entry {ev['id']}): {problem}")
             else:
                 touched.add(ev["id"])
         problems = scan.problems + folded
-        self._ordered = None
+        if len(states) != count:
+            self._ordered = None  # a new entry (changed ones were put in its place by `_own`)
         for entry_id in touched:
             state = states[entry_id]
             if state.recipe_data is None:
@@ -216,6 +230,7 @@ class Session:
             except (RecipeError, TypeError) as exc:
                 problems.append(f"{self.file}:{state.line} (entry {entry_id}): recipe: {exc}")
                 del states[entry_id]
+                self._ordered = None
         if problems and not self.read_only:
             first = problems[0]
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -229,15 +244,23 @@ class Session:
                 f"moves it to {FILE_NAME}.torn-<time>"
             )
 
+    def _own(self, entry_id: int) -> None:
+        """Before a record changes this entry: copy its state if a list handed out holds it."""
+        if not own(self._states, self._ordered, self._epoch, entry_id):
+            self._ordered = None
+
     def _by_id(self) -> list[State]:
         if self._ordered is None:
             self._ordered = [state for _, state in sorted(self._states.items())]
         return self._ordered
 
-    def entries(self, include_deleted: bool = False) -> list[Entry]:
-        """Every entry as it stands now, oldest first (each snapshot is made once per change)."""
+    def entries(self, include_deleted: bool = False) -> EntryList:
+        """Every entry as it stands now, oldest first: a sequence whose entries are made as they
+        are looked at (each snapshot once per change), so 100,000 cost nothing until shown."""
         with self._mutex:
-            return [s.snapshot() for s in self._by_id() if include_deleted or not s.values["deleted"]]
+            states = self._by_id()
+            self._epoch += 1  # what the list holds is copied before it changes
+            return EntryList(list(states) if include_deleted else [s for s in states if not s.values["deleted"]])
 
     def __len__(self) -> int:
         with self._mutex:
@@ -392,6 +415,7 @@ class Session:
                     else:
                         self._state(entry_id)
                     ev = {"id": entry_id, "kind": kind, "time": now_iso(), **(values or {})}
+                    self._own(entry_id)
                     line = self._journal.append(fd, ev)
                     problem = check_event(ev) or fold(self._states, ev, line)
                     if problem:  # cannot happen for what we write; fail loudly if it does

@@ -58,9 +58,13 @@ class SessionLoading:
         except Exception as exc:  # SessionError: a bad record in a writable session, an unreadable file
             error = str(exc) or type(exc).__name__
         self.post_message(SessionLoaded(error))  # type: ignore[attr-defined]
-        if not error:
-            self.session.save_snapshot()  # the next open of a big session starts from here
-            self.studio.index_session()  # the review index, so the first generate's update is small
+
+    @work(thread=True, group="session-load", exit_on_error=False)
+    def _after_loading(self) -> None:
+        """Once the history holds every entry (started by `on_session_loaded`, so it never
+        shares the interpreter with putting them there)."""
+        self.session.save_snapshot()  # the next open of a big session starts from here
+        self.studio.index_session()  # the review index, so the first generate's update is small
 
     def on_session_preview(self, message: SessionPreview) -> None:
         if self.loading:
@@ -78,6 +82,7 @@ class SessionLoading:
         self._preview = {}
         self.history.show_loading(None)
         self.refresh_history()  # type: ignore[attr-defined]
+        self._after_loading()
         self.show_session_warnings()
         self.switch_read()  # type: ignore[attr-defined]  (session_switch.py: opened from the browser)
         held, self._held = self._held, []
