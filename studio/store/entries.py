@@ -14,7 +14,7 @@ from bisect import bisect_left
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Iterator, Sequence, overload
 
-from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, Recipe
+from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, Recipe, RecipeError
 from studio.store.records import FIELDS
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
@@ -306,3 +306,21 @@ def owner_alive(owner: str) -> bool:
     except OSError:
         return True  # exists, owned by someone else
     return True
+
+
+def newest_of(events: list[tuple[int, dict[str, Any]]], total: int, size: int) -> tuple[list[Entry], int]:
+    """The entries a file's last `size` of `total` bytes (read as `events`) show, and about how many it holds."""
+    states: dict[int, State] = {}
+    for line, ev in events:
+        fold(states, ev, line)  # records of entries queued before the stretch are skipped
+    memo, shown = RecipeMemo(), []
+    for _, state in sorted(states.items()):
+        try:
+            state.recipe = memo.build(state.data())
+        except (RecipeError, TypeError):
+            continue
+        if not state.values["deleted"]:
+            shown.append(state.snapshot())
+    if size >= total or not states:
+        return shown, len(shown)
+    return shown, max(len(shown), round(len(states) * total / size))

@@ -27,14 +27,9 @@ from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
 from studio.store.entries import OWNER as _OWNER
-from studio.store.entries import Entry, EntryList, RecipeMemo, State, fold, left_behind, own, settled
+from studio.store.entries import Entry, EntryList, RecipeMemo, State, fold, left_behind, newest_of, own, settled
 from studio.store.entries import owner_alive as _owner_alive  # noqa: F401  (studio.review.sessions)
-from studio.store.journal import (
-    SCHEMA,
-    Journal,
-    Scan,
-    record_bytes,  # noqa: F401  (tests build sessions from raw records)
-)
+from studio.store.journal import SCHEMA, Journal, Scan, record_bytes  # noqa: F401  (tests: sessions from raw records)
 from studio.store.records import check_event, check_record
 
 FILE_NAME = "session.toml"
@@ -183,20 +178,7 @@ class Session:
                 scan = Journal(self.file, check_record).read_tail(fd, size)
         except OSError:
             return [], 0
-        states: dict[int, State] = {}
-        for line, ev in scan.events:
-            fold(states, ev, line)  # records of entries queued before the stretch are skipped
-        memo, shown = RecipeMemo(), []
-        for entry_id, state in sorted(states.items()):
-            try:
-                state.recipe = memo.build(state.data())
-            except (RecipeError, TypeError):
-                continue
-            if not state.values["deleted"]:
-                shown.append(state.snapshot())
-        if size >= total or not states:
-            return shown, len(shown)
-        return shown, max(len(shown), round(len(states) * total / size))
+        return newest_of(scan.events, total, size)
 
     def _load(self, scan: Scan) -> None:
         """Fold the whole file over again."""
