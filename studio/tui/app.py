@@ -14,6 +14,10 @@ keys in history_actions.py; every key, in actions.py.
 
 from __future__ import annotations
 
+from studio.tui import startup
+
+startup.pause()  # until the end of these imports: see startup.py
+
 import sys
 import time
 from collections.abc import Iterable
@@ -50,6 +54,8 @@ from studio.tui.widgets.prompt import PromptPane
 from studio.tui.widgets.queue import QueuePane
 from studio.tui.widgets.status_bar import StatusBar
 from studio.tui.writes import SessionWrites
+
+startup.resume()
 
 DEFAULT_THEME = "darkroom"
 
@@ -106,6 +112,9 @@ class StudioApp(SessionLoading, HistoryActions, IterateActions, SweepActions, Mo
         yield StatusBar(id="status")
         yield Lazy(Footer())
 
+    def on_load(self) -> None:
+        startup.pause()  # until the first frame (or unmount): see startup.py
+
     def on_mount(self) -> None:
         # Kept, not queried: while a dialog is on top, queries see only the dialog.
         self.prompt_pane = self.query_one(PromptPane)
@@ -136,6 +145,7 @@ class StudioApp(SessionLoading, HistoryActions, IterateActions, SweepActions, Mo
         self.params.set_seed(random_seed())
 
     def _after_first_paint(self) -> None:
+        startup.resume()
         self.first_paint_at = time.perf_counter()
         self.torch_at_first_paint = "torch" in sys.modules
         self.start_engine()
@@ -183,6 +193,7 @@ class StudioApp(SessionLoading, HistoryActions, IterateActions, SweepActions, Mo
         self.preview.set_renderer(self.image_class)
 
     def on_unmount(self) -> None:
+        startup.resume()
         for error in self.writes.flush():
             self.log.error(f"session write lost at exit: {error}")
         self.stop_engine(wait=False)
