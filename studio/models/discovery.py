@@ -7,12 +7,12 @@ kind comes from the folder they sit in.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from studio.models.hashing import HashCache, folder_hash
-from studio.models.kinds import hf_hub_cache  # noqa: F401  (named here too)
 from studio.models.inspect import CHECKPOINT, EMBEDDING, LORA, TEXT_ENCODER, UNKNOWN, UPSCALER, VAE, inspect_file
 from studio.models.pickles import is_pickle
 from studio.models import taesd
@@ -53,6 +53,16 @@ class ModelEntry:
 
 
 EntryProgress = Callable[[ModelEntry, int, int], None]  # (entry, bytes done, bytes total)
+
+
+def hf_hub_cache() -> Path:
+    """Where huggingface_hub keeps downloads, by its own variables (HF_HUB_CACHE, HF_HOME)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
 ORDER = (CHECKPOINT, LORA, EMBEDDING, VAE, TEXT_ENCODER, UPSCALER, UNKNOWN)

@@ -22,9 +22,10 @@ from studio.models.safety import ships_safety_checker
 from studio.models.safetensors_header import HeaderError, read_header
 from studio.models.upscaler_arch import upscaler_architecture
 
-from studio.models.kinds import (  # noqa: F401  (the kinds, named here too)
-    CHECKPOINT, EMBEDDING, LORA, TEXT_ENCODER, UNKNOWN, UPSCALER, VAE,
-)
+# Kinds, as `studio models` lists them.
+CHECKPOINT, LORA, EMBEDDING, VAE, UNKNOWN = "checkpoint", "LoRA", "embedding", "VAE", "unknown"
+UPSCALER = "upscaler"  # found by folder (models/ESRGAN, models/upscale_models…); see upscaler_arch
+TEXT_ENCODER = "text encoder"  # CLIP-L/G or T5 as its own file (ComfyUI's models/text_encoders)
 
 
 @dataclass(frozen=True)

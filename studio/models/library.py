@@ -11,19 +11,16 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
-from typing import TYPE_CHECKING
-
 from studio.builtin import BUILTIN_DIR
+from studio.config import Config
+from studio.models import discovery
+from studio.models.architectures import architecture_defaults, samplers_for, scheduler_config_for
+from studio.models.cascade import cascade_defaults
+from studio.models.discovery import ModelEntry
 from studio.models.hashing import HashCache
-from studio.models.kinds import CHECKPOINT, UNKNOWN, hf_hub_cache
+from studio.models.inspect import CHECKPOINT, UNKNOWN
 from studio.models.resolve import ModelNotFound, ModelRef, looks_like_path, model_ref, name_for
-
-if TYPE_CHECKING:
-    from studio.config import Config
-    from studio.models.discovery import ModelEntry
-
-# The inspectors (discovery, architectures) are imported where the library first
-# walks its folders: building one, as the TUI does before its first frame, needs neither.
+from studio.presets import model_defaults
 
 
 class ModelLibrary:
@@ -40,7 +37,7 @@ class ModelLibrary:
     ) -> None:
         self.dirs: tuple[Path, ...] = _unique([BUILTIN_DIR, *dirs])
         self.tokenizer_dirs: tuple[Path, ...] = _unique(tokenizer_dirs)
-        self.hf_cache: Path = Path(hf_cache).expanduser() if hf_cache else hf_hub_cache()
+        self.hf_cache: Path = Path(hf_cache).expanduser() if hf_cache else discovery.hf_hub_cache()
         self.use_hf_cache = use_hf_cache
         self.hashes = hashes or HashCache()
         self._local: list[ModelEntry] | None = None  # what the last walk of `dirs` found
@@ -57,8 +54,6 @@ class ModelLibrary:
 
     def scan(self, *, hf_cache: bool = True, refresh: bool = False) -> list[ModelEntry]:
         """Every model found, checkpoints first; walks the folders once, then answers from memory."""
-        from studio.models import discovery
-
         with_hub = hf_cache and self.use_hf_cache
         with self._lock:
             if refresh or self._local is None:
@@ -73,8 +68,6 @@ class ModelLibrary:
 
     def find(self, name: str, kinds: tuple[str, ...] = ()) -> ModelEntry | None:
         """A scanned entry by name, file name, stem or hash prefix (of files hashed before); hashes nothing."""
-        from studio.models import discovery
-
         with_hub = not kinds or CHECKPOINT in kinds  # the hub cache holds only pipelines
         return discovery.find(name, self.scan(hf_cache=with_hub), self.hashes, kinds)
 
@@ -103,10 +96,6 @@ class ModelLibrary:
         found = self._locate(model, CHECKPOINT)
         if not found:
             return {}
-        from studio.models.architectures import architecture_defaults
-        from studio.models.cascade import cascade_defaults
-        from studio.presets import model_defaults
-
         return {**architecture_defaults(found[1]), **cascade_defaults(found[1]), **model_defaults(found[1])}
 
     def locate(self, name: str, kind: str = CHECKPOINT) -> Path | None:
@@ -119,8 +108,6 @@ class ModelLibrary:
         found = self._locate(model, CHECKPOINT)
         if found is None:
             return None
-        from studio.models.architectures import samplers_for, scheduler_config_for
-
         return samplers_for(scheduler_config_for(found[1]))
 
     def tokenizer_folder(self, model: str) -> Path | None:
