@@ -160,7 +160,8 @@ def first_paint_ratio(runs: int, sessions: Path) -> None:
 def _bytecode_note() -> str:
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
         return "not cached (PYTHONDONTWRITEBYTECODE is set: studio's modules are compiled on every launch, as an installed package's are not)"
-    return "cached"
+    prefix = os.environ.get("PYTHONPYCACHEPREFIX")
+    return f"cached (in PYTHONPYCACHEPREFIX={prefix})" if prefix else "cached"
 
 
 def preview_share_fast_steps(model: str, out_dir: Path, clock: PreviewClock) -> tuple[float, float]:

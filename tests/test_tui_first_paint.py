@@ -113,3 +113,54 @@ def test_importing_the_app_loads_no_tokenizer_sqlite_or_image_library():
             "print(sorted(m for m in ('tokenizers', 'PIL', 'textual_image', 'torch', 'sqlite3') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_the_collector_is_paused_until_the_first_frame_then_back_on(tmp_path, tiny_model_dir):
+    import gc
+
+    assert gc.isenabled()  # importing the app left it on
+    app = _app(tmp_path, tiny_model_dir)
+    frames = []
+    display = app._display
+
+    def frame(screen, update):
+        frames.append(gc.isenabled())
+        display(screen, update)
+
+    app._display = frame
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot)
+        assert frames[0] is False  # no collection pass before the first frame
+        assert gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_importing_the_app_leaves_the_collector_on():
+    code = "import gc, studio.tui.app; print(gc.isenabled())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
+async def test_what_mounts_after_the_first_frame_is_in_before_the_keys_need_it(tmp_path, tiny_model_dir):
+    from textual.widgets import ProgressBar, TextArea
+
+    from studio.tui.widgets.live_preview import LivePreview
+
+    app = _app(tmp_path, tiny_model_dir)
+    first = {}
+    display = app._display
+
+    def frame(screen, update):
+        first.setdefault("negative", bool(screen.query("#negative")))
+        display(screen, update)
+
+    app._display = frame
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.prompt_pane.set_texts("a red circle", "blurry")  # before the negative prompt mounts
+        await started(pilot)
+        assert first["negative"] is False
+        assert app.query_one("#negative", TextArea).text == "blurry"
+        assert app.prompt_pane.negative == "blurry" and app.prompt_pane.prompt == "a red circle"
+        assert app.status_bar.query_one(ProgressBar).total == 1
+        assert not app.preview.query_one(LivePreview).display
+        assert [w.id for w in app.status_bar.children] == ["state", "progress", "step-info", "device"]

@@ -14,6 +14,10 @@ keys in history_actions.py; every key, in actions.py.
 
 from __future__ import annotations
 
+from studio.tui import startup
+
+startup.pause()  # until the end of these imports: see startup.py
+
 import sys
 import time
 from collections.abc import Iterable
@@ -51,6 +55,8 @@ from studio.tui.widgets.prompt import PromptPane
 from studio.tui.widgets.queue import QueuePane
 from studio.tui.widgets.status_bar import StatusBar
 from studio.tui.writes import SessionWrites
+
+startup.resume()
 
 DEFAULT_THEME = "darkroom"
 
@@ -107,6 +113,9 @@ class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, S
         yield StatusBar(id="status")
         yield Lazy(Footer())
 
+    def on_load(self) -> None:
+        startup.pause()  # until the first frame (or unmount): see startup.py
+
     def on_mount(self) -> None:
         # Kept, not queried: while a dialog is on top, queries see only the dialog.
         self.prompt_pane = self.query_one(PromptPane)
@@ -137,6 +146,7 @@ class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, S
         self.params.set_seed(random_seed())
 
     def _after_first_paint(self) -> None:
+        startup.resume()
         self.first_paint_at = time.perf_counter()
         self.torch_at_first_paint = "torch" in sys.modules
         self.start_engine()
@@ -184,6 +194,7 @@ class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, S
         self.preview.set_renderer(self.image_class)
 
     def on_unmount(self) -> None:
+        startup.resume()
         for error in self.writes.flush():
             self.log.error(f"session write lost at exit: {error}")
         self.stop_engine(wait=False)

@@ -31,15 +31,17 @@ class PreviewPane(Vertical, can_focus=True):
         self._image_widget: Any = None
         self.current: Any = None  # a Path or a PIL image
         self.path: Path | None = None  # the file shown, if any (for full screen)
+        self._live = LivePreview(id="live")
+        self._live.display = False
 
     def compose(self) -> ComposeResult:
         with Center(id="canvas"):
             yield Static("no image yet — ctrl+g to generate", id="placeholder")
-            yield LivePreview(id="live")
         yield Static("", id="caption")
 
     def on_mount(self) -> None:
-        self.query_one(LivePreview).display = False
+        # Hidden until a job's first step: mounted just after the first frame.
+        self.call_after_refresh(self.query_one("#canvas").mount, self._live, after="#placeholder")
 
     def set_renderer(self, image_class: Any) -> None:
         """Called once textual-image is loaded (None: graphics off)."""
@@ -60,7 +62,7 @@ class PreviewPane(Vertical, can_focus=True):
             return  # graphics off (or not loaded yet)
         self.current = image
         self.path = None
-        live = self.query_one(LivePreview)
+        live = self._live
         if not live.display:
             self._only(live)
             self.query_one("#caption", Static).update("live preview")

@@ -17,6 +17,10 @@ DEFAULT_TOKENIZER = BUILTIN_DIR / DEFAULT_MODEL / "tokenizer"
 MAX_COUNTED = 20_000  # characters; past that, counting on every key would lag the typing
 
 
+def _negative_area(text: str = "") -> TextArea:
+    return TextArea(text, id="negative", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+
+
 class PromptPane(Vertical):
     """Pane 1. Plain text areas: the artist's words go into the recipe unchanged.
 
@@ -32,14 +36,19 @@ class PromptPane(Vertical):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._reading: set[Path] = set()  # tokenizer folders being read on a thread
+        self._negative = _negative_area()
 
     def compose(self) -> ComposeResult:
         yield TextArea(id="prompt", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
-        yield Label("negative", classes="field-label")
-        yield TextArea(id="negative", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
 
     def on_mount(self) -> None:
+        # The negative prompt mounts just after the first frame, which then
+        # styles and draws one text area, as a bare Textual app does.
+        self.call_after_refresh(self._mount_negative)
         self.call_after_refresh(self._count_tokens, self.prompt, self.negative)  # after the first frame
+
+    def _mount_negative(self) -> None:
+        self.mount(Label("negative", classes="field-label"), self._negative)
 
     @property
     def prompt(self) -> str:
@@ -47,11 +56,14 @@ class PromptPane(Vertical):
 
     @property
     def negative(self) -> str:
-        return self.query_one("#negative", TextArea).text.strip()
+        return self._negative.text.strip()
 
     def set_texts(self, prompt: str, negative: str) -> None:
         self.query_one("#prompt", TextArea).text = prompt
-        self.query_one("#negative", TextArea).text = negative
+        if self._negative.is_mounted:
+            self._negative.text = negative
+        else:  # not mounted yet: the one it will mount holds the text
+            self._negative = _negative_area(negative)
 
     def set_tokenizer(self, folder: Path | None) -> None:
         """Count with this model's tokenizer from now on; None when it has none studio can read."""

@@ -32,14 +32,18 @@ class StatusBar(Horizontal):
     renderer: reactive[str] = reactive("")
     """How images are drawn (kitty, sixel, halfcell, unicode, none)."""
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._bar = ProgressBar(id="progress", show_eta=False, show_percentage=False, total=1)
+
     def compose(self) -> ComposeResult:
         yield Label("", id="state")
-        yield ProgressBar(id="progress", show_eta=False, show_percentage=False)
         yield Label("", id="step-info")
         yield Label("", id="device")
 
     def on_mount(self) -> None:
-        self.query_one(ProgressBar).update(total=1, progress=0)
+        # The bar (two widgets, empty at launch) mounts just after the first frame.
+        self.call_after_refresh(self.mount, self._bar, after="#state")
         self.set_interval(2.0, self._refresh_memory)
 
     def watch_state(self, state: str) -> None:
@@ -57,12 +61,12 @@ class StatusBar(Horizontal):
         self.query_one("#device", Label).update(" · ".join(p for p in parts if p))
 
     def progress(self, step: int, total: int, its: float, eta: float, stage: str = "") -> None:
-        self.query_one(ProgressBar).update(total=max(total, 1), progress=step)
+        self._bar.update(total=max(total, 1), progress=step)
         text = f"step {step}/{total} · {its:.1f} it/s · ETA {eta:.1f}s"
         if stage:  # which pass of a hires fix
             text = f"{stage} · {text}"
         self.query_one("#step-info", Label).update(text, layout=False)  # many a second: no re-layout
 
     def idle(self, text: str = "") -> None:
-        self.query_one(ProgressBar).update(total=1, progress=0)
+        self._bar.update(total=1, progress=0)
         self.query_one("#step-info", Label).update(text, layout=False)
