@@ -43,7 +43,7 @@ class SweepActions:
                 return
             self.notify(printable(sweep.describe()))
 
-        self.push_screen(SweepBuilder(recipe), built)
+        self.push_screen(SweepBuilder(recipe, self.wildcards()), built)
 
     def action_grid_view(self) -> None:
         from studio.sweeps.run import sweeps_in
