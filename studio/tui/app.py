@@ -446,12 +446,14 @@ def make_app(
     from studio.config import load_config
     from studio.models.library import ModelLibrary
     from studio.store.session import SessionStore
+    from studio.upscale.spandrel_net import use_extra_arches
 
     if config is None:
         config = load_config()
     store = SessionStore(Path(sessions_dir))
     session = store.open(session_name, load=False) if session_name else store.create()
     library = ModelLibrary.from_config(config, extra_dirs=model_dirs or ())
+    use_extra_arches(config.spandrel_extra_arches, check=False)  # installed at the first upscaler file loaded
     studio = Studio(session, library, engine_factory=engine_factory, cache_size=config.cache_models,
                     previews=preview or config.preview)
     return StudioApp(
