@@ -21,7 +21,7 @@ from studio.formats.fields import Reading, number, sampler, size
 from studio.formats.lora_tags import extract_loras_lenient, format_weight, lora_tag, tagged_names
 from studio.formats.stages import read_stages, stage_fields
 from studio.recipe import MAX_CLIP_SKIP
-from studio.samplers import SAMPLERS, sampler_from_a1111
+from studio.samplers import SAMPLERS, sampler_for_schedule
 
 if TYPE_CHECKING:
     from studio.recipe import Recipe
@@ -237,8 +237,11 @@ def read_a1111(text: str) -> Reading:
     if "Size" in params:
         size(fields, params["Size"], notes)
     if "Sampler" in params:
-        name = sampler_from_a1111(params["Sampler"], params.get("Schedule type", ""))
+        name, note = sampler_for_schedule(params["Sampler"], params.get("Schedule type", ""))
+        if name is None and "Distilled CFG Scale" in params:  # Forge's Flux: Euler is what flow matching takes
+            name, note = "Euler", f"sampler {params['Sampler']!r} is not available; used Euler (Flux)"
         sampler(fields, name, f"{params['Sampler']} / {params.get('Schedule type', 'Automatic')}", notes)
+        notes.extend([note] if note else [])
     if params.get("VAE"):
         fields["vae"] = params["VAE"]
     if params.get("VAE hash"):
