@@ -79,6 +79,19 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Flux has no negative pass: diffusers' FluxPipeline reads a negative prompt only at true_cfg_scale > 1,
+# which studio does not set, as A1111 and Forge ignore it for Flux at CFG 1. It is not recorded, and said so.
+NO_NEGATIVE = ("flux-dev", "flux-schnell")
+
+
+def without_unused_negative(recipe: Any) -> tuple[Any, str]:
+    """`recipe` without the negative prompts its model does not use, and the notice that says so ("" if none)."""
+    if recipe.model_architecture not in NO_NEGATIVE or not (recipe.negative_prompt or recipe.hires_negative_prompt):
+        return recipe, ""
+    return (recipe.replace(negative_prompt="", hires_negative_prompt=""),
+            "Flux does not use a negative prompt (as A1111 and Forge at CFG 1): not applied, not recorded")
+
+
 _FILE_ARCHITECTURES = {"Flux dev": "flux-dev", "Flux schnell": "flux-schnell"}
 
 
