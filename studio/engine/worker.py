@@ -374,7 +374,7 @@ class LocalEngine:
         return cascade_sample(CascadeCall(
             loaded, recipe, prompts, generators,
             reporter=lambda stage, steps: _StepReporter(self, job, loaded, steps, None, stage),
-            preview=preview if self._previews else None, preview_interval=self._preview_interval,
+            preview=preview if self._preview.enabled else None, preview_interval=self._preview_interval,
             library=self._library, notice=lambda text: self._emit(ev.Notice(job.job_id, text)),
         ))
 
