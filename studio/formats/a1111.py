@@ -67,10 +67,12 @@ def a1111_prompt(recipe: Recipe) -> str:
 def a1111_parameters(recipe: Recipe) -> str:
     spec = SAMPLERS[recipe.sampler]
     distilled = recipe.model_architecture == "flux-dev"  # guidance is an input, not CFG: Forge's two fields
+    # Stable Cascade samples with its own scheduler (DDPM-Wuerstchen): it used no sampler, so none is written
+    cascade = bool(recipe.prior) or recipe.model_architecture == "stable-cascade"
+    sampled = [] if cascade else [("Sampler", spec.a1111_name or recipe.sampler), ("Schedule type", spec.schedule_type)]
     fields: list[tuple[str, str]] = [
         ("Steps", str(recipe.steps)),
-        ("Sampler", spec.a1111_name or recipe.sampler),
-        ("Schedule type", spec.schedule_type),
+        *sampled,
         ("CFG scale", "1" if distilled else format_weight(recipe.cfg_scale)),
         *([("Distilled CFG Scale", format_weight(recipe.cfg_scale))] if distilled else []),
         ("Seed", str(recipe.seed)),
