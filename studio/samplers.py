@@ -59,20 +59,40 @@ SAMPLERS: dict[str, SamplerSpec] = {
 DEFAULT_SAMPLER = "DPM++ 2M Karras"
 
 
+# "Schedule type:" values (A1111 1.9+, Forge) that are the sampler's own schedule as diffusers builds it:
+# evenly over the model's timesteps or sigmas. Forge writes "Simple" for Flux, whose own schedule in
+# diffusers is that one (shifted linear sigmas). Exponential, SGM Uniform, Beta, Align Your Steps,
+# KL Optimal, Polyexponential and DDIM have no sampler here.
+OWN_SCHEDULES = ("automatic", "simple", "normal", "uniform")
+
+
 def sampler_from_a1111(name: str, schedule_type: str = "") -> str | None:
     """Our sampler name for an A1111 (sampler, schedule type) pair, or None."""
     name = name.strip()
-    schedule = schedule_type.strip()
+    schedule = schedule_type.strip().lower() or "automatic"
     if name.endswith(" Karras"):  # the pre-1.9 A1111 spelling folds the schedule in
-        name, schedule = name[: -len(" Karras")], "Karras"
+        name, schedule = name[: -len(" Karras")], "karras"
     for ours, spec in SAMPLERS.items():
         if spec.a1111_name.lower() != name.lower():
             continue
-        if schedule.lower() in ("", "automatic") and spec.schedule_type == "Automatic":
+        if schedule in OWN_SCHEDULES and spec.schedule_type == "Automatic":
             return ours
-        if spec.schedule_type.lower() == schedule.lower():
+        if spec.schedule_type.lower() == schedule:
             return ours
     return None
+
+
+def sampler_for_schedule(name: str, schedule_type: str = "") -> tuple[str | None, str]:
+    """Our sampler for an A1111 or Forge (Sampler, Schedule type), and a note when the schedule is not
+    one studio has (then the sampler runs on its own schedule); (None, "") for an unknown sampler."""
+    exact = sampler_from_a1111(name, schedule_type)
+    if exact is not None:
+        return exact, ""
+    plain = sampler_from_a1111(name.strip().removesuffix(" Karras"), "Automatic")
+    if plain is None:
+        return None, ""
+    schedule = "Karras" if name.strip().endswith(" Karras") else schedule_type.strip()
+    return plain, f"Schedule type {schedule!r} is not available for {plain}; used its own schedule"
 
 
 def make_scheduler(name: str, base_config: Any, seed: int = 0) -> Any:

@@ -151,3 +151,21 @@ def test_flux_dev_writes_distilled_cfg_as_forge_does_and_schnell_no_cfg():
     fields, notes = read_a1111(forge)
     assert (fields["cfg_scale"], fields["vae"], fields["text_encoders"]) == (2.5, "ae", ["clip_l", "t5xxl_fp16"])
     assert not notes
+
+
+@pytest.mark.slow
+def test_flux_neither_applies_nor_records_a_negative_prompt_and_says_so(engine_factory, arch_models, tmp_path):  # noqa: F811
+    from studio.formats.a1111 import a1111_parameters
+
+    engine, rec = engine_factory()
+    model = arch_models["flux-dev"]
+    plain = rec.until(ev.Finished, engine.submit(recipe_for(model, steps=2, cfg_scale=3.5), tmp_path, "plain"))
+    job = engine.submit(recipe_for(model, steps=2, cfg_scale=3.5, negative_prompt="blurry, text"), tmp_path, "neg")
+    negative = rec.until(ev.Finished, job)
+    notices = [e.message for e in rec.seen if isinstance(e, ev.Notice) and e.job_id == job]
+    assert any("negative prompt" in text and "not recorded" in text for text in notices), notices
+    assert negative.recipe.negative_prompt == "" and "Negative prompt" not in a1111_parameters(negative.recipe)
+    assert np.array_equal(np.asarray(Image.open(plain.paths[0])), np.asarray(Image.open(negative.paths[0])))
+    sd3 = engine.submit(recipe_for(arch_models["sd3"], steps=2, cfg_scale=4.5, negative_prompt="blurry", t5=False),
+                        tmp_path)
+    assert rec.until(ev.Finished, sd3).recipe.negative_prompt == "blurry"  # SD3 has a negative pass: kept

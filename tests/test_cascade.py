@@ -204,3 +204,34 @@ def test_inspect_names_stage_files(tmp_path, capsys, stage, shapes, kind, arch):
     assert (found.kind, found.architecture) == (kind, arch)
     assert main(["inspect", str(path)]) == 0
     assert arch in capsys.readouterr().out
+
+
+def test_cascade_offers_only_its_own_scheduler_and_writes_no_sampler(cascade, tmp_path):
+    from studio.models.architectures import check_sampler, own_scheduler, samplers_for, scheduler_config_for
+    from studio.samplers import DEFAULT_SAMPLER
+    from tests.cascade_pipelines import build_tiny_combined
+
+    library = cascade["library"]
+    assert library.own_scheduler("stable-cascade") == "DDPM-Wuerstchen"
+    assert library.samplers("stable-cascade") == (DEFAULT_SAMPLER,)  # the one value; the sampler is not used
+    config = scheduler_config_for(cascade["decoder"])
+    check_sampler("Euler", config, "stable-cascade")  # not refused: the engine says it does not apply
+    assert own_scheduler({"_class_name": "EulerDiscreteScheduler"}) == "" and samplers_for(config) is None
+    combined = build_tiny_combined(tmp_path / "combined" / "stable-cascade-combined", cascade["prior"],
+                                   cascade["decoder"])
+    for recipe in (cascade_recipe("stable-cascade", prior="stable-cascade-prior", sampler="Euler"),
+                   cascade_recipe(str(combined), model_architecture="stable-cascade")):  # the folder holds its prior
+        text = a1111_parameters(recipe)
+        assert "Sampler:" not in text and "Schedule type:" not in text and "Steps: 2" in text
+        fields, notes = read_a1111(text)
+        assert "sampler" not in fields and not [n for n in notes if "ampler" in n]
+    assert "Sampler: Euler" in a1111_parameters(recipe_for("sd15"))  # a model whose sampler applies
+
+
+def test_a_cascade_folders_recorded_architecture(cascade, tmp_path):
+    from studio.models.architectures import model_architecture
+    from tests.cascade_pipelines import build_tiny_combined
+
+    combined = build_tiny_combined(tmp_path / "c" / "stable-cascade-combined", cascade["prior"], cascade["decoder"])
+    assert model_architecture(cascade["decoder"]) == model_architecture(combined) == "stable-cascade"
+    assert model_architecture(cascade["prior"]) == ""  # the prior is never a recipe's model

@@ -225,3 +225,44 @@ def test_cli_prints_toml_recipe(tmp_path, capsys):
     assert Recipe.from_dict(data["recipe"]).hires_scale == 2
     assert data["source"] == "AUTOMATIC1111" and any("Face restoration" in n for n in data["notes"])
     assert "# could not map: Face restoration: CodeFormer" in out
+
+
+FORGE_FLUX = ("a lighthouse at dusk\nSteps: 20, Sampler: {sampler}, Schedule type: {schedule}, CFG scale: 1, "
+              "Distilled CFG Scale: 3.5, Seed: 7, Size: 1024x1024, Model: flux1-dev")
+
+
+def test_a_forge_flux_image_reads_euler_simple_as_euler_which_flux_takes(tmp_path):
+    from studio.models.architectures import check_sampler
+
+    text = FORGE_FLUX.format(sampler="Euler", schedule="Simple")
+    result = import_recipe(png_with(tmp_path / "f.png", parameters=text), locate=not_found)
+    assert result.recipe.sampler == "Euler" and result.recipe.cfg_scale == 3.5
+    assert not any("ampler" in n or "chedule" in n for n in result.notes), result.notes
+    check_sampler(result.recipe.sampler, {"_class_name": "FlowMatchEulerDiscreteScheduler",
+                                          "use_dynamic_shifting": True})  # Flux dev takes it
+
+
+def test_an_unknown_forge_flux_sampler_is_euler_with_a_note(tmp_path):
+    text = FORGE_FLUX.format(sampler="[Forge] Flux Realistic", schedule="Simple")
+    result = import_recipe(png_with(tmp_path / "f.png", parameters=text), locate=not_found)
+    assert result.recipe.sampler == "Euler"
+    assert any("Flux Realistic" in n and "Euler" in n for n in result.notes)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "schedule", "expected", "noted"),
+    [("Euler", "Simple", "Euler", False), ("Euler a", "Normal", "Euler a", False),
+     ("DPM++ 2M", "Automatic", "DPM++ 2M", False), ("DPM++ 2M", "Karras", "DPM++ 2M Karras", False),
+     ("DPM++ 2M SDE", "karras", "DPM++ 2M SDE Karras", False), ("UniPC", "Uniform", "UniPC", False),
+     ("DPM++ 2M", "Exponential", "DPM++ 2M", True), ("DPM++ 2M", "SGM Uniform", "DPM++ 2M", True),
+     ("Euler", "Karras", "Euler", True), ("Euler", "Beta", "Euler", True),
+     ("DPM++ SDE Karras", "", "DPM++ SDE Karras", False)],
+)
+def test_a1111_sampler_and_schedule_type_pairs(tmp_path, sampler, schedule, expected, noted):
+    text = f"a cat\nSteps: 20, Sampler: {sampler}, Schedule type: {schedule}, CFG scale: 7, Seed: 1, Size: 512x512"
+    result = import_recipe(png_with(tmp_path / "s.png", parameters=text), locate=not_found)
+    assert result.recipe.sampler == expected
+    schedule_notes = [n for n in result.notes if "Schedule type" in n]
+    assert bool(schedule_notes) == noted, result.notes
+    if noted:
+        assert schedule in schedule_notes[0] and expected in schedule_notes[0]

@@ -66,3 +66,27 @@ async def test_f11_cycles_the_live_preview(tmp_path, tiny_model_dir):
             await pilot.press("f11")
             seen.append(str(app.studio.preview))
         assert seen == ["taesd:taesdxl", "none", "x0", "latent", "taesd:taesdxl"]
+
+
+async def test_stable_cascade_offers_only_its_own_scheduler(tmp_path, tiny_model_dir):
+    from studio.samplers import DEFAULT_SAMPLER
+
+    folder = tmp_path / "stable-cascade"
+    (folder / "scheduler").mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableCascadeDecoderPipeline"}))
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps({"_class_name": "DDPMWuerstchenScheduler"}))
+    app = make_app(tmp_path / "sessions", engine_factory=IdleEngine, graphics="halfcell", model=str(tiny_model_dir))
+    notes: list[str] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        app.notify = lambda message, **kw: notes.append(str(message))
+        select = app.query_one("#sampler", Select)
+        select.value = "Euler"
+        app.query_one("#model", Input).value = str(folder)
+        await wait_until(pilot, lambda: offered(app) == [DEFAULT_SAMPLER])
+        assert [str(prompt) for prompt, _ in select._options] == ["DDPM-Wuerstchen (its own)"]
+        assert len(notes) == 1 and "own scheduler (DDPM-Wuerstchen)" in notes[0] and "'Euler'" in notes[0]
+        app.query_one("#model", Input).value = str(tiny_model_dir)  # an SD model: every sampler again
+        await wait_until(pilot, lambda: offered(app) == list(SAMPLERS))
+        assert [str(prompt) for prompt, _ in select._options] == list(SAMPLERS)
+        assert app.params.read(app.base).sampler == DEFAULT_SAMPLER

@@ -54,7 +54,7 @@ async def test_build_a_sweep_see_its_count_run_it_and_branch_from_a_cell(app):
         await wait_until(pilot, lambda: "4 cells" in str(count.render()))
         await pilot.press("enter")
         await wait_until(pilot, lambda: not isinstance(app.screen, SweepBuilder))
-        cells = lambda: [e for e in app.session.entries() if e.sweep]  # noqa: E731
+        cells = lambda: [e for e in app.session.entries() if e.sweep and "cells" not in e.sweep]  # noqa: E731
         await wait_until(pilot, lambda: len(cells()) == 4 and all(e.status == "done" for e in cells()), timeout=180)
 
         await pilot.press("alt+5", "g")
@@ -120,3 +120,50 @@ async def test_an_open_grid_view_follows_its_cells_and_the_queue_shows_where_eac
         engine.on_event(ev.Finished(ids[0], recipe, (image,), 1.0))
         await wait_until(pilot, lambda: f"#{ids[0]} done" in text() and text().count("queued") == 3)
         assert isinstance(app.screen, GridView)  # updated in place, never reopened
+
+
+async def test_the_grid_is_drawn_when_the_last_cell_ends_with_the_grid_view_open(tmp_path):
+    from PIL import Image
+
+    from studio.engine import events as ev
+    from studio.recipe import Recipe
+    from studio.sweeps.run import submit_sweep
+    from studio.sweeps.sweep import Sweep
+    from tests.test_tui_support import IdleEngine
+
+    engines = []
+
+    def factory(on_event):
+        engines.append(IdleEngine(on_event))
+        return engines[-1]
+
+    app = make_app(tmp_path / "sessions", None, engine_factory=factory, graphics="halfcell", model="studio-tiny")
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        sweep = Sweep.build(Recipe(prompt="a red circle", model="studio-tiny", width=64, height=64, steps=4),
+                            "steps=4,5", "")
+        ids = submit_sweep(app.studio, sweep)
+        await wait_until(pilot, lambda: len(app.query_one("#queue-list").options) == 2)
+        await pilot.press("alt+5", "g")
+        grid = await wait_until(pilot, lambda: isinstance(app.screen, GridView) and app.screen)
+        await pilot.pause(0.3)  # the view's own attempt: the cells are still queued, so no grid yet
+
+        def grids():
+            return [e for e in app.session.entries() if e.sweep and "cells" in e.sweep]
+
+        assert grids() == []
+        (engine,) = engines
+        for i, (job_id, cell) in enumerate(zip(ids, sweep.cells())):
+            image = app.session.image_path(f"cell{i}.png")
+            Image.new("RGB", (64, 64), (80 * i, 0, 0)).save(image)
+            engine.on_event(ev.Started(job_id, cell.recipe))
+            engine.on_event(ev.Finished(job_id, cell.recipe, (image,), 1.0))
+            await pilot.pause(0.1)
+            if i == 0:
+                await pilot.pause(0.3)
+                assert grids() == []  # one cell still queued
+        done = await wait_until(pilot, lambda: [g for g in grids() if g.status == "done"], timeout=30)
+        assert len(done) == 1 and done[0].images and app.session.image_path(done[0].images[0]).is_file()
+        assert app.screen is grid  # drawn with the view open, not on opening it
+        await pilot.pause(0.3)
+        assert len(grids()) == 1  # drawn once

@@ -358,3 +358,60 @@ def test_turned_on_without_the_package_is_a_one_line_error(fake_extras, tmp_path
     err = capsys.readouterr().err
     assert code == 2 and "pip install spandrel_extra_arches" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+@pytest.fixture
+def config_says(fake_extras, monkeypatch, tmp_path, installs):
+    """No face has set the switch yet; `config_says(on)` writes the config's, with the user's ESRGAN folder."""
+    from studio.upscale import spandrel_net
+
+    monkeypatch.setattr(spandrel_net, "_extras", {"wanted": None, "installed": False})
+    a1111, _ = installs
+
+    def write(on: bool):
+        path = tmp_path / "config.toml"
+        path.write_text(f"spandrel_extra_arches = {str(on).lower()}\nmodel_dirs = [{str(a1111)!r}]\n")
+        monkeypatch.setenv("STUDIO_CONFIG", str(path))
+        return ModelLibrary([a1111], use_hf_cache=False)
+
+    return write
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_an_engine_no_face_set_the_switch_for_reads_the_configs(config_says, fake_extras, on):
+    """The engine's upscale job and hires fix load a user's file through load_network (a Ray worker too)."""
+    library = config_says(on)
+    load_network(resolve_upscaler("4x-compact", library))
+    assert fake_extras == (["install", "load"] if on else ["load"])
+
+
+def test_generate_hires_with_a_users_file_honours_the_config_and_the_flag(config_says, fake_extras, tmp_path,
+                                                                          capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "spandrel_extra_arches", None)  # turned on, it cannot install
+    args = ["generate", "a red circle", "--model", "studio-tiny", "--steps", "1", "--size", "64x64",
+            "--hires", "2", "--hires-upscaler", "4x-compact", "--sessions-dir", str(tmp_path / "s"), "--quiet"]
+    config_says(True)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "pip install spandrel_extra_arches" in err and len(err.strip().splitlines()) == 1
+    from studio.upscale import spandrel_net
+
+    monkeypatch.setattr(spandrel_net, "_extras", {"wanted": None, "installed": False})
+    config_says(False)
+    assert main([*args, "--spandrel-extra-arches"]) == 2
+    assert "pip install spandrel_extra_arches" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # refused before anything was recorded
+
+
+def test_the_tui_sets_the_switch_from_its_config(config_says, fake_extras, tmp_path):
+    from studio.config import Config
+    from studio.tui.app import make_app
+
+    library = config_says(False)  # the file says no; the TUI's own config says yes
+    make_app(tmp_path / "sessions", None, model="studio-tiny", graphics="halfcell",
+             config=Config(sessions_dir=tmp_path / "sessions", spandrel_extra_arches=True))
+    assert fake_extras == []  # not installed at start: that imports torch
+    load_network(resolve_upscaler("4x-compact", library))
+    assert fake_extras == ["install", "load"]

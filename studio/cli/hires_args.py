@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--hires-denoise", type=float, metavar="S", help="denoising strength of the second pass 0..1 (default 0.7)")
     group.add_argument("--hires-prompt", metavar="TEXT", help="the second pass's prompt (default: the first's)")
     group.add_argument("--hires-negative-prompt", metavar="TEXT", help="the second pass's negative prompt")
+    group.add_argument("--spandrel-extra-arches", action="store_true",
+                       help="an upscaler file may be one of spandrel's non-commercial architectures "
+                       "(needs spandrel_extra_arches; config: spandrel_extra_arches)")
 
 
 def apply(args: argparse.Namespace, recipe: Recipe, library: ModelLibrary) -> Recipe:
@@ -35,7 +38,11 @@ def apply(args: argparse.Namespace, recipe: Recipe, library: ModelLibrary) -> Re
         return recipe
     recipe = recipe.replace(hires_scale=args.hires_scale, **given)
     if recipe.hires_scale:
-        from studio.upscale.upscalers import resolve_upscaler
+        from studio.upscale.spandrel_net import extra_arches_wanted, use_extra_arches
+        from studio.upscale.upscalers import BUILTIN_UPSCALER, resolve_upscaler
 
-        resolve_upscaler(recipe.hires_upscaler, library)  # a misspelt name fails before anything is recorded
+        ref = resolve_upscaler(recipe.hires_upscaler, library)  # a misspelt name fails before anything is recorded
+        if ref.kind == "network" and ref.name != BUILTIN_UPSCALER:  # a user's file: spandrel loads it
+            # the flag or the config's switch; a missing package fails here, before anything is recorded
+            use_extra_arches(getattr(args, "spandrel_extra_arches", False) or extra_arches_wanted())
     return recipe

@@ -27,6 +27,7 @@ from studio.engine.pipelines import LoadedPipeline, PipelineCache, cache_key, fr
 from studio.engine.protocol import Listener
 from studio.errors import first_line
 from studio.iterate import recorded
+from studio.models.architectures import without_unused_negative
 from studio.models.library import ModelLibrary
 from studio.models.loading import explain_oom, is_oom
 from studio.models.resolve import ModelRef, name_for
@@ -313,7 +314,10 @@ class LocalEngine:
             from studio.engine.refiner import with_refiner
 
             recipe = with_refiner(recipe, self._library)
-        return loaded, recipe, (extras.prompt, extras.negative_prompt)
+        recipe, dropped = without_unused_negative(recipe)  # Flux: no negative pass
+        if dropped and not job.preload_only:
+            self._emit(ev.Notice(job.job_id, dropped))
+        return loaded, recipe, (extras.prompt, "" if dropped else extras.negative_prompt)
 
     def _load_pipeline(self, ref: ModelRef, device: str, dtype: str, recipe: Recipe) -> Any:
         from studio.models.loading import load_pipeline_for_recipe

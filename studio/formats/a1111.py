@@ -21,7 +21,7 @@ from studio.formats.fields import Reading, number, sampler, size
 from studio.formats.lora_tags import extract_loras_lenient, format_weight, lora_tag, tagged_names
 from studio.formats.stages import read_stages, stage_fields
 from studio.recipe import MAX_CLIP_SKIP
-from studio.samplers import SAMPLERS, sampler_from_a1111
+from studio.samplers import SAMPLERS, sampler_for_schedule
 
 if TYPE_CHECKING:
     from studio.recipe import Recipe
@@ -67,10 +67,12 @@ def a1111_prompt(recipe: Recipe) -> str:
 def a1111_parameters(recipe: Recipe) -> str:
     spec = SAMPLERS[recipe.sampler]
     distilled = recipe.model_architecture == "flux-dev"  # guidance is an input, not CFG: Forge's two fields
+    # Stable Cascade samples with its own scheduler (DDPM-Wuerstchen): it used no sampler, so none is written
+    cascade = bool(recipe.prior) or recipe.model_architecture == "stable-cascade"
+    sampled = [] if cascade else [("Sampler", spec.a1111_name or recipe.sampler), ("Schedule type", spec.schedule_type)]
     fields: list[tuple[str, str]] = [
         ("Steps", str(recipe.steps)),
-        ("Sampler", spec.a1111_name or recipe.sampler),
-        ("Schedule type", spec.schedule_type),
+        *sampled,
         ("CFG scale", "1" if distilled else format_weight(recipe.cfg_scale)),
         *([("Distilled CFG Scale", format_weight(recipe.cfg_scale))] if distilled else []),
         ("Seed", str(recipe.seed)),
@@ -237,8 +239,11 @@ def read_a1111(text: str) -> Reading:
     if "Size" in params:
         size(fields, params["Size"], notes)
     if "Sampler" in params:
-        name = sampler_from_a1111(params["Sampler"], params.get("Schedule type", ""))
+        name, note = sampler_for_schedule(params["Sampler"], params.get("Schedule type", ""))
+        if name is None and "Distilled CFG Scale" in params:  # Forge's Flux: Euler is what flow matching takes
+            name, note = "Euler", f"sampler {params['Sampler']!r} is not available; used Euler (Flux)"
         sampler(fields, name, f"{params['Sampler']} / {params.get('Schedule type', 'Automatic')}", notes)
+        notes.extend([note] if note else [])
     if params.get("VAE"):
         fields["vae"] = params["VAE"]
     if params.get("VAE hash"):

@@ -22,6 +22,10 @@ FLOW_SAMPLERS = {"Euler": "FlowMatchEulerDiscreteScheduler", "Heun": "FlowMatchH
 DYNAMIC_SHIFT_SAMPLERS = ("Euler",)
 
 
+# Models that sample with their own scheduler whatever the recipe's sampler: Stable Cascade's stages.
+OWN_SCHEDULERS = {"DDPMWuerstchenScheduler": "DDPM-Wuerstchen"}
+
+
 class SamplerUnavailable(ValueError):
     """A sampler this model cannot use; the message is one line."""
 
@@ -38,8 +42,14 @@ def is_flow(scheduler_config: Any) -> bool:
     return str(dict(scheduler_config).get("_class_name", "")).startswith("FlowMatch")
 
 
+def own_scheduler(scheduler_config: Any) -> str:
+    """The scheduler a model always samples with, by name ("" where the recipe's sampler applies)."""
+    return OWN_SCHEDULERS.get(str(dict(scheduler_config).get("_class_name", "")), "")
+
+
 def samplers_for(scheduler_config: Any) -> tuple[str, ...] | None:
-    """The sampler names a model with this scheduler config can use; None: every A1111 sampler."""
+    """The sampler names a model with this scheduler config can use; None: every A1111 sampler
+    (or, for a model with its own scheduler, none applies: see `own_scheduler`)."""
     config = dict(scheduler_config)
     if not is_flow(config):
         return None
@@ -47,6 +57,8 @@ def samplers_for(scheduler_config: Any) -> tuple[str, ...] | None:
 
 
 def check_sampler(name: str, scheduler_config: Any, model: str = "this model") -> None:
+    if own_scheduler(scheduler_config):
+        return  # not refused: the engine says once that the sampler does not apply
     allowed = samplers_for(scheduler_config)
     if allowed is not None and name not in allowed:
         raise SamplerUnavailable(
@@ -59,13 +71,15 @@ def folder_scheduler_config(folder: Path) -> dict:
 
 
 def folder_architecture(folder: Path) -> str:
-    """'flux-dev', 'flux-schnell', 'sd3' or '' for a diffusers folder."""
+    """'flux-dev', 'flux-schnell', 'sd3', 'stable-cascade' or '' for a diffusers folder."""
     cls = str(_json(Path(folder) / "model_index.json").get("_class_name", ""))
     if cls.startswith("Flux"):
         dev = _json(Path(folder) / "transformer" / "config.json").get("guidance_embeds")
         return "flux-dev" if dev else "flux-schnell"
     if cls.startswith("StableDiffusion3"):
         return "sd3"
+    if cls in ("StableCascadeDecoderPipeline", "StableCascadeCombinedPipeline"):
+        return "stable-cascade"  # samples with its own scheduler (OWN_SCHEDULERS)
     return ""
 
 
@@ -77,6 +91,19 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "flux-schnell": {"sampler": "Euler", "steps": 4, "cfg_scale": 0.0, "width": 1024, "height": 1024},
     "sd3": {"sampler": "Euler", "steps": 28, "cfg_scale": 4.5, "width": 1024, "height": 1024},
 }
+
+
+# Flux has no negative pass: diffusers' FluxPipeline reads a negative prompt only at true_cfg_scale > 1,
+# which studio does not set, as A1111 and Forge ignore it for Flux at CFG 1. It is not recorded, and said so.
+NO_NEGATIVE = ("flux-dev", "flux-schnell")
+
+
+def without_unused_negative(recipe: Any) -> tuple[Any, str]:
+    """`recipe` without the negative prompts its model does not use, and the notice that says so ("" if none)."""
+    if recipe.model_architecture not in NO_NEGATIVE or not (recipe.negative_prompt or recipe.hires_negative_prompt):
+        return recipe, ""
+    return (recipe.replace(negative_prompt="", hires_negative_prompt=""),
+            "Flux does not use a negative prompt (as A1111 and Forge at CFG 1): not applied, not recorded")
 
 
 _FILE_ARCHITECTURES = {"Flux dev": "flux-dev", "Flux schnell": "flux-schnell"}

@@ -14,13 +14,14 @@ from typing import Any, Iterable
 from studio.builtin import BUILTIN_DIR
 from studio.config import Config
 from studio.models import discovery
-from studio.models.architectures import architecture_defaults, samplers_for, scheduler_config_for
+from studio.models.architectures import architecture_defaults, own_scheduler, samplers_for, scheduler_config_for
 from studio.models.cascade import cascade_defaults
 from studio.models.discovery import ModelEntry
 from studio.models.hashing import HashCache
 from studio.models.inspect import CHECKPOINT, UNKNOWN
 from studio.models.resolve import ModelNotFound, ModelRef, looks_like_path, model_ref, name_for
 from studio.presets import model_defaults
+from studio.samplers import DEFAULT_SAMPLER
 
 
 class ModelLibrary:
@@ -104,11 +105,19 @@ class ModelLibrary:
         return found[1] if found else None
 
     def samplers(self, model: str) -> tuple[str, ...] | None:
-        """The sampler names `model` can use (flow matching: a few); None: every A1111 sampler. Hashes nothing."""
+        """The sampler names `model` can use (flow matching: a few); None: every A1111 sampler. Hashes nothing.
+
+        A model with its own scheduler (Stable Cascade) offers the default name alone: it uses none."""
         found = self._locate(model, CHECKPOINT)
         if found is None:
             return None
-        return samplers_for(scheduler_config_for(found[1]))
+        config = scheduler_config_for(found[1])
+        return (DEFAULT_SAMPLER,) if own_scheduler(config) else samplers_for(config)
+
+    def own_scheduler(self, model: str) -> str:
+        """The scheduler `model` always samples with, by name (Stable Cascade's); "" where the sampler applies."""
+        found = self._locate(model, CHECKPOINT)
+        return own_scheduler(scheduler_config_for(found[1])) if found else ""
 
     def tokenizer_folder(self, model: str) -> Path | None:
         """The CLIP tokenizer files `model`'s first text encoder uses, for counting tokens; hashes nothing.

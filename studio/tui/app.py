@@ -39,6 +39,7 @@ from studio.printable import printable
 from studio.recipe import Recipe, RecipeError, random_seed
 from studio.service import Studio
 from studio.store.session import Entry
+from studio.sweeps.wildcards import Wildcards, resolve_prompts
 from studio.tui import actions, graphics
 from studio.tui.engine_view import STARTING, EngineView, JobView
 from studio.tui.history_actions import HistoryActions
@@ -277,15 +278,28 @@ class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, S
             self.notify(printable(exc), title="cannot generate", severity="error", markup=False)
             return None
 
+    def wildcards(self) -> Wildcards:
+        """The config's wildcard folders, then A1111's and ComfyUI's usual ones; files are read afresh each time."""
+        return Wildcards.for_user((), self.config.wildcard_dirs)
+
     def submit(self, recipes: Iterable[Recipe]) -> list[str]:
+        """Queue `recipes` with their `__name__` and `{a|b}` drawn from each one's seed, as `studio generate`
+        does (the template is recorded); a prompt that cannot be drawn is a notice and nothing is queued."""
+        recipes = list(recipes)
+        try:
+            wildcards = self.wildcards()
+            jobs = [resolve_prompts(recipe, wildcards) for recipe in recipes]
+        except RecipeError as exc:  # WildcardError: a missing file, a brace left open
+            self.notify(printable(exc), title="cannot generate", severity="error", markup=False)
+            return []
         if self.loading:
-            self.hold(list(recipes))
+            self.hold(recipes)  # drawn again when queued: the same seeds draw the same prompts
             return []
         self.start_engine()
         ids = []
-        for recipe in recipes:
+        for recipe, (drawn, template) in zip(recipes, jobs):
             try:
-                ids.append(self.studio.submit(recipe))
+                ids.append(self.studio.submit(drawn, template=template))
             except Exception as exc:  # SessionError: read-only or unwritable session
                 self.notify(printable(exc), title="cannot queue", severity="error", markup=False)
                 break
@@ -444,12 +458,14 @@ def make_app(
     from studio.config import load_config
     from studio.models.library import ModelLibrary
     from studio.store.session import SessionStore
+    from studio.upscale.spandrel_net import use_extra_arches
 
     if config is None:
         config = load_config()
     store = SessionStore(Path(sessions_dir))
     session = store.open(session_name, load=False) if session_name else store.create()
     library = ModelLibrary.from_config(config, extra_dirs=model_dirs or ())
+    use_extra_arches(config.spandrel_extra_arches, check=False)  # installed at the first upscaler file loaded
     studio = Studio(session, library, engine_factory=engine_factory, cache_size=config.cache_models,
                     previews=preview or config.preview)
     return StudioApp(

@@ -105,6 +105,7 @@ class EngineView:
         if self.running == job_id:
             self.running = None
         self._changed()
+        self.app.cell_ended(job_id, self.jobs)  # a sweep's last cell: its grid is drawn now
 
     def _changed(self) -> None:
         self.paint_queue()

@@ -3,7 +3,8 @@
 A mixin of StudioApp, beside HistoryActions and IterateActions. Flux and SD3
 sample by flow matching, so the parameters pane offers only the samplers such
 a model can use (studio/models/architectures.py knows them); a sampler the
-new model cannot use is replaced, in one line. f11 cycles the live previews:
+new model cannot use is replaced, in one line. Stable Cascade samples with its own
+scheduler: the list shows that one alone. f11 cycles the live previews:
 x0 (the clean estimate), latent, TAESD, off.
 """
 
@@ -26,11 +27,14 @@ class ModelActions:
         if not model:
             return
         try:
-            allowed = self.library.samplers(model)
+            allowed, own = self.library.samplers(model), self.library.own_scheduler(model)
         except Exception:  # a half-typed name or an unreadable folder: offer every sampler
-            allowed = None
-        dropped = self.params.set_samplers(allowed)
-        if dropped:
+            allowed, own = None, ""
+        dropped = self.params.set_samplers(allowed, own)
+        if dropped and own:
+            self.notify(printable(f"{model} samples with its own scheduler ({own}): sampler {dropped!r} does not apply"),
+                        markup=False)
+        elif dropped:
             self.notify(printable(f"{model} cannot use sampler {dropped!r}: it samples by flow matching"
                                   f" ({' or '.join(allowed or ())})"), markup=False)
 

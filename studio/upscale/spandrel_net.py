@@ -4,7 +4,10 @@ spandrel (MIT) reads ESRGAN, Real-ESRGAN (RRDB and compact SRVGG), SwinIR,
 HAT, DAT, SPAN and more from their state dicts. Only its main registry is used
 unless the user turns on its non-commercial architectures (`spandrel_extra_arches`
 in the config, `--spandrel-extra-arches` on the command line): then
-`spandrel_extra_arches.install()` adds them, once per process. Weights come from safetensors; a pickled
+`spandrel_extra_arches.install()` adds them, once per process. spandrel's registry
+is the process's, so the switch is too: a face sets it (`use_extra_arches`), and
+a process no face set it in (an engine on its own, a Ray worker) reads the config's
+when it first loads a file. Weights come from safetensors; a pickled
 `.pth` is refused unless allowed, and then read only by the restricted
 weights-only unpickler (studio/models/pickles.py), so its payload never runs.
 """
@@ -20,15 +23,25 @@ MISSING = "upscaler files need spandrel, an optional extra: pip install 'studio[
 EXTRAS_MISSING = ("spandrel's extra architectures need spandrel_extra_arches "
                   "(non-commercial licences): pip install spandrel_extra_arches")
 
-_extras = {"wanted": False, "installed": False}
+_extras: dict[str, bool | None] = {"wanted": None, "installed": False}  # wanted None: as the config says
 
 
-def use_extra_arches(on: bool) -> None:
-    """Whether this process loads spandrel's non-commercial architectures too; checked now when on,
-    so a missing package is a one-line error before anything runs."""
+def use_extra_arches(on: bool, check: bool = True) -> None:
+    """Whether this process loads spandrel's non-commercial architectures too. `check`: installed now
+    when on, so a missing package is a one-line error before anything runs (the TUI leaves that to
+    the first load, which fails its job in one line, since installing imports torch)."""
     _extras["wanted"] = on
-    if on:
+    if on and check:
         install_extra_arches()
+
+
+def extra_arches_wanted() -> bool:
+    """The switch a face set, or the config's where none did."""
+    if _extras["wanted"] is None:
+        from studio.config import load_config
+
+        _extras["wanted"] = load_config().spandrel_extra_arches
+    return bool(_extras["wanted"])
 
 
 def install_extra_arches() -> None:
@@ -72,7 +85,7 @@ def load_spandrel(path: Path, allow_pickle: bool = False) -> Any:
         from spandrel import ImageModelDescriptor, ModelLoader
     except ImportError:
         raise RecipeError(MISSING) from None
-    if _extras["wanted"]:
+    if extra_arches_wanted():
         install_extra_arches()
     try:
         descriptor = ModelLoader().load_from_state_dict(weights)

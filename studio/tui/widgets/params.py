@@ -24,6 +24,7 @@ class ParamsPane(Vertical):
 
     BORDER_TITLE = "2 Parameters"
     _offered: list[str] = list(SAMPLERS)  # the sampler list as the select now shows it
+    _own: str = ""  # the model's own scheduler, shown in place of the list (Stable Cascade)
 
     class PickModel(Message):
         """The artist asked for the model picker."""
@@ -42,23 +43,24 @@ class ParamsPane(Vertical):
         if event.input.id == "model":
             self.post_message(self.ModelChanged(event.value))
 
-    def set_samplers(self, allowed: tuple[str, ...] | None) -> str | None:
-        """Offer only `allowed` (None: every sampler); returns the sampler it had to drop, if it did."""
+    def set_samplers(self, allowed: tuple[str, ...] | None, own: str = "") -> str | None:
+        """Offer only `allowed` (None: every sampler), or, for a model with its `own` scheduler, that one
+        alone (under the default sampler's value, which it does not use); returns the sampler it dropped."""
         select = self.query_one("#sampler", Select)
         names = [name for name in SAMPLERS if allowed is None or name in allowed]
         current = str(select.value)
-        if names == self._offered:
+        if (names, own) == (self._offered, self._own):
             return None
-        self._offered = names
-        select.set_options([(name, name) for name in names])
+        self._offered, self._own = names, own
+        select.set_options([(f"{own} (its own)" if own else name, name) for name in names])
         select.value = current if current in names else names[0]
         return None if current in names else current
 
     def _select_sampler(self, name: str) -> None:
         """Show `name`, offering every sampler again if the narrowed list lacks it (the model's check follows)."""
         select = self.query_one("#sampler", Select)
-        if name not in self._offered:
-            self._offered = list(SAMPLERS)
+        if name not in self._offered or self._own:
+            self._offered, self._own = list(SAMPLERS), ""
             select.set_options([(sampler, sampler) for sampler in SAMPLERS])
         select.value = name
 
