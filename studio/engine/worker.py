@@ -369,7 +369,9 @@ class LocalEngine:
                 callback_on_step_end=callback,
                 **mode.kwargs,
             )
-        _refuse_flagged(output, recipe.batch_size)
+        from studio.models.safety import refuse_flagged
+
+        refuse_flagged(output, recipe.batch_size)
         return mode.finish(list(output.images))
 
     def _cascade(self, job: Job, loaded: LoadedPipeline, recipe: Recipe, prompts: tuple[str, str],
@@ -486,15 +488,6 @@ def _dress(loaded: LoadedPipeline, extras: Extras, allow_pickle: bool) -> None:
         loaded.extras["loras"] = wanted
     if extras.embeddings:
         load_embeddings(loaded.pipe, extras.embeddings, allow_pickle=allow_pickle)
-
-
-def _refuse_flagged(output: Any, total: int) -> None:
-    """An opted-in safety checker's blacked-out images fail the job, saying so."""
-    from studio.models.safety import SafetyFlagged, flagged_indices, flagged_message
-
-    flagged = flagged_indices(output)
-    if flagged:
-        raise SafetyFlagged(flagged_message(flagged, total))
 
 
 def _save_png(image: Image, path: Path, recipe: Recipe) -> None:

@@ -56,3 +56,10 @@ def flagged_message(flagged: list[int], total: int) -> str:
         f"the safety checker you turned on ({OPT_IN_HINT}) flagged {which}; it blacks flagged images out,"
         " so nothing was saved. Run without it to get the image"
     )
+
+
+def refuse_flagged(output: Any, total: int) -> None:
+    """An opted-in safety checker's blacked-out images fail the job, saying so."""
+    flagged = flagged_indices(output)
+    if flagged:
+        raise SafetyFlagged(flagged_message(flagged, total))
