@@ -211,7 +211,8 @@ def test_x0_preview_differs_from_the_latent_one(engine_factory, tiny_model_dir, 
         images[kind] = [np.asarray(e.image) for e in rec.seen if isinstance(e, ev.Preview)]
     assert len(images["x0"]) == len(images["latent"]) == 3
     assert not np.array_equal(images["x0"][0], images["latent"][0])
-    assert np.array_equal(images["x0"][-1], images["latent"][-1])  # Euler's last step lands on its estimate
+    # Euler's last step lands on its estimate: the same picture, but for rounding (a level of 255)
+    assert np.abs(images["x0"][-1].astype(int) - images["latent"][-1]).max() <= 1
 
 
 def test_preview_budget_spaces_previews(engine_factory, tiny_model_dir, tmp_path, monkeypatch):  # noqa: F811

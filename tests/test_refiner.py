@@ -46,7 +46,7 @@ def loaded_refiner(engine):
 
 @pytest.mark.slow
 def test_refines_records_and_reruns_to_the_same_pixels(engine_factory, xl, tmp_path):  # noqa: F811
-    engine, rec = engine_factory(library=xl["library"], previews=True, preview_interval=0.0)
+    engine, rec = engine_factory(library=xl["library"], previews=True, preview_interval=0.0, preview_budget=None)
     first = rec.until(ev.Finished, engine.submit(refined(), tmp_path, "a"))
     assert first.recipe.refiner == "sdxl-refiner" and first.recipe.refiner_hash and first.recipe.refiner_switch == 0.5
     again = rec.until(ev.Finished, engine.submit(first.recipe, tmp_path, "b"))

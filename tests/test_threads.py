@@ -56,6 +56,15 @@ def test_omp_num_threads_set_by_the_user_wins(four_cores, monkeypatch):
     assert device.set_cpu_threads(reserve_core=False) == 1 and four_cores.get_num_threads() == 1
 
 
+def test_omp_num_threads_wins_even_after_the_count_was_changed_in_the_process(four_cores, monkeypatch):
+    # torch reads the variable once: a count changed since (by an earlier job, a library) must not stay.
+    four_cores.set_num_threads(3)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert device.set_cpu_threads(reserve_core=True) == 2 and four_cores.get_num_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert device.set_cpu_threads(reserve_core=False) == 2 and four_cores.get_num_threads() == 2
+
+
 def test_generate_starts_the_heavy_imports_before_it_hashes_the_model(tiny_model_dir, tmp_path, capsys, monkeypatch):
     from studio.engine import warmup
     from studio.models import hashing

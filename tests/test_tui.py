@@ -36,7 +36,7 @@ def engines():
     made: list[LocalEngine] = []
 
     def factory(on_event):
-        engine = LocalEngine(on_event, previews=True, preview_interval=0.0, reserve_core=False)
+        engine = LocalEngine(on_event, previews=True, preview_interval=0.0, preview_budget=None, reserve_core=False)
         made.append(engine)
         return engine
 

@@ -49,10 +49,14 @@ def set_cpu_threads(reserve_core: bool) -> int:
     """
     import torch
 
-    if os.environ.get("OMP_NUM_THREADS", "").strip():
-        return torch.get_num_threads()
-    cores = available_cores()
-    threads = max(1, cores - 1) if reserve_core else cores
+    asked = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if asked:
+        # Set, not only left alone: torch reads the variable once, and something in this process
+        # may have changed its count since (the same count is what makes the same pixels).
+        threads = int(asked) if asked.isdigit() and int(asked) > 0 else torch.get_num_threads()
+    else:
+        cores = available_cores()
+        threads = max(1, cores - 1) if reserve_core else cores
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
