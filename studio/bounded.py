@@ -174,6 +174,15 @@ def read_json_file(path: str | os.PathLike[str], **caps: Any) -> Any:
     return loads_json(read_regular_text(path), Path(path).name, **caps)
 
 
+def read_json_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A small JSON object such as a model's config (at most 1 MiB); {} when missing, unreadable or not an object."""
+    try:
+        data = read_json_file(path, max_chars=1 << 20)  # a config is a few KB
+    except (OSError, ValueError):  # missing, not a regular file, not JSON, past the caps
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def read_toml_file(path: str | os.PathLike[str], **caps: Any) -> dict[str, Any]:
     """A TOML file someone else wrote, bounded: `loads_toml` on `read_regular_text`."""
     return loads_toml(read_regular_text(path), Path(path).name, **caps)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from studio.bounded import read_json_file
+from studio.bounded import read_json_config
 from studio.recipe import Recipe, RecipeError
 
 REFINER_CLASS = "StableDiffusionXLImg2ImgPipeline"
@@ -39,16 +39,9 @@ class RefinerCall:
     library: Any
 
 
-def _json(path: Path) -> dict:
-    try:
-        data = read_json_file(path, max_chars=1 << 20)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
 
 def is_refiner_folder(path: Path) -> bool:
-    index = _json(Path(path) / "model_index.json")
+    index = read_json_config(Path(path) / "model_index.json")
     return index.get("_class_name") == REFINER_CLASS or (
         str(index.get("_class_name", "")).startswith("StableDiffusionXL") and index.get("text_encoder") == [None, None]
     )
@@ -86,7 +79,7 @@ def same_component(base: Path, refiner: Path, name: str) -> bool:
     """Whether `name` is the same in both folders: the same config, byte-identical weight files."""
     a, b = base / name, refiner / name
     config = "config.json"
-    if not (a / config).is_file() or _comparable(_json(a / config)) != _comparable(_json(b / config)):
+    if not (a / config).is_file() or _comparable(read_json_config(a / config)) != _comparable(read_json_config(b / config)):
         return False
     files_a, files_b = _weights(a), _weights(b)
     if not files_a or [f.name for f in files_a] != [f.name for f in files_b]:

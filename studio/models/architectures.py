@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from studio.bounded import read_json_file
+from studio.bounded import read_json_config
 from studio.models.comfy_layout import TRANSFORMER_CONFIGS, file_architecture
 from studio.models.sd3_file import SD3_CONFIGS
 from studio.models.gguf import GGUFUnavailable
@@ -29,13 +29,6 @@ OWN_SCHEDULERS = {"DDPMWuerstchenScheduler": "DDPM-Wuerstchen"}
 class SamplerUnavailable(ValueError):
     """A sampler this model cannot use; the message is one line."""
 
-
-def _json(path: Path) -> dict:
-    try:
-        data = read_json_file(path, max_chars=1 << 20)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def is_flow(scheduler_config: Any) -> bool:
@@ -67,14 +60,14 @@ def check_sampler(name: str, scheduler_config: Any, model: str = "this model") -
 
 
 def folder_scheduler_config(folder: Path) -> dict:
-    return _json(Path(folder) / "scheduler" / "scheduler_config.json")
+    return read_json_config(Path(folder) / "scheduler" / "scheduler_config.json")
 
 
 def folder_architecture(folder: Path) -> str:
     """'flux-dev', 'flux-schnell', 'sd3', 'stable-cascade' or '' for a diffusers folder."""
-    cls = str(_json(Path(folder) / "model_index.json").get("_class_name", ""))
+    cls = str(read_json_config(Path(folder) / "model_index.json").get("_class_name", ""))
     if cls.startswith("Flux"):
-        dev = _json(Path(folder) / "transformer" / "config.json").get("guidance_embeds")
+        dev = read_json_config(Path(folder) / "transformer" / "config.json").get("guidance_embeds")
         return "flux-dev" if dev else "flux-schnell"
     if cls.startswith("StableDiffusion3"):
         return "sd3"
@@ -144,7 +137,7 @@ def architecture_defaults(path: Path | None) -> dict[str, Any]:
 
 def folder_has_t5(folder: Path) -> bool | None:
     """Whether an SD3 folder ships its T5 encoder (text_encoder_3); None for other models."""
-    index = _json(Path(folder) / "model_index.json")
+    index = read_json_config(Path(folder) / "model_index.json")
     if not str(index.get("_class_name", "")).startswith("StableDiffusion3"):
         return None
     entry = index.get("text_encoder_3")

@@ -17,9 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
+from studio.bounded import read_json_config
 from studio.errors import first_line
 from studio.models.components import (
-    ComponentError, ComponentMissing, _json, comfy_models_roots, encoder_slots, find_vae, load_encoder, pair_encoders,
+    ComponentError, ComponentMissing, comfy_models_roots, encoder_slots, find_vae, load_encoder, pair_encoders,
 )
 from studio.models.gguf import (
     GGUFError, GGUFUnavailable, gguf_architecture, gguf_quantization, read_gguf_state,
@@ -124,7 +125,7 @@ def _name_in(library: Library, path: Path, kind: str) -> str:
 
 
 def _vae_config(config_dir: Path) -> dict:
-    return _json(config_dir / "vae" / "config.json")
+    return read_json_config(config_dir / "vae" / "config.json")
 
 
 def load_transformer_file(

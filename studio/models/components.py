@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from studio.bounded import read_json_file
+from studio.bounded import read_json_config
 from studio.errors import first_line
 from studio.models.safetensors_header import HeaderError, read_header
 
@@ -98,12 +98,12 @@ def _files(roots: Iterable[Path], subfolders: Iterable[str]) -> Iterator[Path]:
 
 def encoder_slots(config_dir: Path) -> dict[str, Encoder]:
     """slot ("text_encoder"…) -> the encoder the shipped config describes, for each text encoder."""
-    index = _json(config_dir / "model_index.json")
+    index = read_json_config(config_dir / "model_index.json")
     slots = {}
     for name, entry in index.items():
         if not name.startswith("text_encoder") or not isinstance(entry, list) or entry[:1] == [None]:
             continue
-        config = _json(config_dir / name / "config.json")
+        config = read_json_config(config_dir / name / "config.json")
         if str(entry[-1]).startswith("T5"):
             slots[name] = Encoder("t5", int(config.get("d_model", 0)))
         else:
@@ -169,7 +169,7 @@ def load_encoder(path: Path, config_folder: Path, torch_dtype: Any) -> Any:
 
     import transformers
 
-    config = _json(config_folder / "config.json")
+    config = read_json_config(config_folder / "config.json")
     cls = getattr(transformers, (config.get("architectures") or ["CLIPTextModel"])[0])
     with tempfile.TemporaryDirectory(prefix="studio-encoder-") as folder:
         (Path(folder) / "config.json").write_text(Path(config_folder / "config.json").read_text())
@@ -187,10 +187,3 @@ def load_encoder(path: Path, config_folder: Path, torch_dtype: Any) -> Any:
         )
     return model
 
-
-def _json(path: Path) -> dict:  # also comfy_layout's
-    try:
-        data = read_json_file(path, max_chars=1 << 20)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from studio.bounded import NotRegular, check_regular, loads_json, read_json_file
+from studio.bounded import NotRegular, check_regular, loads_json, read_json_config
 from studio.models.components import encoder_of
 from studio.models.gguf import GGUFError, GGUFUnavailable, gguf_metadata, gguf_tensors
 from studio.models.cascade import stage_file
@@ -388,23 +388,16 @@ _PIPELINES = {
 }
 
 
-def _json(path: Path) -> dict:
-    try:
-        data = read_json_file(path, max_chars=1 << 20)  # a config is a few KB
-    except (OSError, ValueError):  # missing, not a regular file, not JSON, past the caps
-        return {}
-    return data if isinstance(data, dict) else {}
-
 
 def inspect_diffusers_folder(path: Path) -> Inspection:
-    index = _json(path / "model_index.json")
+    index = read_json_config(path / "model_index.json")
     if not index:
         raise HeaderError(f"{path}: not a diffusers folder (no readable model_index.json)")
     cls = str(index.get("_class_name", ""))
     arch = _PIPELINES.get(cls, cls or "unknown")
     notes = [f"pipeline {cls}"] if cls else []
-    text = _json(path / "text_encoder" / "config.json")
-    unet = _json(path / "unet" / "config.json")
+    text = read_json_config(path / "text_encoder" / "config.json")
+    unet = read_json_config(path / "unet" / "config.json")
     if arch.startswith("SD1.x") and text.get("hidden_size") == 1024:
         arch = arch.replace("SD1.x", "SD2.x")
     if arch.startswith("SDXL") and index.get("text_encoder") == [None, None]:
@@ -412,9 +405,9 @@ def inspect_diffusers_folder(path: Path) -> Inspection:
     if unet.get("in_channels") == 9 and "inpainting" not in arch:
         arch += " inpainting"
     if arch == "Flux":
-        guidance = _json(path / "transformer" / "config.json").get("guidance_embeds")
+        guidance = read_json_config(path / "transformer" / "config.json").get("guidance_embeds")
         arch = "Flux dev" if guidance else "Flux schnell"
-    if arch == "SD3" and _json(path / "transformer" / "config.json").get("num_layers", 0) >= 38:
+    if arch == "SD3" and read_json_config(path / "transformer" / "config.json").get("num_layers", 0) >= 38:
         arch = "SD3.5 Large"
     params, tensors = 0, 0
     dtypes: Counter[str] = Counter()
