@@ -20,7 +20,8 @@ cache is dropped before every run (as root with a writable
 /proc/sys/vm/drop_caches; else only the weight files, with posix_fadvise). `--profile` prints
 where studio's load spends its time (cProfile, cumulative, top 25).
 
-    python bench/load.py [--rounds 3] [--cache /tmp/studio-bench-cache] [--skip-e2e] [--cold] [--profile single]
+    python bench/load.py [--rounds 3] [--cache /tmp/studio-bench-cache] [--skip-e2e | --skip-load] [--cold]
+                         [--profile single]
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--skip-load", action="store_true", help="only the end-to-end pairs (more rounds in the time)")
     parser.add_argument("--cold", action="store_true", help="drop the page cache before every run")
     parser.add_argument("--profile", choices=("folder", "single"))
     parser.add_argument("--before", type=Path, help="another checkout of studio, measured as a third side")
@@ -225,7 +227,8 @@ def main() -> None:
         HashCache().sha256(single)
         for round_ in range(args.rounds):
             print(f"round {round_ + 1}", file=sys.stderr)
-            for kind, model, files in (("folder", folder, weights(folder)), ("single", single, [str(single)])):
+            pairs = () if args.skip_load else (("folder", folder, weights(folder)), ("single", single, [str(single)]))
+            for kind, model, files in pairs:
                 if cold:
                     drop_caches()
                 record(f"read {kind}", child(READ, *files))
@@ -251,8 +254,8 @@ def main() -> None:
 
     print(f"load average at end {os.getloadavg()[0]:.2f}; {'cold' if cold else 'warm'} page cache; "
           f"medians of {args.rounds} rounds", file=sys.stderr)
-    imp = median("import")
-    for kind in ("folder", "single"):
+    for kind in () if args.skip_load else ("folder", "single"):
+        imp = median("import")
         floor = median(f"read {kind}") + imp
         s, b = median(f"studio {kind}"), median(f"bare {kind}")
         print(f"{kind}: read {median(f'read {kind}'):.2f} s + import {imp:.2f} s = floor {floor:.2f} s;"

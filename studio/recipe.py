@@ -67,6 +67,7 @@ class Recipe:
     # Text encoders kept as their own files (ComfyUI's models/text_encoders), by name; a Flux
     # transformer file is paired with them (studio/models/comfy_layout.py), and the pairing recorded.
     text_encoders: tuple[str, ...] = ()
+    text_encoder_hashes: tuple[str, ...] = ()  # parallel to `text_encoders`: which weights they were
     t5: bool = True  # SD3: False runs without its T5 encoder to save memory, as diffusers allows
     attention_slicing: bool = False
     vae_tiling: bool = False
@@ -152,6 +153,7 @@ class Recipe:
         data["embeddings"] = list(self.embeddings)
         data["embedding_hashes"] = list(self.embedding_hashes)
         data["text_encoders"] = list(self.text_encoders)
+        data["text_encoder_hashes"] = list(self.text_encoder_hashes)
         return data
 
     @classmethod
@@ -170,6 +172,7 @@ class Recipe:
         values["embeddings"] = tuple(data.get("embeddings", ()))
         values["embedding_hashes"] = tuple(data.get("embedding_hashes", ()))
         values["text_encoders"] = tuple(data.get("text_encoders", ()))
+        values["text_encoder_hashes"] = tuple(data.get("text_encoder_hashes", ()))
         return cls(**values)
 
 
@@ -242,6 +245,9 @@ def _validate(r: Recipe) -> None:
             raise RecipeError(f"LoRA {lora.name} weight must be a number")
     if not all(isinstance(name, str) and name for name in r.text_encoders):
         raise RecipeError(f"text encoders must be names: {r.text_encoders!r}")
+    hashes = r.text_encoder_hashes
+    if not all(isinstance(digest, str) for digest in hashes) or len(hashes) not in (0, len(r.text_encoders)):
+        raise RecipeError(f"text encoder hashes must be one text per text encoder: {hashes!r}")
     _validate_iteration(r)
     _validate_hires(r)
     _validate_stages(r)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import shutil
 
@@ -120,6 +121,10 @@ def test_comfy_flux_generates_records_reruns_and_matches_the_folder(engine_facto
     first = rec.until(ev.Finished, engine.submit(recipe, tmp_path, "a"))
     assert first.recipe.text_encoders == ("clip_l", "t5xxl_fp16")  # paired from models/text_encoders
     assert first.recipe.vae == "ae" and first.recipe.vae_hash and first.recipe.model_hash
+    encoders = paths["comfy"] / "models/text_encoders"  # which weights they were, not only their names
+    assert first.recipe.text_encoder_hashes == tuple(
+        hashlib.sha256((encoders / f"{name}.safetensors").read_bytes()).hexdigest()[:10] for name in ("clip_l", "t5xxl_fp16")
+    )
     # Another T5 dropped in later does not change what the recorded recipe loads.
     shutil.copy(paths["comfy"] / "models/text_encoders/t5xxl_fp16.safetensors",
                 paths["comfy"] / "models/text_encoders/a-t5-first-by-name.safetensors")

@@ -46,6 +46,15 @@ def test_round_trip_through_dict():
     assert Recipe.from_dict(recipe.to_dict()) == recipe
 
 
+def test_text_encoder_hashes_round_trip_and_pair_with_their_encoders():
+    recipe = Recipe(prompt="x", text_encoders=("clip_l", "t5xxl_fp16"), text_encoder_hashes=("0123456789", "abcdef0123"))
+    again = Recipe.from_dict(recipe.to_dict())
+    assert again == recipe and again.text_encoder_hashes == ("0123456789", "abcdef0123")
+    assert Recipe.from_dict({"prompt": "x", "text_encoders": ["clip_l"]}).text_encoder_hashes == ()  # older recipes
+    with pytest.raises(RecipeError, match="one text per text encoder"):
+        Recipe(prompt="x", text_encoders=("clip_l", "t5"), text_encoder_hashes=("0123456789",))
+
+
 def test_from_dict_rejects_unknown_fields():
     with pytest.raises(RecipeError, match="unknown recipe field"):
         Recipe.from_dict({"prompt": "x", "stepz": 3})

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Iterable
 
 from studio.models.library import ModelLibrary
+from studio.models.inspect import CHECKPOINT
 from studio.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -25,28 +27,31 @@ class HashBeside:
 
     def __init__(self, library: ModelLibrary) -> None:
         self._library = library
-        self._running: dict[str, threading.Thread] = {}
+        self._running: dict[tuple[str, str], threading.Thread] = {}
         self._lock = threading.Lock()
 
     def start(self, recipe: Recipe) -> None:
         """Begin hashing the recipe's model unless that is under way; returns at once."""
-        name = recipe.model
-        if not name or recipe.upscaler:  # an upscale job loads no checkpoint
-            return
-        with self._lock:
-            running = self._running.get(name)
-            if running is not None and running.is_alive():
-                return
-            thread = threading.Thread(target=self._hash, args=(name,), name="studio-hash", daemon=True)
-            self._running[name] = thread
-        thread.start()
+        if recipe.model and not recipe.upscaler:  # an upscale job loads no checkpoint
+            self.start_files([recipe.model], CHECKPOINT)
 
-    def _hash(self, name: str) -> None:
+    def start_files(self, names: Iterable[str], kind: str) -> None:
+        """Begin hashing each named file of `kind` (text encoders: a T5 is ~10 GB) unless under way."""
+        for name in names:
+            with self._lock:
+                running = self._running.get((kind, name))
+                if running is not None and running.is_alive():
+                    continue
+                thread = threading.Thread(target=self._hash, args=(name, kind), name="studio-hash", daemon=True)
+                self._running[(kind, name)] = thread
+            thread.start()
+
+    def _hash(self, name: str, kind: str) -> None:
         try:
-            self._library.resolve(name)  # the digest lands in the library's HashCache
+            self._library.resolve(name, kind=kind)  # the digest lands in the library's HashCache
         except Exception:  # a missing or unreadable model: the worker resolves again and reports it
             log.debug("hashing %s beside the load failed", name, exc_info=True)
         finally:
             with self._lock:
-                if self._running.get(name) is threading.current_thread():
-                    del self._running[name]
+                if self._running.get((kind, name)) is threading.current_thread():
+                    del self._running[(kind, name)]

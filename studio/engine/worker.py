@@ -28,6 +28,7 @@ from studio.engine.protocol import Listener
 from studio.errors import first_line
 from studio.iterate import recorded
 from studio.models.architectures import without_unused_negative
+from studio.models.inspect import TEXT_ENCODER
 from studio.models.library import ModelLibrary
 from studio.models.loading import explain_oom, is_oom
 from studio.models.resolve import ModelRef, name_for
@@ -286,6 +287,7 @@ class LocalEngine:
         path = self._library.locate(job.recipe.model) or Path(self._library.resolve(job.recipe.model).path)
         job.model_path = path.resolve()
         extras = prepare_extras(job.recipe, self._library)
+        self._hashes.start_files(extras.recipe.text_encoders, TEXT_ENCODER)  # a T5 file: ~10 GB to read
         device, dtype = resolve_device(job.recipe.device, job.recipe.dtype)
         key = cache_key(path, extras.recipe, device, dtype)
         if key not in self._cache:
@@ -303,8 +305,10 @@ class LocalEngine:
             from studio.models.license import recorded_license
 
             loaded.extras["license"] = recorded_license(Path(ref.path))
+        encoder_hashes = tuple(self._library.resolve(name, kind=TEXT_ENCODER).hash for name in extras.recipe.text_encoders)
         recipe = recorded(extras.recipe.replace(
             model_hash=ref.hash, device=device, dtype=dtype, model_license=loaded.extras["license"],
+            text_encoder_hashes=encoder_hashes,
         ))
         if recipe.hires_scale:
             from studio.upscale.job import with_upscaler_hash

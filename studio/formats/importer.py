@@ -148,7 +148,7 @@ def _studio_fields(fields: dict[str, Any], notes: list[str]) -> dict[str, Any]:
         except TypeError:
             notes.append(f"loras: bad entry {entry!r}; dropped")
     fields["loras"] = loras
-    for key in ("embeddings", "embedding_hashes"):
+    for key in ("embeddings", "embedding_hashes", "text_encoders", "text_encoder_hashes"):
         if not isinstance(fields.get(key, []), list):
             notes.append(f"{key}: could not read {fields.pop(key)!r}")
     return fields
@@ -294,7 +294,8 @@ def _validated(fields: dict[str, Any], notes: list[str]) -> Recipe:
     """A Recipe from reader fields; each value the Recipe refuses is dropped, with a note naming its field."""
     fields["loras"] = tuple(LoraRef(**lora) for lora in fields.get("loras", []))
     fields["embeddings"] = tuple(fields.get("embeddings", ()))
-    fields["embedding_hashes"] = tuple(fields.get("embedding_hashes", ()))
+    for key in ("embedding_hashes", "text_encoders", "text_encoder_hashes"):
+        fields[key] = tuple(fields.get(key, ()))
     try:
         return Recipe(**fields)
     except (RecipeError, TypeError):

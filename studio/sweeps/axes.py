@@ -35,7 +35,7 @@ TITLES = {
     "clip_skip": "Clip skip", "sampler": "Sampler", "steps": "Steps", "seed": "Seed",
 }
 # Fields a sweep cannot set one value at a time: lists, hashes checked against files, bookkeeping.
-_NOT_SWEEPABLE = {"prompt", "loras", "embeddings", "embedding_hashes", "studio_version", "init_image", "mask"}
+_NOT_SWEEPABLE = {"prompt", "loras", "embeddings", "embedding_hashes", "text_encoder_hashes", "studio_version", "init_image", "mask"}
 _SR = ("sr", "prompt_sr", "prompt_s/r", "s/r")
 _NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
 _RANGE = re.compile(rf"^{_NUMBER}\s*-\s*{_NUMBER}\s*(?:\(\s*([+-]?\s*{_NUMBER[1:-1]})\s*\)|\[\s*(\d+)\s*\])?$")
