@@ -27,6 +27,18 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("STUDIO_SESSIONS_DIR", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _background_imports_done():
+    """A CLI run inside the test process starts importing diffusers on a thread (studio.engine.warmup)
+    and may return before it is done; the next test must not import diffusers beside that thread."""
+    yield
+    import sys
+
+    warmup = sys.modules.get("studio.engine.warmup")
+    if warmup is not None:
+        warmup.wait_for_background(timeout=300)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
     # Two cores shared with other work: oversubscribed OpenMP spins and crawls.

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from studio.engine import events as ev
+from studio.engine import LocalEngine, events as ev
 from studio.models import hashing
 from studio.models.hashing import HashCache, folder_hash, identity
 from studio.models.library import ModelLibrary
@@ -121,3 +121,33 @@ def test_a_changed_model_is_loaded_again(engine_factory, tiny_model_dir, tmp_pat
     second = engine.submit(recipe_for(model, steps=1), tmp_path)
     assert rec.until(ev.Finished, second, timeout=120).recipe.model_hash != hash_before
     assert engine.pipeline_loads == 2
+
+
+def test_a_new_models_hash_is_waited_for_only_when_the_image_is_saved(tiny_model_dir, tmp_path, monkeypatch):
+    """Sampling starts while the hash is still being read: were the hash waited for before it, the job would fail."""
+    sampling = threading.Event()
+    real = hashing.sha256_file
+
+    def after_sampling_began(path, progress=None, skip=0):
+        if not sampling.wait(20):
+            raise OSError("the hash held up the sampling")
+        return real(path, progress, skip)
+
+    monkeypatch.setattr(hashing, "sha256_file", after_sampling_began)
+    library = ModelLibrary(use_hf_cache=False, hashes=HashCache(tmp_path / "hashes.json"))
+    rec = Recorder()
+
+    def listener(event):
+        if isinstance(event, ev.Progress):
+            sampling.set()
+        rec(event)
+
+    engine = LocalEngine(listener, saver=plain_save, library=library)
+    try:
+        job = engine.submit(recipe_for(tiny_model_dir, steps=2), tmp_path)
+        started = rec.until(ev.Started, job, timeout=120)
+        done = rec.until(ev.Finished, job, timeout=120)
+    finally:
+        engine.shutdown()
+    assert started.recipe.model_hash == ""  # not known yet when sampling began
+    assert done.recipe.model_hash == folder_hash(tiny_model_dir, HashCache(tmp_path / "fresh.json"))

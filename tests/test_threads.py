@@ -99,3 +99,27 @@ def test_the_background_import_loads_the_lazy_pipeline_modules():
             " 'diffusers.loaders.single_file' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
     assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]
+
+
+def test_a_second_thread_waits_for_the_background_import_instead_of_importing_beside_it(monkeypatch):
+    """diffusers' lazy module fails one of two threads importing it at once; the engine's import waits."""
+    import threading
+
+    from studio.engine import warmup
+
+    release, order = threading.Event(), []
+
+    def slow_background():
+        release.wait(30)
+        order.append("background")
+
+    background = threading.Thread(target=slow_background, daemon=True)
+    monkeypatch.setattr(warmup, "_background", background)
+    background.start()
+    engine_side = threading.Thread(target=lambda: (warmup.import_libraries(), order.append("engine")))
+    engine_side.start()
+    engine_side.join(0.5)
+    assert engine_side.is_alive() and order == []  # still waiting for the background import
+    release.set()
+    engine_side.join(60)
+    assert order == ["background", "engine"]

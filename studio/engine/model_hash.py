@@ -4,9 +4,11 @@ A model's hash (AutoV2 for a file, a hash of every file for a folder) is
 recorded with each image, but the load does not need it: the pipeline cache
 keys on the files' identity (`hashing.identity`: path, size, modification
 time). So the engine starts hashing a model when a job naming it is queued, on
-a thread of its own that reads the file while the worker imports torch and
-loads; the worker asks for the hash only after the load, from the shared
-HashCache, which hands it the digest under way rather than reading the file twice.
+a thread of its own that reads the file while the worker imports torch, loads
+and samples; the worker asks for the hash only when it saves the image (its
+metadata records it), from the shared HashCache, which hands it the digest
+under way rather than reading the file twice. Text encoder files (a T5 is
+~10 GB) are hashed the same way once the job has paired them.
 """
 
 from __future__ import annotations

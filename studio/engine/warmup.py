@@ -28,13 +28,21 @@ HEAVY = (
 )
 
 
+_background: threading.Thread | None = None  # the thread `import_in_background` started
+
+
 def import_libraries() -> None:
     """Import torch, diffusers and transformers with the classes a load needs, silenced first.
+
+    While `import_in_background` is at it, another thread waits for it rather than importing
+    beside it: diffusers' lazy module is not safe to import from two threads at once (one of
+    them can fail with "cannot import name 'DiffusionPipeline' from 'diffusers'").
 
     Their loggers and progress bars are turned down before anything heavy is
     imported: transformers warns at import time (about torchvision, for one),
     and the user's terminal gets studio's lines, not theirs.
     """
+    wait_for_background()
     import torch  # noqa: F401
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
@@ -50,6 +58,13 @@ def import_libraries() -> None:
             getattr(module, name)
 
 
+def wait_for_background(timeout: float | None = None) -> None:
+    """Return once the background import (if any) is done; at once on its own thread."""
+    running = _background
+    if running is not None and running is not threading.current_thread():
+        running.join(timeout)
+
+
 def _quietly() -> None:
     try:
         import_libraries()
@@ -59,6 +74,8 @@ def _quietly() -> None:
 
 def import_in_background() -> threading.Thread:
     """Start `import_libraries` on a daemon thread and return it."""
+    global _background
     thread = threading.Thread(target=_quietly, name="studio-imports", daemon=True)
+    _background = thread
     thread.start()
     return thread

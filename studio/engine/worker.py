@@ -238,6 +238,7 @@ class LocalEngine:
         except _Cancelled as stop:
             self._emit(ev.Cancelled(job.job_id, stop.step))
             return
+        recipe = self._hashed(job, loaded, recipe)  # the image's metadata needs them; now, not before sampling
         paths = self._save(job, images, recipe)
         seconds = time.perf_counter() - started
         self._emit(ev.Finished(job.job_id, recipe, tuple(paths), seconds, load_seconds))
@@ -274,8 +275,8 @@ class LocalEngine:
         """Load (or reuse) the pipeline and dress it with the recipe's LoRAs and embeddings.
 
         Returns the recipe as it will be recorded (the model as the user named
-        it, so it resolves again; model hash, LoRA hashes, device and dtype
-        filled in) and the prompts the pipeline sees, with A1111's
+        it, so it resolves again; LoRA hashes, device and dtype filled in; the
+        model's hash comes later, from `_hashed`) and the prompts the pipeline sees, with A1111's
         `<lora:name:weight>` tags taken out.
         """
         from studio.engine.cascade import with_stages
@@ -299,17 +300,12 @@ class LocalEngine:
         loaded = self._cache.get(key, unhashed, extras.recipe, device, dtype)
         if device == "cpu":
             set_cpu_threads(self._reserve_core)
-        ref = loaded.ref = self._library.resolve(job.recipe.model)  # the hash: done beside the load, or waited for
         _dress(loaded, extras, job.recipe.allow_pickle)
         if "license" not in loaded.extras:  # read once per loaded model: the card or the header
             from studio.models.license import recorded_license
 
-            loaded.extras["license"] = recorded_license(Path(ref.path))
-        encoder_hashes = tuple(self._library.resolve(name, kind=TEXT_ENCODER).hash for name in extras.recipe.text_encoders)
-        recipe = recorded(extras.recipe.replace(
-            model_hash=ref.hash, device=device, dtype=dtype, model_license=loaded.extras["license"],
-            text_encoder_hashes=encoder_hashes,
-        ))
+            loaded.extras["license"] = recorded_license(job.model_path)
+        recipe = recorded(extras.recipe.replace(device=device, dtype=dtype, model_license=loaded.extras["license"]))
         if recipe.hires_scale:
             from studio.upscale.job import with_upscaler_hash
 
@@ -322,6 +318,13 @@ class LocalEngine:
         if dropped and not job.preload_only:
             self._emit(ev.Notice(job.job_id, dropped))
         return loaded, recipe, (extras.prompt, "" if dropped else extras.negative_prompt)
+
+    def _hashed(self, job: Job, loaded: LoadedPipeline, recipe: Recipe) -> Recipe:
+        """`recipe` with the model's and text encoders' hashes, which are read beside the load and
+        the sampling (engine/model_hash.py) and waited for only here, when the image is to be saved."""
+        ref = loaded.ref = self._library.resolve(job.recipe.model)
+        encoders = tuple(self._library.resolve(name, kind=TEXT_ENCODER).hash for name in recipe.text_encoders)
+        return recipe.replace(model_hash=ref.hash, text_encoder_hashes=encoders)
 
     def _load_pipeline(self, ref: ModelRef, device: str, dtype: str, recipe: Recipe) -> Any:
         from studio.models.loading import load_pipeline_for_recipe
