@@ -30,7 +30,6 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from studio.builtin import DEFAULT_MODEL
 from studio.config import Config
@@ -46,6 +45,7 @@ from studio.tui.iterate_actions import IterateActions
 from studio.tui.model_actions import ModelActions
 from studio.tui.sweep_actions import SweepActions
 from studio.tui.messages import EngineEvent, GraphicsReady
+from studio.tui.widgets.footer import StudioFooter
 from studio.tui.widgets.history import HistoryPane
 from studio.tui.widgets.params import ParamsPane
 from studio.tui.widgets.preview import PreviewPane, file_link
@@ -113,7 +113,7 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
             yield HistoryPane(id="history")
             yield QueuePane(id="queue")
         yield StatusBar(id="status")
-        yield Lazy(Footer())
+        yield Lazy(StudioFooter())
 
     def on_load(self) -> None:
         startup.pause()  # until the first frame (or unmount): see startup.py
