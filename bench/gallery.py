@@ -61,7 +61,7 @@ async def measure(root: Path, size: tuple[int, int]) -> dict[str, float]:
         print(f"  first page drawn {out['first_paint'] * 1000:.0f} ms after the key", flush=True)
 
         def thumbs_made() -> bool:  # every thumbnail of the page made (or found unreadable) and drawn
-            return not gallery._loading and all(
+            return not gallery._loading and gallery.grid.pictures_ready() and all(
                 c.thumb is not None for c in gallery.grid.cells
                 if c.hit is not None and c.hit.images and gallery.thumbs.get(c.hit.images[0]))
 
