@@ -130,10 +130,12 @@ async def test_the_collector_is_paused_until_the_first_frame_then_back_on(tmp_pa
         display(screen, update)
 
     app._display = frame
+    frozen = gc.get_freeze_count()
     async with app.run_test(size=(100, 30)) as pilot:
         await started(pilot)
         assert frames[0] is False  # no collection pass before the first frame
         assert gc.isenabled()
+        assert gc.get_freeze_count() > frozen  # the window's widgets and rules, frozen after the first frame
     assert gc.isenabled()
 
 
@@ -141,6 +143,15 @@ def test_importing_the_app_leaves_the_collector_on():
     code = "import gc, studio.tui.app; print(gc.isenabled())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_what_the_import_made_is_frozen_not_left_for_the_next_collections():
+    """Made while the collector was paused, the app's modules and classes would all be in the youngest
+    generation, and the next collections (before the first frame) would scan every one of them."""
+    code = "import gc, studio.tui.app; print(gc.get_freeze_count(), len(gc.get_objects(generation=0)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    frozen, young = map(int, out.stdout.split())
+    assert frozen > 20_000 and young < 2_000
 
 
 async def test_what_mounts_after_the_first_frame_is_in_before_the_keys_need_it(tmp_path, tiny_model_dir):
