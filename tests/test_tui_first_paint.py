@@ -137,6 +137,7 @@ async def test_the_collector_is_paused_until_the_first_frame_then_back_on(tmp_pa
         assert gc.isenabled()
         assert gc.get_freeze_count() > frozen  # the window's widgets and rules, frozen after the first frame
     assert gc.isenabled()
+    assert gc.get_freeze_count() == 0  # closed: collectable again
 
 
 def test_importing_the_app_leaves_the_collector_on():

@@ -229,7 +229,7 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
         self.preview.set_renderer(self.image_class)
 
     def on_unmount(self) -> None:
-        startup.resume()
+        startup.thaw()
         for error in self.writes.flush():
             self.log.error(f"session write lost at exit: {error}")
         self.stop_engine(wait=False)

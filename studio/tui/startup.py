@@ -14,7 +14,7 @@ else as usual; a reference cycle made while paused and dropped later is never
 collected, which for modules, classes, CSS rules and the window's widgets is
 what would have happened anyway.
 
-`pause` and `resume` pair up: `studio.tui.app` pauses at the top of its
+`pause` and `resume` pair up (and `thaw`, when the window closes, lets what was frozen be collected again): `studio.tui.app` pauses at the top of its
 imports and resumes at their end (importing the app in a test process must
 not leave the collector off), and the app pauses again when it loads and
 resumes after its first frame, or when it unmounts without one. The collector
@@ -41,3 +41,9 @@ def resume() -> None:
         _paused = False
         gc.freeze()  # what was made while paused lives on: no collection need ever scan it
         gc.enable()
+
+
+def thaw() -> None:
+    """The window is closing: what was frozen may be collected again (a test process runs many apps)."""
+    resume()
+    gc.unfreeze()
