@@ -10,15 +10,15 @@ youngest generation, and the first collections after the pause would scan it
 all (a launch spent some 20-40 ms there, on imports that live as long as the
 process), so `resume` freezes it first (`gc.freeze`: moved to the permanent
 generation, which no collection scans). Reference counting frees everything
-else as usual; a reference cycle made while paused and dropped later is never
-collected, which for modules, classes, CSS rules and the window's widgets is
-what would have happened anyway.
+else as usual; a reference cycle made while paused and dropped later waits for
+`thaw` (the window closing) to be collected, which for modules, classes, CSS
+rules and the window's widgets is what would have happened anyway.
 
-`pause` and `resume` pair up (and `thaw`, when the window closes, lets what was frozen be collected again): `studio.tui.app` pauses at the top of its
+`pause` and `resume` pair up: `studio.tui.app` pauses at the top of its
 imports and resumes at their end (importing the app in a test process must
 not leave the collector off), and the app pauses again when it loads and
-resumes after its first frame, or when it unmounts without one. The collector
-stays off if it was off before the first pause.
+resumes after its first frame, or when it unmounts without one (`thaw`, which
+also unfreezes). The collector stays off if it was off before the first pause.
 """
 
 from __future__ import annotations
