@@ -110,7 +110,9 @@ async def test_an_unreadable_tokenizer_gives_no_count_and_no_error(tmp_path, tin
 def test_importing_the_app_loads_no_tokenizer_sqlite_or_image_library():
     """What the first frame does not need is not imported with the app."""
     code = ("import sys, studio.tui.app; "
-            "print(sorted(m for m in ('tokenizers', 'PIL', 'textual_image', 'torch', 'sqlite3') if m in sys.modules))")
+            "print(sorted(m for m in ('tokenizers', 'PIL', 'textual_image', 'torch', 'sqlite3', 'studio.service',"
+            " 'studio.engine', 'studio.engine.events', 'studio.models.library', 'studio.tui.engine_view')"
+            " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -128,17 +130,29 @@ async def test_the_collector_is_paused_until_the_first_frame_then_back_on(tmp_pa
         display(screen, update)
 
     app._display = frame
+    frozen = gc.get_freeze_count()
     async with app.run_test(size=(100, 30)) as pilot:
         await started(pilot)
         assert frames[0] is False  # no collection pass before the first frame
         assert gc.isenabled()
+        assert gc.get_freeze_count() > frozen  # the window's widgets and rules, frozen after the first frame
     assert gc.isenabled()
+    assert gc.get_freeze_count() == 0  # closed: collectable again
 
 
 def test_importing_the_app_leaves_the_collector_on():
     code = "import gc, studio.tui.app; print(gc.isenabled())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_what_the_import_made_is_frozen_not_left_for_the_next_collections():
+    """Made while the collector was paused, the app's modules and classes would all be in the youngest
+    generation, and the next collections (before the first frame) would scan every one of them."""
+    code = "import gc, studio.tui.app; print(gc.get_freeze_count(), len(gc.get_objects(generation=0)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    frozen, young = map(int, out.stdout.split())
+    assert frozen > 20_000 and young < 2_000
 
 
 async def test_what_mounts_after_the_first_frame_is_in_before_the_keys_need_it(tmp_path, tiny_model_dir):
@@ -164,3 +178,61 @@ async def test_what_mounts_after_the_first_frame_is_in_before_the_keys_need_it(t
         assert app.status_bar.query_one(ProgressBar).total == 1
         assert not app.preview.query_one(LivePreview).display
         assert [w.id for w in app.status_bar.children] == ["state", "progress", "step-info", "device"]
+
+
+_FIRST_FRAME = r"""
+import json, os, sys
+from pathlib import Path
+from studio.config import Config
+from studio.tui.app import make_app
+
+app = make_app(Path(sys.argv[1]), graphics="none", config=Config())
+display = app._display
+
+def first_frame(screen, update):
+    display(screen, update)
+    panes = {w.id: (w.region.width, w.region.height) for w in screen.query("PromptPane, ParamsPane, PreviewPane,"
+                                                                        " HistoryPane, QueuePane, StatusBar")}
+    print(json.dumps({"focused": app.focused.id if app.focused else None, "panes": panes,
+                      "core": sorted(m for m in ("studio.service", "studio.engine", "studio.tui.engine_view")
+                                     if m in sys.modules), "built": app._studio is not None}), flush=True)
+    os._exit(0)
+
+app._display = first_frame
+app.run(headless=True, size=(120, 36))
+"""
+
+
+def test_the_first_frame_is_the_window_before_the_service_is_built(tmp_path):
+    """The first frame is the real window (every pane laid out, the prompt focused), drawn before
+    the service, the engine's events and the model library are imported or built."""
+    import json
+    import os
+
+    env = dict(os.environ, STUDIO_CONFIG=str(tmp_path / "config.toml"), STUDIO_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-c", _FIRST_FRAME, str(tmp_path / "sessions")], capture_output=True,
+                         text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert out.stdout.strip(), out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["focused"] == "prompt"
+    assert set(seen["panes"]) == {"prompt-pane", "params", "preview", "history", "queue", "status"}
+    assert all(w > 0 and h > 0 for w, h in seen["panes"].values()), seen["panes"]
+    assert seen["core"] == [] and seen["built"] is False
+
+
+async def test_the_service_is_built_once_after_the_first_frame(tmp_path, tiny_model_dir):
+    app = _app(tmp_path, tiny_model_dir)
+    built_at_frame = []
+    display = app._display
+
+    def frame(screen, update):
+        built_at_frame.append(app._studio is not None)
+        display(screen, update)
+
+    app._display = frame
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot)
+        assert built_at_frame[0] is False
+        studio = app.studio
+        assert studio is app.studio and app.library is studio.library and studio.session is app.session
+        assert app.engine is not None

@@ -287,3 +287,59 @@ async def test_the_contact_sheet_key_records_a_sheet_in_the_open_session(two_ses
         await wait_until(pilot, lambda: any(str(sheet.id) == str(o.id) for o in
                                             [app.history.option_list.get_option_at_index(i)
                                              for i in range(app.history.option_list.option_count)]))
+
+
+async def test_thumbnails_are_rendered_into_cells_off_the_event_loop(two_sessions, monkeypatch):
+    """Reading and scaling a thumbnail into half-cells (PIL) happens on a worker thread; the cells
+    then show the pictures."""
+    import threading
+
+    app = make(two_sessions)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        image_class = app.image_class
+        real = image_class._Renderable
+        threads = []
+
+        def recording(*args):
+            threads.append(threading.current_thread())
+            return real(*args)
+
+        monkeypatch.setattr(image_class, "_Renderable", recording)
+        gallery = await open_gallery(pilot)
+        grid = gallery.grid
+        await wait_until(pilot, lambda: len(gallery.thumbs) == gallery.total and grid.pictures_ready())
+        await pilot.pause()
+        assert threads and threading.main_thread() not in threads
+        shown = [c for c in grid.cells if c.hit is not None]
+        assert shown and all(c.thumb is not None for c in shown)
+        picture_row = grid.render_line(2)  # a row inside the first row of cells, below the border
+        assert "▀" in picture_row.text
+
+
+async def test_the_window_footer_is_not_rebuilt_under_the_gallery(two_sessions, monkeypatch):
+    from studio.tui.widgets.footer import StudioFooter
+
+    app = make(two_sessions)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        footer = await wait_until(pilot, lambda: app.screen_stack[0].query(StudioFooter) and
+                                  app.screen_stack[0].query_one(StudioFooter))
+        await wait_until(pilot, lambda: len(footer.children) > 0)
+        rebuilt = []
+        real = StudioFooter.recompose
+
+        async def recompose(self):
+            rebuilt.append(app.screen is self.screen)
+            await real(self)
+
+        monkeypatch.setattr(StudioFooter, "recompose", recompose)
+        gallery = await open_gallery(pilot)
+        await pilot.pause()
+        assert footer.stale  # the window's bindings changed under the gallery
+        assert rebuilt.count(True) == 0  # not rebuilt while covered
+        assert app.screen is gallery
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.screen_stack[0] and not footer.stale)
+        await wait_until(pilot, lambda: len(footer.children) > 0)
+        assert True in rebuilt  # rebuilt once shown again

@@ -45,6 +45,7 @@ async def settled_gallery(pilot):
     gallery = await wait_until(pilot, lambda: isinstance(pilot.app.screen, GalleryScreen) and pilot.app.screen)
     await wait_until(pilot, lambda: gallery.first_page_at is not None and len(gallery.thumbs) == gallery.total)
     await pilot.press("right")
+    await wait_until(pilot, gallery.grid.pictures_ready)  # rendered on a thread
     await pilot.pause()
 
 

@@ -10,27 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Callable
 
 from studio.bounded import read_json_file
+from studio.cachedir import cache_dir
 from studio.atomic import write_text_atomically
 
 CACHE_VERSION = 1
 CHUNK = 1 << 20
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
-
-
-def cache_dir() -> Path:
-    override = os.environ.get("STUDIO_CACHE_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("studio"))
 
 
 def sha256_file(path: Path, progress: Progress | None = None, skip: int = 0) -> str:

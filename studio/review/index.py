@@ -72,7 +72,7 @@ _UPSERT = (
 
 def default_index_path(root: Path) -> Path:
     """Where the index for sessions folder `root` lives: the cache folder, one file per folder."""
-    from studio.models.hashing import cache_dir
+    from studio.cachedir import cache_dir
 
     key = hashlib.sha256(str(Path(root).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
     return cache_dir() / "review" / f"index-{key}.sqlite"

@@ -17,7 +17,7 @@ BOX = (128, 128)
 
 
 def thumbs_dir() -> Path:
-    from studio.models.hashing import cache_dir
+    from studio.cachedir import cache_dir
 
     return cache_dir() / "review" / "thumbs"
 

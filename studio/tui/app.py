@@ -20,35 +20,32 @@ startup.pause()  # until the end of these imports: see startup.py
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from studio.builtin import DEFAULT_MODEL
 from studio.config import Config
-from studio.engine.protocol import Engine, EngineFactory
 from studio.printable import printable
 from studio.recipe import Recipe, RecipeError, random_seed
-from studio.service import Studio
-from studio.store.session import Entry
-from studio.sweeps.wildcards import Wildcards, resolve_prompts
+from studio.store.session import Entry, Session
 from studio.tui import actions, graphics
-from studio.tui.engine_view import STARTING, EngineView, JobView
 from studio.tui.history_actions import HistoryActions
 from studio.tui.session_loading import SessionLoading
 from studio.tui.session_switch import SessionSwitch
+from studio.tui.theme_setup import ThemeSetup
 from studio.tui.iterate_actions import IterateActions
 from studio.tui.model_actions import ModelActions
 from studio.tui.sweep_actions import SweepActions
 from studio.tui.messages import EngineEvent, GraphicsReady
+from studio.tui.widgets.footer import StudioFooter
 from studio.tui.widgets.history import HistoryPane
 from studio.tui.widgets.params import ParamsPane
 from studio.tui.widgets.preview import PreviewPane, file_link
@@ -57,12 +54,17 @@ from studio.tui.widgets.queue import QueuePane
 from studio.tui.widgets.status_bar import StatusBar
 from studio.tui.writes import SessionWrites
 
+if TYPE_CHECKING:  # built after the first frame: see StudioApp.studio
+    from studio.engine.protocol import Engine, EngineFactory
+    from studio.models.library import ModelLibrary
+    from studio.service import Studio
+    from studio.sweeps.wildcards import Wildcards
+    from studio.tui.engine_view import EngineView, JobView
+
 startup.resume()
 
-DEFAULT_THEME = "darkroom"
 
-
-class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, SweepActions, ModelActions, App):
+class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, IterateActions, SweepActions, ModelActions, App):
     CSS_PATH = "studio.tcss"
     TITLE = "studio"
 
@@ -70,7 +72,8 @@ class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, S
 
     def __init__(
         self,
-        studio: Studio,
+        session: Session,
+        build_studio: Callable[[Session], Studio],
         config: Config,
         *,
         graphics_mode: str = "auto",
@@ -79,15 +82,13 @@ class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, S
         dtype: str = "auto",
     ) -> None:
         super().__init__()
-        self.studio = studio
-        self.session = studio.session
-        self.library = studio.library
+        self.session = session
+        self._build_studio = build_studio
+        self._studio: Studio | None = None
+        self._engine_view: EngineView | None = None
         self.config = config
         self.graphics_mode = graphics.normalise(graphics_mode)
         self.base = Recipe(prompt="", model=model, device=device, dtype=dtype, safety_checker=config.safety_checker)
-        # The service records each event, then this hands it to the event loop.
-        studio.subscribe(lambda event: self.post_message(EngineEvent(event)))
-        self.engine_view = EngineView(self)
         self.writes = SessionWrites(self)
         self.last_recipe: Recipe | None = None
         self.undo_stack: list[int] = []
@@ -112,7 +113,7 @@ class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, S
             yield HistoryPane(id="history")
             yield QueuePane(id="queue")
         yield StatusBar(id="status")
-        yield Lazy(Footer())
+        yield Lazy(StudioFooter())
 
     def on_load(self) -> None:
         startup.pause()  # until the first frame (or unmount): see startup.py
@@ -134,7 +135,6 @@ class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, S
         self.start_loading()  # a session opened unread is read on a worker (session_loading.py)
         if not self.loading:
             self.refresh_history()
-            self.show_session_warnings()
         if self.config.warning:
             self.notify(printable(self.config.warning), severity="warning", timeout=8, markup=False)
         self.call_after_refresh(self._after_first_paint)
@@ -150,18 +150,52 @@ class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, S
         startup.resume()
         self.first_paint_at = time.perf_counter()
         self.torch_at_first_paint = "torch" in sys.modules
-        self.start_engine()
+        self.start_engine()  # builds the service (self.studio) first
+        if not self.loading:
+            self.show_session_warnings()
         self._load_graphics()
         self.read_after_first_paint()
         self.offer_resume()
 
+    # -- the core, built after the first frame --------------------------------
+
+    @property
+    def studio(self) -> Studio:
+        """The service (session, model library, engine), built on first use.
+
+        Importing it (the service, the engine's events, the model library) and
+        building it are some 50 ms the first frame does not need; the app builds
+        it right after that frame (`start_engine`), and anything asking earlier
+        builds it then.
+        """
+        if self._studio is None:
+            self._studio = self._build_studio(self.session)
+            # The service records each event, then this hands it to the event loop.
+            self._studio.subscribe(lambda event: self.post_message(EngineEvent(event)))
+        return self._studio
+
+    @property
+    def library(self) -> ModelLibrary:
+        return self.studio.library
+
+    @property
+    def engine_view(self) -> EngineView:
+        """What the engine's events do to the window (engine_view.py), made on first use."""
+        if self._engine_view is None:
+            from studio.tui.engine_view import EngineView
+
+            self._engine_view = EngineView(self)
+        return self._engine_view
+
     @property
     def engine(self) -> Engine | None:
-        return self.studio.engine
+        return self._studio.engine if self._studio is not None else None
 
     def start_engine(self) -> None:
         if self.engine is not None:
             return
+        from studio.tui.engine_view import STARTING
+
         self.status_bar.state = STARTING
         self.studio.start()
         try:  # the form may not be mounted yet: the model's own defaults are what it will show
@@ -195,7 +229,7 @@ class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, S
         self.preview.set_renderer(self.image_class)
 
     def on_unmount(self) -> None:
-        startup.resume()
+        startup.thaw()
         for error in self.writes.flush():
             self.log.error(f"session write lost at exit: {error}")
         self.stop_engine(wait=False)
@@ -207,49 +241,6 @@ class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, S
         cancel and torch is never torn down mid-step by the interpreter exiting.
         """
         self.studio.shutdown(wait=wait)
-
-    # -- themes -----------------------------------------------------------------
-
-    def _register_themes(self) -> list[str]:
-        from studio.tui.themes import load_themes
-
-        themes, warnings = load_themes()
-        for theme in themes:
-            self.register_theme(theme)
-        wanted = self.config.theme or DEFAULT_THEME
-        if wanted in self.available_themes:
-            self._preset_theme(wanted)
-        elif wanted != DEFAULT_THEME:
-            warnings.append(f"theme {wanted!r} not found; using {self.theme}")
-        return warnings
-
-    def _preset_theme(self, name: str) -> None:
-        """Choose the theme before the app runs, without the theme watcher.
-
-        The watcher re-parses every stylesheet (tens of milliseconds before the
-        first frame); before the app runs nothing is parsed yet, so handing the
-        stylesheet this theme's variables is enough. What else the watcher does
-        (the theme and dark/light classes, the ANSI colour filter) is done here.
-        """
-        self.set_reactive(App.theme, name)
-        dark = self.current_theme.dark
-        self.update_classes({f"-theme-{name}": True, "-dark-mode": dark, "-light-mode": not dark}, update=False)
-        self._refresh_truecolor_filter(self.ansi_theme)
-        self.stylesheet.set_variables(self.get_css_variables())  # read by the first parse
-
-    def _theme_changed(self, theme: Any) -> None:
-        if self._theme_ready and self.config.theme != theme.name:
-            self.config.theme = theme.name
-            self._save_config()
-
-    @work(thread=True, group="config")
-    def _save_config(self) -> None:
-        from studio.config import save_config
-
-        try:
-            save_config(self.config)
-        except OSError as exc:
-            self.call_from_thread(self.notify, f"cannot save settings: {exc}", severity="error")
 
     # -- engine events (posted from the worker thread) -------------------------
 
@@ -280,11 +271,15 @@ class StudioApp(SessionSwitch, SessionLoading, HistoryActions, IterateActions, S
 
     def wildcards(self) -> Wildcards:
         """The config's wildcard folders, then A1111's and ComfyUI's usual ones; files are read afresh each time."""
+        from studio.sweeps.wildcards import Wildcards
+
         return Wildcards.for_user((), self.config.wildcard_dirs)
 
     def submit(self, recipes: Iterable[Recipe]) -> list[str]:
         """Queue `recipes` with their `__name__` and `{a|b}` drawn from each one's seed, as `studio generate`
         does (the template is recorded); a prompt that cannot be drawn is a notice and nothing is queued."""
+        from studio.sweeps.wildcards import resolve_prompts
+
         recipes = list(recipes)
         try:
             wildcards = self.wildcards()
@@ -456,20 +451,27 @@ def make_app(
     graphics mode defaults to the config's (then "auto").
     """
     from studio.config import load_config
-    from studio.models.library import ModelLibrary
     from studio.store.session import SessionStore
-    from studio.upscale.spandrel_net import use_extra_arches
 
     if config is None:
         config = load_config()
     store = SessionStore(Path(sessions_dir))
     session = store.open(session_name, load=False) if session_name else store.create()
-    library = ModelLibrary.from_config(config, extra_dirs=model_dirs or ())
-    use_extra_arches(config.spandrel_extra_arches, check=False)  # installed at the first upscaler file loaded
-    studio = Studio(session, library, engine_factory=engine_factory, cache_size=config.cache_models,
-                    previews=preview or config.preview)
+
+    def build_studio(session: Session) -> Studio:
+        # After the first frame (StudioApp.studio): the window paints without these imports.
+        from studio.models.library import ModelLibrary
+        from studio.service import Studio
+        from studio.upscale.spandrel_net import use_extra_arches
+
+        library = ModelLibrary.from_config(config, extra_dirs=model_dirs or ())
+        use_extra_arches(config.spandrel_extra_arches, check=False)  # installed at the first upscaler file loaded
+        return Studio(session, library, engine_factory=engine_factory, cache_size=config.cache_models,
+                      previews=preview or config.preview)
+
     return StudioApp(
-        studio,
+        session,
+        build_studio,
         config,
         graphics_mode=graphics or config.graphics or "auto",
         model=model or DEFAULT_MODEL,

@@ -7,9 +7,12 @@ widget per cell, and a page turn or a thumbnail arriving repaints only the cells
 that changed: no re-layout of the screen.
 
 Thumbnails are drawn with the preview's renderer (`graphics.image_widget_class`):
-half-cells, Unicode and Kitty graphics are rich renderables, rendered here into
+half-cells, Unicode and Kitty graphics are rich renderables, rendered into
 each cell's rows (one per thumbnail and size, kept while it is near the page,
-so a Kitty image is sent to the terminal once). Sixel cannot be a row of text:
+so a Kitty image is sent to the terminal once). Rendering one reads and scales
+the image with PIL, so it is done on a thread worker, never on the event loop:
+a cell whose picture is not rendered yet draws its frame and caption at once,
+and its picture when `Pictures` brings it. Sixel cannot be a row of text:
 textual-image writes it from a widget of its own at that widget's place on the
 screen, so with Sixel, and only then, each cell that has a thumbnail gets one
 image widget placed over its picture area.
@@ -18,6 +21,7 @@ image widget placed over its picture area.
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -77,6 +81,9 @@ class GalleryGrid(Widget, can_focus=True):
         self._sixel = is_sixel(image_class)
         self._sixels: dict[int, Any] = {}  # cell index -> its image widget (Sixel only)
         self._styles: tuple[Style, Style, Style] | None = None  # base, border, selected border
+        self._wanted: dict[tuple, None] = {}  # pictures asked for by a draw, to render on a thread
+        self._rendering: set[tuple] = set()  # handed to a worker, not back yet
+        self._unreadable: set[tuple] = set()
 
     def styled(self) -> tuple[Style, Style, Style]:
         """The cells' styles, worked out once (`rich_style` is dear and every `refresh` forgets it)."""
@@ -93,6 +100,13 @@ class GalleryGrid(Widget, can_focus=True):
 
     class Fitted(Message):
         """The number of cells changed with the grid's size."""
+
+    class Pictures(Message):
+        """Thumbnails rendered on a thread: (path, width, height) -> (renderable, its rows), or None if unreadable."""
+
+        def __init__(self, pictures: dict[tuple, tuple[Any, list[Strip]] | None]) -> None:
+            super().__init__()
+            self.pictures = pictures
 
     @property
     def page_size(self) -> int:
@@ -191,18 +205,66 @@ class GalleryGrid(Widget, can_focus=True):
         key = (thumb, width, height)
         drawn = self._pictures.get(key)
         if drawn is None:
-            try:
-                renderable = self.image_class._Renderable(thumb, width, height)
-                console = self.app.console
-                lines = console.render_lines(renderable, console.options.update_dimensions(width, height), pad=True)
-            except (OSError, ValueError):  # an unreadable thumbnail (or one too big for Kitty) draws as empty
-                return blank
-            drawn = self._pictures[key] = (renderable, [Strip(line, width) for line in lines[:height]])
-            while len(self._pictures) > max(64, 3 * self.page_size):  # this page and the ones either side
-                self._pictures.popitem(last=False)[1][0].cleanup()  # a Kitty image leaves the terminal too
-        else:
-            self._pictures.move_to_end(key)
+            if key not in self._rendering and key not in self._unreadable:
+                if not self._wanted:
+                    self.call_later(self._render_wanted)  # once, after this draw has asked for all it lacks
+                self._wanted[key] = None
+            return blank  # drawn when its rows come back (`Pictures`)
+        self._pictures.move_to_end(key)
         return drawn[1] + blank[len(drawn[1]):]
+
+    def pictures_ready(self) -> bool:
+        """Every cell with a thumbnail has its picture rendered (or found unreadable): what tests wait for."""
+        if self.image_class is None or self._sixel:
+            return True
+        for index, cell in enumerate(self.cells):
+            box = self.box(index)
+            key = (cell.thumb, box.width - 2, box.height - 4)
+            if cell.hit is not None and cell.thumb is not None and min(key[1:]) > 0 and box.width >= 3 \
+                    and key not in self._pictures and key not in self._unreadable:
+                return False
+        return True
+
+    def _render_wanted(self) -> None:
+        keys, self._wanted = list(self._wanted), {}
+        if keys:
+            self._rendering.update(keys)
+            self.run_worker(partial(self._render_pictures, self.image_class, keys), thread=True,
+                            group="gallery-pictures", exit_on_error=False)
+
+    def _render_pictures(self, image_class: Any, keys: list[tuple]) -> None:
+        """On a thread: read, scale and render each thumbnail into rows (PIL's work, off the event loop)."""
+        console = self.app.console
+        done: dict[tuple, tuple[Any, list[Strip]] | None] = {}
+        for key in keys:
+            thumb, width, height = key
+            try:
+                renderable = image_class._Renderable(thumb, width, height)
+                lines = console.render_lines(renderable, console.options.update_dimensions(width, height), pad=True)
+                done[key] = (renderable, [Strip(line, width) for line in lines[:height]])
+            except (OSError, ValueError):  # an unreadable thumbnail (or one too big for Kitty) draws as empty
+                done[key] = None
+            if len(done) == 8:  # a row or so at a time: the page fills in as they are made
+                self.post_message(self.Pictures(done))
+                done = {}
+        if done:
+            self.post_message(self.Pictures(done))
+
+    def on_gallery_grid_pictures(self, message: Pictures) -> None:
+        message.stop()
+        for key, drawn in message.pictures.items():
+            self._rendering.discard(key)
+            if drawn is None:
+                self._unreadable.add(key)
+            else:
+                self._pictures[key] = drawn
+        while len(self._pictures) > max(64, 3 * self.page_size):  # this page and the ones either side
+            self._pictures.popitem(last=False)[1][0].cleanup()  # a Kitty image leaves the terminal too
+        thumbs = {key[0] for key in message.pictures}
+        for index, cell in enumerate(self.cells):
+            if cell.hit is not None and cell.thumb in thumbs:
+                self._rows.pop(index, None)
+                self.refresh(self.box(index))
 
     def _place_sixels(self) -> None:
         """Sixel only: one image widget over each picture area that has a thumbnail."""
