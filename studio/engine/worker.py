@@ -69,14 +69,13 @@ class _Cancelled(Exception):
 class LocalEngine:
     """Run recipes on one background thread of this process; report through `on_event`.
 
-    `on_event` is called on the worker thread. `library` finds models, LoRAs,
-    embeddings and VAEs (default: the built-in models only). `cache_size`
-    bounds how many pipelines stay loaded. `previews` turns on live previews
-    (True: the default kind; or a kind, see studio/engine/preview_choice.py), at
-    most one per `preview_interval` seconds, and spaced so that drawing them
-    takes at most `preview_budget` of the time (None: one every interval, for tests). `reserve_core` leaves a CPU
-    core for a UI in the same process (the TUI); without it torch uses every core. `loader` and `saver` replace loading and PNG writing
-    (benches and tests).
+    `on_event` is called on the worker thread. `library` finds models, LoRAs, embeddings and VAEs
+    (default: the built-in models only). `cache_size` bounds how many pipelines stay loaded.
+    `previews` turns on live previews (True: the default kind; or a kind, see preview_choice.py), at
+    most one per `preview_interval` seconds, spaced so that drawing them takes at most
+    `preview_budget` of the time (None: one every interval, for tests). `reserve_core` leaves a CPU
+    core for a UI in the same process (the TUI); without it torch uses every core. `loader` and
+    `saver` replace loading and PNG writing (benches and tests).
     """
 
     def __init__(
@@ -320,11 +319,10 @@ class LocalEngine:
         return loaded, recipe, (extras.prompt, "" if dropped else extras.negative_prompt)
 
     def _hashed(self, job: Job, loaded: LoadedPipeline, recipe: Recipe) -> Recipe:
-        """`recipe` with the model's and text encoders' hashes, which are read beside the load and
-        the sampling (engine/model_hash.py) and waited for only here, when the image is to be saved."""
-        ref = loaded.ref = self._library.resolve(job.recipe.model)
-        encoders = tuple(self._library.resolve(name, kind=TEXT_ENCODER).hash for name in recipe.text_encoders)
-        return recipe.replace(model_hash=ref.hash, text_encoder_hashes=encoders)
+        """`recipe` with the model's and text encoders' hashes: read beside the load and sampling, waited for here."""
+        loaded.ref = self._library.resolve(job.recipe.model)
+        hashes = tuple(self._library.resolve(name, kind=TEXT_ENCODER).hash for name in recipe.text_encoders)
+        return recipe.replace(model_hash=loaded.ref.hash, text_encoder_hashes=hashes)
 
     def _load_pipeline(self, ref: ModelRef, device: str, dtype: str, recipe: Recipe) -> Any:
         from studio.models.loading import load_pipeline_for_recipe
