@@ -3,10 +3,9 @@
 Everything heavy (torch, diffusers, the weights) lives on this thread. Callers
 submit recipes and listen to events; they never wait on the GPU themselves.
 
-A cancelled job stops at the next step boundary and leaves no image: its
-partial latents are noise, not a picture, and skipping the VAE decode is what
-makes the cancel take effect within one step. Images a job has finished are
-written (atomically) before its Finished event, so a crash loses none.
+A cancelled job stops at the next step boundary and leaves no image: its partial latents are
+noise, not a picture, and skipping the VAE decode makes the cancel take effect within one step.
+Images a job has finished are written (atomically) before its Finished event: a crash loses none.
 """
 
 from __future__ import annotations
