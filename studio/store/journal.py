@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from studio.store.recipe_text import RecipeTexts
 from studio.store.tomlio import dump_table, fast_parse, fast_parse_records
 
 try:
@@ -247,19 +248,20 @@ def _parse_lazily(
     records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The good records, `CHUNK` at a time; each stretch's bytes are let go once parsed."""
+    texts = RecipeTexts()  # recipe tables' shared text, parsed once for the whole read
     for start in range(0, len(records), CHUNK):
         chunk = records[start : start + CHUNK]
         records[start : start + CHUNK] = [(0, b"")] * len(chunk)
-        yield from _read_records(chunk, label, check, scan)
+        yield from _read_records(chunk, label, check, scan, texts)
 
 
 def _read_records(
-    records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan
+    records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan, texts: RecipeTexts | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Parse a stretch of records in one go when they are as the writer wrote them, else one by one."""
     if len(records) > 1:
         try:
-            events = fast_parse_records(SEP.join(piece for _, piece in records).decode("utf-8"))
+            events = fast_parse_records(SEP.join(piece for _, piece in records).decode("utf-8"), texts)
         except (UnicodeDecodeError, RecursionError):
             events = None
         if events is not None and len(events) == len(records):

@@ -204,11 +204,10 @@ class Session:
             self._ordered = None  # a new entry (changed ones were put in its place by `_own`)
         for entry_id in touched:
             state = states[entry_id]
-            if state.recipe_data is None:
+            if state.recipe_data is None and state.pending is None:
                 continue  # only marked: its recipe stands
             try:
-                state.recipe = memo.build(state.recipe_data)
-                state.recipe_data = None
+                memo.settle(state)
             except (RecipeError, TypeError) as exc:
                 problems.append(f"{self.file}:{state.line} (entry {entry_id}): recipe: {exc}")
                 del states[entry_id]
@@ -403,8 +402,7 @@ class Session:
                     if problem:  # cannot happen for what we write; fail loudly if it does
                         raise SessionError(f"{self.file}: wrote a bad record: {problem}")
                     state = self._states[entry_id]
-                    if state.recipe_data is not None:
-                        state.recipe, state.recipe_data = self._memo.build(state.recipe_data), None
+                    self._memo.settle(state)
                     if kind == "queued":
                         self._ordered = None
                     return state.snapshot()

@@ -94,21 +94,35 @@ def save(file: Path, fd: int, states: dict[int, State], offset: int, lines: int)
     own = [columns[name].append for name in _FIELDS]
     shape_of, prompts, negatives, seeds, where = (
         columns[name].append for name in ("shape", "prompt", "negative_prompt", "seed", "line"))
+    by_template: dict[int, tuple[dict[str, Any], int]] = {}  # id of a shared template -> (it, its shape)
     for _, state in sorted(states.items()):
-        recipe = state.recipe
-        assert recipe is not None
-        values = list(recipe.__dict__.values())
-        shape = tuple(values[i] for i in _KEEP)
-        index = shapes.get(shape)
+        kept = state.kept
+        if kept is not None:  # not built yet: its template says its shape
+            template, prompt, negative, seed = kept
+            found = by_template.get(id(template))
+            index = found[1] if found is not None else None
+        else:
+            recipe = state.recipe
+            assert recipe is not None
+            template, prompt, negative, seed = recipe.__dict__, recipe.prompt, recipe.negative_prompt, recipe.seed
+            index = None
         if index is None:
-            index = shapes[shape] = len(recipes)
-            recipes.append(recipe.to_dict())
+            values = list(template.values())
+            shape = tuple(values[i] for i in _KEEP)
+            index = shapes.get(shape)
+            if index is None:
+                index = shapes[shape] = len(recipes)
+                made = object.__new__(Recipe)
+                object.__setattr__(made, "__dict__", dict(template))
+                recipes.append(made.to_dict())
+            if kept is not None:
+                by_template[id(template)] = (template, index)
         for add, name in zip(own, _FIELDS):
             add(state.values[name])
         shape_of(index)
-        prompts(recipe.prompt)
-        negatives(recipe.negative_prompt)
-        seeds(recipe.seed)
+        prompts(prompt)
+        negatives(negative)
+        seeds(seed)
         where(state.line)
     stat = os.fstat(fd)
     document = {
@@ -189,41 +203,17 @@ def _check(document: Any, file: Path, fd: int) -> tuple[dict[int, State], int, i
         return None
     columns["images"] = map(tuple, columns["images"])
     rows = zip(*(columns[name] for name in _FIELDS))
-    new_state = _Kept.__new__
+    new_state = State.__new__
     states: dict[int, State] = {}
     for entry_id, values, shape, prompt, negative, seed, line in zip(
         ids, map(dict, map(zip, repeat(_FIELDS), rows)), *(columns[name] for name in _COLUMNS[len(_FIELDS):])
     ):
-        state = new_state(_Kept)
-        state.line, state.recipe_data, state.values, state.entry, state.epoch = line, None, values, None, 0
-        state.kept = (templates[shape], prompt, negative, seed)
+        state = new_state(State)
+        state.line, state.recipe_data, state.pending, state._recipe = line, None, None, None
+        state.values, state.entry, state.epoch = values, None, 0
+        state.kept = (templates[shape], prompt, negative, seed)  # its Recipe is made when first asked for
         states[entry_id] = state
     return states, offset, lines
-
-
-_RECIPE = State.__dict__["recipe"]  # the slot, under the property below
-
-
-class _Kept(State):
-    """A state read from a snapshot: its Recipe is made from its checked shape and values when
-    first asked for, so 100,000 of them cost a tuple each until shown."""
-
-    __slots__ = ("kept",)
-
-    @property  # type: ignore[override]
-    def recipe(self) -> Recipe | None:
-        try:
-            return _RECIPE.__get__(self, State)
-        except AttributeError:  # not made yet
-            template, prompt, negative, seed = self.kept
-            recipe = object.__new__(Recipe)
-            object.__setattr__(recipe, "__dict__", {**template, "prompt": prompt, "negative_prompt": negative, "seed": seed})
-            _RECIPE.__set__(self, recipe)
-            return recipe
-
-    @recipe.setter
-    def recipe(self, recipe: Recipe | None) -> None:
-        _RECIPE.__set__(self, recipe)
 
 
 def _values_ok(columns: dict[str, Any], shapes: int) -> bool:

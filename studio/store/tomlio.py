@@ -15,6 +15,8 @@ import json
 import re
 from typing import Any
 
+from studio.store.recipe_text import MARK, RecipeTexts
+
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
@@ -151,7 +153,7 @@ def fast_parse(text: str, root: str) -> dict[str, Any] | None:
 _END_LINES = re.compile(r"\n# end \d+(?=\n)")
 
 
-def fast_parse_records(text: str) -> list[dict[str, Any]] | None:
+def fast_parse_records(text: str, texts: RecipeTexts | None = None) -> list[dict[str, Any]] | None:
     """Parse a run of records, each as `fast_parse` would, with one `json.loads`.
 
     `text` is the file's record bytes decoded: records (without their first
@@ -161,12 +163,19 @@ def fast_parse_records(text: str) -> list[dict[str, Any]] | None:
     newline-anchored patterns can never touch a string's contents; and a " = "
     inside a string turns into a stray quote that JSON rejects. Odd keys or
     JSON-only values (null, NaN) get through here and are refused by the field
-    checks that follow.
+    checks that follow. With `texts`, recipe tables that share a template
+    (`studio.store.recipe_text`) are parsed through it, the same dicts in less time.
     """
     if not text.endswith("\n"):
         text += "\n"
     if "\\/" in text:
         return None
+    expected = text.count(" = ")
+    if texts is not None:
+        cut = texts.reduce(text)
+        if cut is None:
+            return None
+        text = cut
     body = _END_LINES.sub("", text)[:-1]
     body = body.replace("\n\n[[event]]\n", '}],[{"')
     body = body.replace("\n[event.recipe]\n", '},"R",{"')
@@ -186,6 +195,11 @@ def fast_parse_records(text: str) -> list[dict[str, Any]] | None:
             tag, table = parts[i], parts[i + 1]
             keys += len(table)
             if tag == "R" and "recipe" not in event:
+                if texts is not None and MARK in table:
+                    table = texts.expand(table)
+                    if table is None:
+                        return None
+                    keys += len(table) - 4
                 event["recipe"] = table
             elif tag == "L" and isinstance(event.get("recipe"), dict) and "loras" not in event["recipe"]:
                 event["recipe"]["loras"] = [table]
@@ -197,4 +211,4 @@ def fast_parse_records(text: str) -> list[dict[str, Any]] | None:
         event.pop("_loras", None)
         events.append(event)
     # Duplicate keys collapse and smuggled ones add: either way the count is off.
-    return events if keys == text.count(" = ") else None
+    return events if keys == expected else None
