@@ -18,6 +18,7 @@ import re
 import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -38,6 +39,7 @@ _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 # tables of a big session never all exist at once, and that the one `json.loads`
 # a stretch takes never holds the interpreter long (a face's event loop shares it).
 CHUNK = 500
+BLOCK = 1 << 23  # bytes read at a time when reading a whole file
 
 # check(record, file, line) -> "" for a good record, else its one-line problem.
 Check = Callable[[Any, str, int], str]
@@ -91,9 +93,7 @@ class Journal:
     def read_all(self, fd: int) -> Scan:
         """Every record in the file; the caller holds the lock and `commit`s what it accepts."""
         size = os.fstat(fd).st_size
-        data = _pread(fd, size, 0) if size else b""
-        scan = _scan(data, 0, 1, str(self.path), True, self.check)
-        del data  # the records' own bytes are what is left to parse
+        scan = _scan_pieces(_split_file(fd, size), 0, 1, str(self.path), True, self.check)
         if scan.header is None and not scan.problems:
             scan.problems.append(f"{self.path}: no session header")
         return scan
@@ -187,43 +187,67 @@ def _parse_record(text: str) -> dict[str, Any]:
 
 
 def _scan(data: bytes, base: int, base_line: int, label: str, with_header: bool, check: Check) -> Scan:
-    """Split `data` (file bytes from offset `base`) into records and parse them.
+    """Split `data` (file bytes from offset `base`) into records and parse them: see `_scan_pieces`."""
+    return _scan_pieces(data.split(SEP), base, base_line, label, with_header, check)
 
-    `base_line` is the line number of data's first line. With `with_header`, the
-    first piece is the session header; otherwise it must be blank (we start
-    right after a record we have already read).
+
+def _split_file(fd: int, size: int) -> list[bytes]:
+    """The file's first `size` bytes split at every SEP, read `BLOCK` at a time (never the whole
+    file and its pieces at once)."""
+    pieces: list[bytes] = []
+    carry, offset = b"", 0
+    while offset < size:
+        block = _pread(fd, min(BLOCK, size - offset), offset)
+        if not block:
+            break
+        offset += len(block)
+        parts = (carry + block).split(SEP)
+        del block
+        carry = parts.pop()
+        pieces += parts
+    pieces.append(carry)
+    return pieces
+
+
+def _scan_pieces(pieces: list[bytes], base: int, base_line: int, label: str, with_header: bool, check: Check) -> Scan:
+    """Read `pieces` (file bytes from offset `base`, split at every SEP) as records; takes `pieces`.
+
+    `base_line` is the line number of the first piece's first line. With
+    `with_header`, the first piece is the session header; otherwise it must be
+    blank (we start right after a record we have already read).
     """
     scan = Scan(first_line=base_line, whole=with_header)
-    records: list[tuple[int, bytes]] = []  # (line of `[[event]]`, the bytes after it)
-    pieces = data.split(SEP)
+    counts = list(map(bytes.count, pieces, repeat(b"\n")))
     last = len(pieces) - 1
-    start = 0  # offset of the current piece within data
-    header_line = base_line  # for records: the line of their `[[event]]`
-    for index, piece in enumerate(pieces):
-        first_line = header_line if index == 0 else header_line + 1
-        next_header = first_line + piece.count(b"\n") + 1
-        if index == last:
-            cut = _complete_length(piece, index == 0, with_header)
-            if cut < len(piece):
-                torn_at = start + cut if cut >= 0 else start - len(SEP) + 1
-                torn_line = first_line + piece[: max(cut, 0)].count(b"\n") if cut >= 0 else header_line
-                scan.torn = (base + torn_at, torn_line)
-                piece = piece[: max(cut, 0)]
-                if cut < 0 or (index == 0 and not with_header):
-                    break
-        if index == 0:
-            _read_piece(piece, index, header_line, first_line, label, with_header, check, scan)
-        else:
-            records.append((header_line, piece))
-        start += len(piece) + len(SEP)
-        header_line = next_header
+    # the line of each record's `[[event]]`: a record's next is its newlines and SEP's two on
+    heads = list(accumulate(map((2).__add__, counts[1:-1]), initial=base_line + counts[0] + 1)) if last else []
+    size = sum(map(len, pieces)) + len(SEP) * last
+    lines = sum(counts) + 2 * last
+    piece = pieces[last]
+    header_line = heads[-1] if last else base_line
+    first_line = header_line + 1 if last else base_line
+    cut = _complete_length(piece, last == 0, with_header)
+    if cut < len(piece):
+        start = size - len(piece)
+        torn_at = start + cut if cut >= 0 else start - len(SEP) + 1
+        torn_line = first_line + piece[: max(cut, 0)].count(b"\n") if cut >= 0 else header_line
+        scan.torn = (base + torn_at, torn_line)
+        size = torn_at
+        lines += (piece[:cut].count(b"\n") if cut >= 0 else -1) - counts[last]
+        pieces[last] = piece[: max(cut, 0)]
+        if cut < 0 or (last == 0 and not with_header):
+            pieces.pop()
+    del piece
+    if pieces:
+        _read_piece(pieces[0], 0, base_line, base_line, label, with_header, check, scan)
+    records = list(zip(heads, pieces[1:]))  # (line of `[[event]]`, the bytes after it)
+    pieces.clear()
     if with_header:
         scan.events = _parse_lazily(records, label, check, scan)
     else:
         scan.events = list(_parse_lazily(records, label, check, scan))  # read_new wants its problems now
-    end = scan.torn[0] - base if scan.torn else len(data)
-    scan.consumed = base + end
-    scan.lines = data.count(b"\n", 0, end)
+    scan.consumed = base + size
+    scan.lines = lines
     return scan
 
 

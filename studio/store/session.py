@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
+from studio.store.collector import held_off
 from studio.store.entries import OWNER as _OWNER
 from studio.store.entries import Entry, EntryList, RecipeMemo, State, fold, left_behind, newest_of, own, settled
 from studio.store.entries import owner_alive as _owner_alive  # noqa: F401  (studio.review.sessions)
@@ -108,7 +109,8 @@ class Session:
                 with self._journal.locked() as fd:
                     found = snapshot.load(self.file, fd)
                     if found is None:
-                        self._load(self._journal.read_all(fd))
+                        with held_off():
+                            self._load(self._journal.read_all(fd))
                         return
                     self._states, self._ordered, self._memo, self.warnings = found[0], None, RecipeMemo(), []
                     self._journal.offset, self._journal.lines, self._journal.torn = found[1], found[2], None
@@ -153,7 +155,8 @@ class Session:
         with self._mutex:
             try:
                 with self._journal.locked() as fd:
-                    self._load(self._journal.read_all(fd))
+                    with held_off():
+                        self._load(self._journal.read_all(fd))
             except FileNotFoundError:
                 raise SessionError(f"{self.file}: no such session file") from None
             except OSError as exc:
@@ -181,9 +184,10 @@ class Session:
         return newest_of(scan.events, total, size)
 
     def _load(self, scan: Scan) -> None:
-        """Fold the whole file over again."""
+        """Fold the whole file over again (its records are parsed as they are folded)."""
         self._states, self._ordered, self._memo, self.warnings, self._kept = {}, None, RecipeMemo(), [], -1
-        self._apply(scan)
+        with held_off():  # (nested in the one around reading the file, where there is one)
+            self._apply(scan)
         self.loaded = True
 
     def _apply(self, scan: Scan) -> None:
