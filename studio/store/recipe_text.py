@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from studio.store.tomlio import _as_json  # the strict subset reader of single records
+
 HEADER = "\n[event.recipe]\n"
 MARK = "@t"  # the key a cut-down table names its template by: not a bare key, so no file has it
 VARYING = ("prompt", "negative_prompt", "seed")
@@ -32,6 +34,8 @@ class Templated(dict):  # type: ignore[type-arg]
 
 class RecipeTexts:
     """The templates met so far in one read of a file."""
+
+    MARK = MARK
 
     def __init__(self) -> None:
         self._by_text: dict[str, int] = {}  # the table's text without its varying lines -> index; -1: unfit
@@ -77,8 +81,6 @@ class RecipeTexts:
 
     def _parse(self, before: str, after: str) -> int:
         """The template of a table whose other lines are `before` and `after` the seed; -1 if unfit."""
-        from studio.store.tomlio import _as_json  # the strict subset reader of single records
-
         if len(self.templates) >= _MAX:
             return -1
         first, second = _as_json(before), _as_json(after)

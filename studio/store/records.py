@@ -38,7 +38,7 @@ def check_event(ev: Any) -> str:
     if not isinstance(ev, dict):
         return "record is not a table"
     kind = ev.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:  # a list or table is unhashable
         return f"field 'kind' must be one of {', '.join(sorted(KINDS))} (got {kind!r})"
     entry_id = ev.get("id")
     if isinstance(entry_id, bool) or not isinstance(entry_id, int) or entry_id < 1:

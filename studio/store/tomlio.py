@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from studio.store.recipe_text import MARK, RecipeTexts
+if TYPE_CHECKING:
+    from studio.store.recipe_text import RecipeTexts
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
 
@@ -150,6 +151,7 @@ def fast_parse(text: str, root: str) -> dict[str, Any] | None:
 
 # --- many session records at once --------------------------------------------------
 
+_TAGS = {"S": "sweep", "H": "sheet"}  # the other tables of a record: a sweep's tag, a contact sheet's
 _END_LINES = re.compile(r"\n# end \d+(?=\n)")
 
 
@@ -180,6 +182,7 @@ def fast_parse_records(text: str, texts: RecipeTexts | None = None) -> list[dict
     body = body.replace("\n\n[[event]]\n", '}],[{"')
     body = body.replace("\n[event.recipe]\n", '},"R",{"')
     body = body.replace("\n[[event.recipe.loras]]\n", '},"L",{"')
+    body = body.replace("\n[event.sweep]\n", '},"S",{"').replace("\n[event.sheet]\n", '},"H",{"')
     if "\n[" in body or "\n\n" in body or "\n#" in body or body.startswith(("[", "\n", "#")):
         return None  # a layout the writer never makes (other tables, comments)
     try:
@@ -195,12 +198,14 @@ def fast_parse_records(text: str, texts: RecipeTexts | None = None) -> list[dict
             tag, table = parts[i], parts[i + 1]
             keys += len(table)
             if tag == "R" and "recipe" not in event:
-                if texts is not None and MARK in table:
+                if texts is not None and texts.MARK in table:
                     table = texts.expand(table)
                     if table is None:
                         return None
                     keys += len(table) - 4
                 event["recipe"] = table
+            elif type(tag) is str and tag in _TAGS and _TAGS[tag] not in event:
+                event[_TAGS[tag]] = table
             elif tag == "L" and isinstance(event.get("recipe"), dict) and "loras" not in event["recipe"]:
                 event["recipe"]["loras"] = [table]
                 event["_loras"] = True
