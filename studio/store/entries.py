@@ -60,6 +60,16 @@ class Entry:
 _ENTRY_DEFAULTS = {f.name: f.default for f in fields(Entry) if f.default is not MISSING}
 
 
+class Values(dict):  # type: ignore[type-arg]
+    """An entry's own fields by name: those it has set; any other reads as Entry's default
+    (so 100,000 entries do not each hold a dozen defaults)."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> Any:
+        return _ENTRY_DEFAULTS[key]
+
+
 class State:
     """The mutable fold of one entry; `Entry` is its frozen snapshot, made once per change.
 
@@ -84,7 +94,7 @@ class State:
         self.pending: tuple[dict[str, Any], Any, Any, Any] | None = None
         self.kept: tuple[dict[str, Any], str, str, int] | None = None
         self._recipe: Recipe | None = None
-        self.values: dict[str, Any] = {**_ENTRY_DEFAULTS, "id": entry_id, "time": time, "status": "queued", **tags}
+        self.values: dict[str, Any] = Values(id=entry_id, time=time, status="queued", **tags)
         self.entry: Entry | None = None
         self.epoch = 0
 
@@ -107,7 +117,7 @@ class State:
         other = State.__new__(State)
         other.line, other.recipe_data, other.pending, other.kept = self.line, self.recipe_data, self.pending, self.kept
         other._recipe, other.entry, other.epoch = self._recipe, self.entry, self.epoch
-        other.values = dict(self.values)
+        other.values = Values(self.values)
         return other
 
     def data(self) -> dict[str, Any]:

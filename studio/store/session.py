@@ -107,10 +107,11 @@ class Session:
         with self._mutex:
             try:
                 with self._journal.locked() as fd:
-                    found = snapshot.load(self.file, fd)
-                    if found is None:
-                        with held_off():
+                    with held_off():
+                        found = snapshot.load(self.file, fd)
+                        if found is None:
                             self._load(self._journal.read_all(fd))
+                    if found is None:
                         return
                     self._states, self._ordered, self._memo, self.warnings = found[0], None, RecipeMemo(), []
                     self._journal.offset, self._journal.lines, self._journal.torn = found[1], found[2], None

@@ -32,7 +32,8 @@ from typing import Any
 from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, Recipe, RecipeError
-from studio.store.entries import STATUSES, VARYING, Entry, State
+from studio.store.entries import _ENTRY_DEFAULTS as _DEFAULTS
+from studio.store.entries import STATUSES, VARYING, Entry, State, Values
 from studio.store.records import check_sheet_tag, check_sweep_tag
 
 FORMAT = 2
@@ -195,6 +196,11 @@ def _check(document: Any, file: Path, fd: int) -> tuple[dict[int, State], int, i
     for data in document["recipes"]:
         templates.append(Recipe.from_dict({**data, "prompt": "", "negative_prompt": "", "seed": 0}).__dict__)
     columns = {name: _column(document, name, count) for name in _COLUMNS}
+    defaults = {  # the columns that hold Entry's default for every entry
+        name for name, encoded in document["columns"].items()
+        if name in _DEFAULTS and type(encoded) is dict and "all" in encoded
+        and type(encoded["all"]) is type(_DEFAULTS[name]) and encoded["all"] == _DEFAULTS[name]
+    }
     del document
     ids = columns["id"]
     if type(ids) is not list or ids != sorted(set(ids)) or ids[0] < 1:
@@ -202,11 +208,13 @@ def _check(document: Any, file: Path, fd: int) -> tuple[dict[int, State], int, i
     if not _values_ok(columns, len(templates)):
         return None
     columns["images"] = map(tuple, columns["images"])
-    rows = zip(*(columns[name] for name in _FIELDS))
+    # Only the fields an entry has other than Entry's default are its own (`Values`).
+    own = [name for name in _FIELDS if name not in defaults]
+    rows = zip(*(columns[name] for name in own))
     new_state = State.__new__
     states: dict[int, State] = {}
     for entry_id, values, shape, prompt, negative, seed, line in zip(
-        ids, map(dict, map(zip, repeat(_FIELDS), rows)), *(columns[name] for name in _COLUMNS[len(_FIELDS):])
+        ids, map(Values, map(zip, repeat(own), rows)), *(columns[name] for name in _COLUMNS[len(_FIELDS):])
     ):
         state = new_state(State)
         state.line, state.recipe_data, state.pending, state._recipe = line, None, None, None
