@@ -229,3 +229,32 @@ def test_entries_read_through_a_template_share_it_until_shown(tmp_path):
     assert entries[10].recipe == base.replace(seed=11, device="cpu", dtype="float32")
     assert entries[10].recipe.prompt is entries[11].recipe.prompt
     assert [e.recipe.seed for e in itertools.islice(entries, 3)] == [1, 2, 3]
+
+
+def test_a_session_studio_writes_keeps_a_fresh_snapshot_when_it_closes(tmp_path, monkeypatch):
+    import studio.store.snapshot as snapshot
+    from studio.models.library import ModelLibrary
+    from studio.service import Studio
+
+    monkeypatch.setattr(snapshot, "MIN_ENTRIES", 3)
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    session = _write(tmp_path, _records(8, odd_prompt=False))
+    studio = Studio(Session(session.path), ModelLibrary(use_hf_cache=False), engine_factory=lambda listener: None)
+    studio.shutdown()
+    kept = snapshot.snapshot_path(session.file)
+    assert kept.is_file()
+    first = kept.stat().st_mtime_ns
+    assert studio.session.save_snapshot() and kept.stat().st_mtime_ns == first  # nothing new: not written again
+    studio.session.mark(3, rating=5)
+    studio.shutdown()
+    assert kept.stat().st_mtime_ns != first
+    reads = []
+    read_all = journal.Journal.read_all
+    monkeypatch.setattr(journal.Journal, "read_all", lambda self, fd: reads.append(1) or read_all(self, fd))
+    reopened = Session(session.path)
+    assert reads == [] and reopened.get(3).rating == 5
+    from_snapshot = [repr(e) for e in reopened.entries(include_deleted=True)]
+    kept.unlink()
+    with monkeypatch.context() as patch:
+        _slow(patch)
+        assert from_snapshot == _read(session.path)[0] and reads == [1]

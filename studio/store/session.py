@@ -83,7 +83,7 @@ class Session:
         self._states: dict[int, State] = {}
         self._ordered: list[State] | None = []  # the states by id; None when one was added
         self._epoch = 0  # lists of states handed out (entries(), snapshots): see `_own`
-        self._kept = -1  # the offset of the snapshot this fold was read from
+        self._kept = -1  # the offset of the snapshot this fold was read from or last kept as
         self._memo = RecipeMemo()
         self._journal = Journal(self.file, check_record)
         if load:
@@ -146,8 +146,11 @@ class Session:
                 snapshot.save(self.file, fd, states, offset, lines)
             finally:
                 os.close(fd)
-        except OSError:
-            return False  # a full or read-only cache: the next open reads the file
+        except (OSError, ValueError, TypeError):
+            return False  # a full or read-only cache (or a value JSON cannot hold): the next open reads the file
+        with self._mutex:
+            if self._journal.offset == offset:
+                self._kept = offset  # kept: the next call writes again only once something is appended
         return True
 
     def reload(self) -> None:
