@@ -18,7 +18,7 @@ import re
 import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import accumulate, repeat
+from itertools import accumulate, chain, repeat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -93,7 +93,7 @@ class Journal:
     def read_all(self, fd: int) -> Scan:
         """Every record in the file; the caller holds the lock and `commit`s what it accepts."""
         size = os.fstat(fd).st_size
-        scan = _scan_pieces(_split_file(fd, size), 0, 1, str(self.path), True, self.check)
+        scan = _scan_stream(_split_file(fd, size), str(self.path), self.check)
         if scan.header is None and not scan.problems:
             scan.problems.append(f"{self.path}: no session header")
         return scan
@@ -191,10 +191,9 @@ def _scan(data: bytes, base: int, base_line: int, label: str, with_header: bool,
     return _scan_pieces(data.split(SEP), base, base_line, label, with_header, check)
 
 
-def _split_file(fd: int, size: int) -> list[bytes]:
-    """The file's first `size` bytes split at every SEP, read `BLOCK` at a time (never the whole
-    file and its pieces at once)."""
-    pieces: list[bytes] = []
+def _split_file(fd: int, size: int) -> Iterator[tuple[list[bytes], bool]]:
+    """The file's first `size` bytes split at every SEP, `BLOCK` at a time: (pieces, final) where
+    each piece but a final one is followed by SEP; the last is ([the file's last piece], True)."""
     carry, offset = b"", 0
     while offset < size:
         block = _pread(fd, min(BLOCK, size - offset), offset)
@@ -204,9 +203,59 @@ def _split_file(fd: int, size: int) -> list[bytes]:
         parts = (carry + block).split(SEP)
         del block
         carry = parts.pop()
-        pieces += parts
-    pieces.append(carry)
-    return pieces
+        if parts:
+            yield parts, False
+    yield [carry], True
+
+
+def _scan_stream(batches: Iterator[tuple[list[bytes], bool]], label: str, check: Check) -> Scan:
+    """A whole file read as `_scan_pieces` reads it, but each block's records are parsed (and let
+    go) before the next block is read, so the file's bytes never all exist at once. The header is
+    read now; `consumed`, `lines` and `torn` are set once `events` has been iterated."""
+    first, final = next(batches)
+    if final:  # a header and nothing after it (or a file without a record separator)
+        return _scan_pieces(first, 0, 1, label, True, check)
+    scan = Scan(first_line=1, whole=True)
+    _read_piece(first[0], 0, 1, 1, label, True, check, scan)
+    scan.events = _stream_events(first, batches, label, check, scan)
+    return scan
+
+
+def _stream_events(
+    first: list[bytes], batches: Iterator[tuple[list[bytes], bool]], label: str, check: Check, scan: Scan
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    texts = RecipeTexts()
+    header = first[0].count(b"\n")
+    head = 1 + header + 1  # the line of the next record's `[[event]]`
+    offset, lines = len(first[0]) + len(SEP), header + 2  # bytes and newlines read as whole pieces
+    for pieces, final in chain([(first[1:], False)], batches):
+        del first[:]
+        if final:
+            piece = pieces[0]
+            cut = _complete_length(piece, False, True)
+            records = [(head, piece)]
+            if cut < len(piece):
+                torn_at = offset + cut if cut >= 0 else offset - len(SEP) + 1
+                torn_line = head + 1 + piece[:cut].count(b"\n") if cut >= 0 else head
+                scan.torn = (torn_at, torn_line)
+                records = [(head, piece[:cut])] if cut >= 0 else []
+                offset, lines = torn_at, lines + (piece[:cut].count(b"\n") if cut >= 0 else -1)
+            else:
+                offset, lines = offset + len(piece), lines + piece.count(b"\n")
+            del piece
+        elif pieces:
+            counts = list(map(bytes.count, pieces, repeat(b"\n")))
+            heads = list(accumulate(map((2).__add__, counts[:-1]), initial=head))
+            records = list(zip(heads, pieces))
+            head = heads[-1] + counts[-1] + 2
+            offset += sum(map(len, pieces)) + len(SEP) * len(pieces)
+            lines += sum(counts) + 2 * len(pieces)
+            del counts, heads
+        else:
+            continue
+        pieces.clear()
+        yield from _parse_lazily(records, label, check, scan, texts)
+    scan.consumed, scan.lines = offset, lines
 
 
 def _scan_pieces(pieces: list[bytes], base: int, base_line: int, label: str, with_header: bool, check: Check) -> Scan:
@@ -269,10 +318,10 @@ def _complete_length(piece: bytes, is_first: bool, with_header: bool) -> int:
 
 
 def _parse_lazily(
-    records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan
+    records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan, texts: RecipeTexts | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The good records, `CHUNK` at a time; each stretch's bytes are let go once parsed."""
-    texts = RecipeTexts()  # recipe tables' shared text, parsed once for the whole read
+    texts = texts or RecipeTexts()  # recipe tables' shared text, parsed once for the whole read
     for start in range(0, len(records), CHUNK):
         chunk = records[start : start + CHUNK]
         records[start : start + CHUNK] = [(0, b"")] * len(chunk)
@@ -289,9 +338,13 @@ def _read_records(
         except (UnicodeDecodeError, RecursionError):
             events = None
         if events is not None and len(events) == len(records):
+            problems = scan.problems
             for (line, _), ev in zip(records, events):
-                if _accept(ev, line, label, check, scan):
+                problem = check(ev, label, line)
+                if not problem:
                     yield line, ev
+                else:
+                    problems.append(problem)
             return
     for line, piece in records:
         ev = _read_piece(piece, 1, line, line + 1, label, False, check, scan)

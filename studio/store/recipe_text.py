@@ -20,6 +20,7 @@ from typing import Any
 from studio.store.tomlio import _as_json  # the strict subset reader of single records
 
 HEADER = "\n[event.recipe]\n"
+_OPENING = HEADER + "prompt = "
 MARK = "@t"  # the key a cut-down table names its template by: not a bare key, so no file has it
 VARYING = ("prompt", "negative_prompt", "seed")
 _MAX = 4096  # distinct templates remembered; past that, tables are parsed whole
@@ -46,35 +47,31 @@ class RecipeTexts:
         template cut to its three varying lines and an `@t = index` line; None if `text` names `@t`."""
         if "\n" + MARK + " = " in text or text.startswith(MARK + " = "):
             return None
-        parts = text.split(HEADER)
+        parts = text.split(_OPENING)  # the tables a recipe opens with its prompt (a `done` one never does)
         if len(parts) == 1:
             return text
-        out = [parts[0]]
-        for part in parts[1:]:
-            out.append(HEADER)
-            out.append(self._cut(part))
-        return "".join(out)
+        cut = self._cut
+        return _OPENING.join([parts[0], *map(cut, parts[1:])])
 
     def _cut(self, part: str) -> str:
-        """One table's text (and whatever follows it in `part`), cut down when it fits."""
-        if not part.startswith("prompt = "):
-            return part
+        """One table's text after its `prompt = ` (and whatever follows it in `part`), cut down when it fits."""
         a = part.find("\n")
         if a < 0 or not part.startswith("negative_prompt = ", a + 1):
             return part
         b = part.find("\n", a + 1)
         s = part.find("\nseed = ", b) if b >= 0 else -1
         c = part.find("\n", s + 1) if s >= 0 else -1
-        ends = [i for i in (part.find("\n[", b), part.find("\n#", b)) if i >= 0]
-        if c < 0 or not ends or c > min(ends):
+        table, comment = part.find("\n[", b), part.find("\n#", b)
+        end = table if comment < 0 or 0 <= table < comment else comment
+        if c < 0 or end < 0 or c > end:
             return part
-        end = min(ends)
-        if part.startswith(("\n[event.recipe.", "\n[[event.recipe."), end):
+        if end == table and part.startswith(("\n[event.recipe.", "\n[[event.recipe."), end):
             return part  # LoRAs or another sub-table: the table is more than its lines
-        key = part[b + 1 : s + 1] + part[c + 1 : end + 1]
+        before, after = part[b + 1 : s + 1], part[c + 1 : end + 1]
+        key = before + after
         index = self._by_text.get(key)
         if index is None:
-            index = self._by_text[key] = self._parse(part[b + 1 : s + 1], part[c + 1 : end + 1])
+            index = self._by_text[key] = self._parse(before, after)
         if index < 0:
             return part
         return f"{part[: b + 1]}{part[s + 1 : c + 1]}{MARK} = {index}{part[end:]}"

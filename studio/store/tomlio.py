@@ -189,11 +189,22 @@ def fast_parse_records(text: str, texts: RecipeTexts | None = None) -> list[dict
         records = json.loads('[[{"' + body.replace("\n", ',"').replace(" = ", '":') + "}]]")
     except ValueError:
         return None
-    keys = 0
-    events = []
+    try:
+        return _assemble(records, expected, texts)
+    except (TypeError, AttributeError, KeyError, IndexError):
+        return None  # a shape no writer makes (a value that closed its table and opened another)
+
+
+def _assemble(records: list[Any], expected: int, texts: RecipeTexts | None) -> list[dict[str, Any]] | None:
+    """The parsed stretch (per record: its table, then tag and table for each sub-table) as events."""
+    events = [parts[0] for parts in records]
+    if not all(type(event) is dict for event in events):
+        return None
+    keys = sum(map(len, events))
     for parts in records:
+        if len(parts) == 1:
+            continue  # no tables: most records
         event = parts[0]
-        keys += len(event)
         for i in range(1, len(parts), 2):
             tag, table = parts[i], parts[i + 1]
             keys += len(table)
@@ -214,6 +225,5 @@ def fast_parse_records(text: str, texts: RecipeTexts | None = None) -> list[dict
             else:
                 return None
         event.pop("_loras", None)
-        events.append(event)
     # Duplicate keys collapse and smuggled ones add: either way the count is off.
     return events if keys == expected else None
