@@ -23,6 +23,8 @@ HEADER = "\n[event.recipe]\n"
 _OPENING = HEADER + "prompt = "
 MARK = "@t"  # the key a cut-down table names its template by: not a bare key, so no file has it
 VARYING = ("prompt", "negative_prompt", "seed")
+_ENDS = ("\n[", "\n#")  # what follows a table's last line: a table, or the record's end
+_SUBS = ("\n[event.recipe.", "\n[[event.recipe.")
 _MAX = 4096  # distinct templates remembered; past that, tables are parsed whole
 
 
@@ -39,7 +41,8 @@ class RecipeTexts:
     MARK = MARK
 
     def __init__(self) -> None:
-        self._by_text: dict[str, int] = {}  # the table's text without its varying lines -> index; -1: unfit
+        # the lines between a table's negative prompt and its seed -> (the lines after the seed, template)
+        self._by_before: dict[str, list[tuple[str, int]]] = {}
         self.templates: list[dict[str, Any]] = []
 
     def reduce(self, text: str) -> str | None:
@@ -61,19 +64,28 @@ class RecipeTexts:
         b = part.find("\n", a + 1)
         s = part.find("\nseed = ", b) if b >= 0 else -1
         c = part.find("\n", s + 1) if s >= 0 else -1
+        if c < 0:
+            return part
+        before = part[b + 1 : s + 1]
+        # A template met before: its lines after the seed, then the table's end, as then.
+        for after, index in self._by_before.get(before, ()):
+            end = c + len(after)
+            if part.startswith(after, c + 1) and part.startswith(_ENDS, end) and not part.startswith(_SUBS, end):
+                return f"{part[: b + 1]}{part[s + 1 : c + 1]}{MARK} = {index}{part[end:]}"
         table, comment = part.find("\n[", b), part.find("\n#", b)
         end = table if comment < 0 or 0 <= table < comment else comment
-        if c < 0 or end < 0 or c > end:
+        if end < 0 or c > end:
             return part
-        if end == table and part.startswith(("\n[event.recipe.", "\n[[event.recipe."), end):
+        if part.startswith(_SUBS, end):
             return part  # LoRAs or another sub-table: the table is more than its lines
-        before, after = part[b + 1 : s + 1], part[c + 1 : end + 1]
-        key = before + after
-        index = self._by_text.get(key)
-        if index is None:
-            index = self._by_text[key] = self._parse(before, after)
+        after = part[c + 1 : end + 1]
+        known = self._by_before.setdefault(before, [])
+        if len(known) >= 8 or len(self.templates) >= _MAX:
+            return part
+        index = self._parse(before, after)
         if index < 0:
             return part
+        known.append((after, index))
         return f"{part[: b + 1]}{part[s + 1 : c + 1]}{MARK} = {index}{part[end:]}"
 
     def _parse(self, before: str, after: str) -> int:
