@@ -149,7 +149,7 @@ def fold(states: dict[int, State], ev: dict[str, Any], line: int) -> str:
     if kind == "queued":
         if state is not None:
             return f"id {entry_id} is queued twice"
-        tags = {key: ev[key] for key in ("owner", "sweep", "template", "sheet") if key in ev}
+        tags = {key: ev[key] for key in _TAGS if key in ev} if len(ev) > 4 else _NO_TAGS
         recipe = ev["recipe"]
         if type(recipe) is Templated:  # the template is shared; what is its own is three values
             state = states[entry_id] = State(entry_id, ev["time"], line, None, tags)
@@ -167,7 +167,9 @@ def fold(states: dict[int, State], ev: dict[str, Any], line: int) -> str:
         if "owner" in ev:
             values["owner"] = ev["owner"]
     elif kind in FINAL:
-        values.update(status=kind, finished=ev["time"], reason=ev.get("reason", ""))
+        values["status"], values["finished"] = kind, ev["time"]
+        if "reason" in ev or "reason" in values:  # (one not held reads as Entry's default, "")
+            values["reason"] = ev.get("reason", "")
         if kind == "done":
             if "recipe" in ev:
                 if state.pending is not None and state.recipe_data is None:
@@ -187,6 +189,8 @@ def fold(states: dict[int, State], ev: dict[str, Any], line: int) -> str:
     return ""
 
 
+_TAGS = ("owner", "sweep", "template", "sheet")  # what a `queued` record may add to its entry
+_NO_TAGS: dict[str, Any] = {}
 _DERIVED: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any]]] = {}
 
 
@@ -197,7 +201,9 @@ def _derived(pending: tuple[dict[str, Any], Any, Any, Any], changes: dict[str, A
     prompt = changes.get("prompt", prompt)
     negative = changes.get("negative_prompt", negative)
     seed = changes.get("seed", seed)
-    rest = [item for item in changes.items() if item[0] not in VARYING]
+    rest = changes
+    if "prompt" in changes or "negative_prompt" in changes or "seed" in changes:
+        rest = {key: value for key, value in changes.items() if key not in VARYING}
     if not rest:
         return template, prompt, negative, seed
     key = (id(template), repr(rest))  # repr tells 1 from 1.0 and True
@@ -205,7 +211,7 @@ def _derived(pending: tuple[dict[str, Any], Any, Any, Any], changes: dict[str, A
     if found is None or found[0] is not template:
         if len(_DERIVED) >= 1024:
             _DERIVED.clear()
-        found = _DERIVED[key] = (template, {**template, **dict(rest)})  # holds `template`: its id stays its own
+        found = _DERIVED[key] = (template, {**template, **rest})  # holds `template`: its id stays its own
     return found[1], prompt, negative, seed
 
 
