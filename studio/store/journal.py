@@ -58,8 +58,9 @@ class Scan:
     first_line: int  # the line number of the stretch's first line
     whole: bool  # read from the start of the file (the caller starts its fold over)
     header: dict[str, Any] | None = None
-    # (line, record), in file order; reading a whole file parses them as they are
-    # iterated (once), and `problems` is complete only after that.
+    # (line, record), in file order; reading a whole file reads and parses them as they
+    # are iterated (once), and `problems`, `consumed`, `lines` and `torn` are complete
+    # only after that.
     events: Iterable[tuple[int, dict[str, Any]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     consumed: int = 0  # absolute offset up to which the bytes were read as whole records
