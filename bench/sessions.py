@@ -151,6 +151,7 @@ def _peak_mb():  # this process's own peak RSS: ru_maxrss keeps a forking parent
 folder, keep, repeats = Path(sys.argv[1]), sys.argv[2] == "keep", int(sys.argv[3])
 best = None
 for _ in range(repeats):
+    session = entries = None  # the last open's fold is let go first: one session's peak
     cpu, wall = time.process_time(), time.perf_counter()
     session = Session(folder, read_only=True)
     entries = session.entries()
