@@ -157,6 +157,7 @@ class Studio:
         """Cancel every job and stop the engine; `wait` blocks until the running step ends."""
         if self.engine is not None:
             self.engine.shutdown(wait=wait)
+        self.session.save_snapshot()  # a big session's next open starts from its fold (studio.store.snapshot)
 
     @property
     def preview(self) -> PreviewChoice:

@@ -15,6 +15,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, Iterator, Sequence, overload
 
 from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, Recipe, RecipeError
+from studio.store.recipe_text import Templated
 from studio.store.records import FIELDS
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
@@ -59,46 +60,85 @@ class Entry:
 _ENTRY_DEFAULTS = {f.name: f.default for f in fields(Entry) if f.default is not MISSING}
 
 
+class Values(dict):  # type: ignore[type-arg]
+    """An entry's own fields by name: those it has set; any other reads as Entry's default
+    (so 100,000 entries do not each hold a dozen defaults)."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> Any:
+        return _ENTRY_DEFAULTS[key]
+
+
 class State:
     """The mutable fold of one entry; `Entry` is its frozen snapshot, made once per change.
 
     `values` holds Entry's fields by name (all but the recipe), so adding a field
-    to Entry needs no second list here. `recipe_data` is the recipe as read, kept
-    only until `recipe` is built from it (then the Recipe is the one copy).
-    `epoch` is the session's count of lists handed out when this state was made:
-    a state some list may hold is copied before it changes (see `Session._own`).
+    to Entry needs no second list here. The recipe is in one of four forms, the
+    first that is set: `recipe_data`, the recipe as read, kept only until the
+    Recipe is built from it; `pending`, the same as (parsed template, prompt,
+    negative prompt, seed) when it was read through a shared template
+    (`studio.store.recipe_text`); `kept`, (a checked Recipe's values, prompt,
+    negative prompt, seed), from which `recipe` is made when first asked for, so
+    100,000 entries that share a template cost a tuple each until shown; or the
+    Recipe itself. `epoch` is the session's count of lists handed out when this
+    state was made: a state some list may hold is copied before it changes (see
+    `Session._own`).
     """
 
-    __slots__ = ("line", "recipe_data", "recipe", "values", "entry", "epoch")
+    __slots__ = ("line", "recipe_data", "pending", "kept", "_recipe", "values", "entry", "epoch")
 
-    def __init__(self, entry_id: int, time: str, line: int, recipe_data: dict[str, Any], tags: dict[str, Any]) -> None:
+    def __init__(self, entry_id: int, time: str, line: int, recipe_data: dict[str, Any] | None, tags: dict[str, Any]) -> None:
         self.line = line  # where it was queued, for error messages
         self.recipe_data: dict[str, Any] | None = recipe_data
-        self.recipe: Recipe | None = None
-        self.values: dict[str, Any] = {**_ENTRY_DEFAULTS, "id": entry_id, "time": time, "status": "queued", **tags}
+        self.pending: tuple[dict[str, Any], Any, Any, Any] | None = None
+        self.kept: tuple[dict[str, Any], str, str, int] | None = None
+        self._recipe: Recipe | None = None
+        self.values: dict[str, Any] = Values(id=entry_id, time=time, status="queued", **tags)
         self.entry: Entry | None = None
         self.epoch = 0
+
+    @property
+    def recipe(self) -> Recipe | None:
+        recipe = self._recipe
+        if recipe is None and self.kept is not None:
+            template, prompt, negative, seed = self.kept
+            recipe = object.__new__(Recipe)
+            _set(recipe, "__dict__", {**template, "prompt": prompt, "negative_prompt": negative, "seed": seed})
+            self._recipe, self.kept = recipe, None
+        return recipe
+
+    @recipe.setter
+    def recipe(self, recipe: Recipe | None) -> None:
+        self._recipe, self.kept, self.pending = recipe, None, None
 
     def copy(self) -> State:
         """A copy that later folds into this one leave alone (the recipe is immutable)."""
         other = State.__new__(State)
-        other.line, other.recipe_data, other.recipe, other.entry = self.line, self.recipe_data, self.recipe, self.entry
-        other.epoch = self.epoch
-        other.values = dict(self.values)
+        other.line, other.recipe_data, other.pending, other.kept = self.line, self.recipe_data, self.pending, self.kept
+        other._recipe, other.entry, other.epoch = self._recipe, self.entry, self.epoch
+        other.values = Values(self.values)
         return other
 
     def data(self) -> dict[str, Any]:
         """The recipe as it stands, as a dict (what a `done` record is compared with)."""
         if self.recipe_data is not None:
             return self.recipe_data
-        assert self.recipe is not None
-        return self.recipe.to_dict()
+        if self.pending is not None:
+            template, prompt, negative, seed = self.pending
+            data = dict(template)
+            data["prompt"], data["negative_prompt"], data["seed"] = prompt, negative, seed
+            return data
+        recipe = self.recipe
+        assert recipe is not None
+        return recipe.to_dict()
 
     def snapshot(self) -> Entry:
         if self.entry is None:
-            assert self.recipe is not None
-            model_hash = self.values["model_hash"] or self.recipe.model_hash
-            self.entry = Entry(recipe=self.recipe, **{**self.values, "model_hash": model_hash})
+            recipe = self.recipe
+            assert recipe is not None
+            model_hash = self.values["model_hash"] or recipe.model_hash
+            self.entry = Entry(recipe=recipe, **{**self.values, "model_hash": model_hash})
         return self.entry
 
 
@@ -109,8 +149,13 @@ def fold(states: dict[int, State], ev: dict[str, Any], line: int) -> str:
     if kind == "queued":
         if state is not None:
             return f"id {entry_id} is queued twice"
-        tags = {key: ev[key] for key in ("owner", "sweep", "template", "sheet") if key in ev}
-        states[entry_id] = State(entry_id, ev["time"], line, dict(ev["recipe"]), tags)
+        tags = {key: ev[key] for key in _TAGS if key in ev} if len(ev) > 4 else _NO_TAGS
+        recipe = ev["recipe"]
+        if type(recipe) is Templated:  # the template is shared; what is its own is three values
+            state = states[entry_id] = State(entry_id, ev["time"], line, None, tags)
+            state.pending = (recipe.template, recipe["prompt"], recipe["negative_prompt"], recipe["seed"])
+        else:
+            states[entry_id] = State(entry_id, ev["time"], line, dict(recipe), tags)
         return ""
     if state is None:
         return f"a {kind!r} record for an entry that was never queued"
@@ -122,10 +167,15 @@ def fold(states: dict[int, State], ev: dict[str, Any], line: int) -> str:
         if "owner" in ev:
             values["owner"] = ev["owner"]
     elif kind in FINAL:
-        values.update(status=kind, finished=ev["time"], reason=ev.get("reason", ""))
+        values["status"], values["finished"] = kind, ev["time"]
+        if "reason" in ev or "reason" in values:  # (one not held reads as Entry's default, "")
+            values["reason"] = ev.get("reason", "")
         if kind == "done":
             if "recipe" in ev:
-                state.recipe_data = {**state.data(), **ev["recipe"]}
+                if state.pending is not None and state.recipe_data is None:
+                    state.pending = _derived(state.pending, ev["recipe"])
+                else:
+                    state.recipe_data = {**state.data(), **ev["recipe"]}
             values.update(
                 images=tuple(ev.get("images", ())),
                 duration=ev.get("duration"),
@@ -137,6 +187,32 @@ def fold(states: dict[int, State], ev: dict[str, Any], line: int) -> str:
     else:
         values["deleted"] = kind == "deleted"
     return ""
+
+
+_TAGS = ("owner", "sweep", "template", "sheet")  # what a `queued` record may add to its entry
+_NO_TAGS: dict[str, Any] = {}
+_DERIVED: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
+def _derived(pending: tuple[dict[str, Any], Any, Any, Any], changes: dict[str, Any]) -> tuple[dict[str, Any], Any, Any, Any]:
+    """`pending` with a `done` record's recipe changes: the template with its changes is shared
+    too (every entry of a run reports the same device and dtype), so it is made once."""
+    template, prompt, negative, seed = pending
+    prompt = changes.get("prompt", prompt)
+    negative = changes.get("negative_prompt", negative)
+    seed = changes.get("seed", seed)
+    rest = changes
+    if "prompt" in changes or "negative_prompt" in changes or "seed" in changes:
+        rest = {key: value for key, value in changes.items() if key not in VARYING}
+    if not rest:
+        return template, prompt, negative, seed
+    key = (id(template), repr(rest))  # repr tells 1 from 1.0 and True
+    found = _DERIVED.get(key)
+    if found is None or found[0] is not template:
+        if len(_DERIVED) >= 1024:
+            _DERIVED.clear()
+        found = _DERIVED[key] = (template, {**template, **rest})  # holds `template`: its id stays its own
+    return found[1], prompt, negative, seed
 
 
 def own(states: dict[int, State], ordered: list[State] | None, epoch: int, entry_id: int) -> bool:
@@ -232,6 +308,7 @@ class RecipeMemo:
     def __init__(self) -> None:
         self._recent: list[tuple[dict[str, Any], list[type], str, Recipe]] = []
         self._texts: dict[str, str] = {}
+        self._templates: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = {}  # id -> (template, values)
 
     def build(self, data: dict[str, Any]) -> Recipe:
         prompt = data.get("prompt")
@@ -262,6 +339,33 @@ class RecipeMemo:
         _set(recipe, "negative_prompt", self._text(negative))
         _set(recipe, "seed", seed)
         return recipe
+
+    def settle(self, state: State) -> None:
+        """Build `state`'s Recipe from what was read (`recipe_data` or `pending`), as `build` would:
+        a pending recipe whose template checks and whose own three values do keeps the template's
+        values and its own (`state.kept`); raises RecipeError or TypeError as `build` does."""
+        pending = state.pending
+        if pending is not None:
+            template, prompt, negative, seed = pending
+            if _varying_ok(prompt, negative, seed):
+                checked = self._templates.get(id(template))
+                if checked is None or checked[0] is not template:
+                    try:
+                        values = Recipe.from_dict(template).__dict__
+                    except (RecipeError, TypeError):
+                        values = None  # each entry gets the error `build` words
+                    checked = self._templates[id(template)] = (template, values)
+                if checked[1] is not None:
+                    state.pending = None
+                    state.kept = (checked[1], self._text(prompt), self._text(negative), seed)
+                    return
+            data = state.data()
+            state.pending = None
+            state.recipe = self.build(data)
+            return
+        if state.recipe_data is not None:
+            state.recipe = self.build(state.recipe_data)
+            state.recipe_data = None
 
     def _text(self, text: str) -> str:
         texts = self._texts

@@ -18,10 +18,12 @@ import re
 import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import accumulate, chain, repeat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from studio.store.recipe_text import RecipeTexts
 from studio.store.tomlio import dump_table, fast_parse, fast_parse_records
 
 try:
@@ -37,6 +39,7 @@ _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 # tables of a big session never all exist at once, and that the one `json.loads`
 # a stretch takes never holds the interpreter long (a face's event loop shares it).
 CHUNK = 500
+BLOCK = 1 << 23  # bytes read at a time when reading a whole file
 
 # check(record, file, line) -> "" for a good record, else its one-line problem.
 Check = Callable[[Any, str, int], str]
@@ -55,8 +58,9 @@ class Scan:
     first_line: int  # the line number of the stretch's first line
     whole: bool  # read from the start of the file (the caller starts its fold over)
     header: dict[str, Any] | None = None
-    # (line, record), in file order; reading a whole file parses them as they are
-    # iterated (once), and `problems` is complete only after that.
+    # (line, record), in file order; reading a whole file reads and parses them as they
+    # are iterated (once), and `problems`, `consumed`, `lines` and `torn` are complete
+    # only after that.
     events: Iterable[tuple[int, dict[str, Any]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     consumed: int = 0  # absolute offset up to which the bytes were read as whole records
@@ -90,9 +94,7 @@ class Journal:
     def read_all(self, fd: int) -> Scan:
         """Every record in the file; the caller holds the lock and `commit`s what it accepts."""
         size = os.fstat(fd).st_size
-        data = _pread(fd, size, 0) if size else b""
-        scan = _scan(data, 0, 1, str(self.path), True, self.check)
-        del data  # the records' own bytes are what is left to parse
+        scan = _scan_stream(_split_file(fd, size), str(self.path), self.check)
         if scan.header is None and not scan.problems:
             scan.problems.append(f"{self.path}: no session header")
         return scan
@@ -186,43 +188,116 @@ def _parse_record(text: str) -> dict[str, Any]:
 
 
 def _scan(data: bytes, base: int, base_line: int, label: str, with_header: bool, check: Check) -> Scan:
-    """Split `data` (file bytes from offset `base`) into records and parse them.
+    """Split `data` (file bytes from offset `base`) into records and parse them: see `_scan_pieces`."""
+    return _scan_pieces(data.split(SEP), base, base_line, label, with_header, check)
 
-    `base_line` is the line number of data's first line. With `with_header`, the
-    first piece is the session header; otherwise it must be blank (we start
-    right after a record we have already read).
+
+def _split_file(fd: int, size: int) -> Iterator[tuple[list[bytes], bool]]:
+    """The file's first `size` bytes split at every SEP, `BLOCK` at a time: (pieces, final) where
+    each piece but a final one is followed by SEP; the last is ([the file's last piece], True)."""
+    carry, offset = b"", 0
+    while offset < size:
+        block = _pread(fd, min(BLOCK, size - offset), offset)
+        if not block:
+            break
+        offset += len(block)
+        parts = (carry + block).split(SEP)
+        del block
+        carry = parts.pop()
+        if parts:
+            yield parts, False
+    yield [carry], True
+
+
+def _scan_stream(batches: Iterator[tuple[list[bytes], bool]], label: str, check: Check) -> Scan:
+    """A whole file read as `_scan_pieces` reads it, but each block's records are parsed (and let
+    go) before the next block is read, so the file's bytes never all exist at once. The header is
+    read now; `consumed`, `lines` and `torn` are set once `events` has been iterated."""
+    first, final = next(batches)
+    if final:  # a header and nothing after it (or a file without a record separator)
+        return _scan_pieces(first, 0, 1, label, True, check)
+    scan = Scan(first_line=1, whole=True)
+    _read_piece(first[0], 0, 1, 1, label, True, check, scan)
+    scan.events = _stream_events(first, batches, label, check, scan)
+    return scan
+
+
+def _stream_events(
+    first: list[bytes], batches: Iterator[tuple[list[bytes], bool]], label: str, check: Check, scan: Scan
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    texts = RecipeTexts()
+    header = first[0].count(b"\n")
+    head = 1 + header + 1  # the line of the next record's `[[event]]`
+    offset, lines = len(first[0]) + len(SEP), header + 2  # bytes and newlines read as whole pieces
+    for pieces, final in chain([(first[1:], False)], batches):
+        del first[:]
+        if final:
+            piece = pieces[0]
+            cut = _complete_length(piece, False, True)
+            records = [(head, piece)]
+            if cut < len(piece):
+                torn_at = offset + cut if cut >= 0 else offset - len(SEP) + 1
+                torn_line = head + 1 + piece[:cut].count(b"\n") if cut >= 0 else head
+                scan.torn = (torn_at, torn_line)
+                records = [(head, piece[:cut])] if cut >= 0 else []
+                offset, lines = torn_at, lines + (piece[:cut].count(b"\n") if cut >= 0 else -1)
+            else:
+                offset, lines = offset + len(piece), lines + piece.count(b"\n")
+            del piece
+        elif pieces:
+            counts = list(map(bytes.count, pieces, repeat(b"\n")))
+            heads = list(accumulate(map((2).__add__, counts[:-1]), initial=head))
+            records = list(zip(heads, pieces))
+            head = heads[-1] + counts[-1] + 2
+            offset += sum(map(len, pieces)) + len(SEP) * len(pieces)
+            lines += sum(counts) + 2 * len(pieces)
+            del counts, heads
+        else:
+            continue
+        pieces.clear()
+        yield from _parse_lazily(records, label, check, scan, texts)
+    scan.consumed, scan.lines = offset, lines
+
+
+def _scan_pieces(pieces: list[bytes], base: int, base_line: int, label: str, with_header: bool, check: Check) -> Scan:
+    """Read `pieces` (file bytes from offset `base`, split at every SEP) as records; takes `pieces`.
+
+    `base_line` is the line number of the first piece's first line. With
+    `with_header`, the first piece is the session header; otherwise it must be
+    blank (we start right after a record we have already read).
     """
     scan = Scan(first_line=base_line, whole=with_header)
-    records: list[tuple[int, bytes]] = []  # (line of `[[event]]`, the bytes after it)
-    pieces = data.split(SEP)
+    counts = list(map(bytes.count, pieces, repeat(b"\n")))
     last = len(pieces) - 1
-    start = 0  # offset of the current piece within data
-    header_line = base_line  # for records: the line of their `[[event]]`
-    for index, piece in enumerate(pieces):
-        first_line = header_line if index == 0 else header_line + 1
-        next_header = first_line + piece.count(b"\n") + 1
-        if index == last:
-            cut = _complete_length(piece, index == 0, with_header)
-            if cut < len(piece):
-                torn_at = start + cut if cut >= 0 else start - len(SEP) + 1
-                torn_line = first_line + piece[: max(cut, 0)].count(b"\n") if cut >= 0 else header_line
-                scan.torn = (base + torn_at, torn_line)
-                piece = piece[: max(cut, 0)]
-                if cut < 0 or (index == 0 and not with_header):
-                    break
-        if index == 0:
-            _read_piece(piece, index, header_line, first_line, label, with_header, check, scan)
-        else:
-            records.append((header_line, piece))
-        start += len(piece) + len(SEP)
-        header_line = next_header
+    # the line of each record's `[[event]]`: a record's next is its newlines and SEP's two on
+    heads = list(accumulate(map((2).__add__, counts[1:-1]), initial=base_line + counts[0] + 1)) if last else []
+    size = sum(map(len, pieces)) + len(SEP) * last
+    lines = sum(counts) + 2 * last
+    piece = pieces[last]
+    header_line = heads[-1] if last else base_line
+    first_line = header_line + 1 if last else base_line
+    cut = _complete_length(piece, last == 0, with_header)
+    if cut < len(piece):
+        start = size - len(piece)
+        torn_at = start + cut if cut >= 0 else start - len(SEP) + 1
+        torn_line = first_line + piece[: max(cut, 0)].count(b"\n") if cut >= 0 else header_line
+        scan.torn = (base + torn_at, torn_line)
+        size = torn_at
+        lines += (piece[:cut].count(b"\n") if cut >= 0 else -1) - counts[last]
+        pieces[last] = piece[: max(cut, 0)]
+        if cut < 0 or (last == 0 and not with_header):
+            pieces.pop()
+    del piece
+    if pieces:
+        _read_piece(pieces[0], 0, base_line, base_line, label, with_header, check, scan)
+    records = list(zip(heads, pieces[1:]))  # (line of `[[event]]`, the bytes after it)
+    pieces.clear()
     if with_header:
         scan.events = _parse_lazily(records, label, check, scan)
     else:
         scan.events = list(_parse_lazily(records, label, check, scan))  # read_new wants its problems now
-    end = scan.torn[0] - base if scan.torn else len(data)
-    scan.consumed = base + end
-    scan.lines = data.count(b"\n", 0, end)
+    scan.consumed = base + size
+    scan.lines = lines
     return scan
 
 
@@ -244,28 +319,33 @@ def _complete_length(piece: bytes, is_first: bool, with_header: bool) -> int:
 
 
 def _parse_lazily(
-    records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan
+    records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan, texts: RecipeTexts | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The good records, `CHUNK` at a time; each stretch's bytes are let go once parsed."""
+    texts = texts or RecipeTexts()  # recipe tables' shared text, parsed once for the whole read
     for start in range(0, len(records), CHUNK):
         chunk = records[start : start + CHUNK]
         records[start : start + CHUNK] = [(0, b"")] * len(chunk)
-        yield from _read_records(chunk, label, check, scan)
+        yield from _read_records(chunk, label, check, scan, texts)
 
 
 def _read_records(
-    records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan
+    records: list[tuple[int, bytes]], label: str, check: Check, scan: Scan, texts: RecipeTexts | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Parse a stretch of records in one go when they are as the writer wrote them, else one by one."""
     if len(records) > 1:
         try:
-            events = fast_parse_records(SEP.join(piece for _, piece in records).decode("utf-8"))
+            events = fast_parse_records(SEP.join(piece for _, piece in records).decode("utf-8"), texts)
         except (UnicodeDecodeError, RecursionError):
             events = None
         if events is not None and len(events) == len(records):
+            problems = scan.problems
             for (line, _), ev in zip(records, events):
-                if _accept(ev, line, label, check, scan):
+                problem = check(ev, label, line)
+                if not problem:
                     yield line, ev
+                else:
+                    problems.append(problem)
             return
     for line, piece in records:
         ev = _read_piece(piece, 1, line, line + 1, label, False, check, scan)

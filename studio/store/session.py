@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
+from studio.store.collector import held_off
 from studio.store.entries import OWNER as _OWNER
 from studio.store.entries import Entry, EntryList, RecipeMemo, State, fold, left_behind, newest_of, own, settled
 from studio.store.entries import owner_alive as _owner_alive  # noqa: F401  (studio.review.sessions)
@@ -82,7 +83,7 @@ class Session:
         self._states: dict[int, State] = {}
         self._ordered: list[State] | None = []  # the states by id; None when one was added
         self._epoch = 0  # lists of states handed out (entries(), snapshots): see `_own`
-        self._kept = -1  # the offset of the snapshot this fold was read from
+        self._kept = -1  # the offset of the snapshot this fold was read from or last kept as
         self._memo = RecipeMemo()
         self._journal = Journal(self.file, check_record)
         if load:
@@ -106,9 +107,11 @@ class Session:
         with self._mutex:
             try:
                 with self._journal.locked() as fd:
-                    found = snapshot.load(self.file, fd)
+                    with held_off():
+                        found = snapshot.load(self.file, fd)
+                        if found is None:
+                            self._load(self._journal.read_all(fd))
                     if found is None:
-                        self._load(self._journal.read_all(fd))
                         return
                     self._states, self._ordered, self._memo, self.warnings = found[0], None, RecipeMemo(), []
                     self._journal.offset, self._journal.lines, self._journal.torn = found[1], found[2], None
@@ -143,8 +146,11 @@ class Session:
                 snapshot.save(self.file, fd, states, offset, lines)
             finally:
                 os.close(fd)
-        except OSError:
-            return False  # a full or read-only cache: the next open reads the file
+        except (OSError, ValueError, TypeError):
+            return False  # a full or read-only cache (or a value JSON cannot hold): the next open reads the file
+        with self._mutex:
+            if self._journal.offset == offset:
+                self._kept = offset  # kept: the next call writes again only once something is appended
         return True
 
     def reload(self) -> None:
@@ -153,7 +159,8 @@ class Session:
         with self._mutex:
             try:
                 with self._journal.locked() as fd:
-                    self._load(self._journal.read_all(fd))
+                    with held_off():
+                        self._load(self._journal.read_all(fd))
             except FileNotFoundError:
                 raise SessionError(f"{self.file}: no such session file") from None
             except OSError as exc:
@@ -181,9 +188,10 @@ class Session:
         return newest_of(scan.events, total, size)
 
     def _load(self, scan: Scan) -> None:
-        """Fold the whole file over again."""
+        """Fold the whole file over again (its records are parsed as they are folded)."""
         self._states, self._ordered, self._memo, self.warnings, self._kept = {}, None, RecipeMemo(), [], -1
-        self._apply(scan)
+        with held_off():  # (nested in the one around reading the file, where there is one)
+            self._apply(scan)
         self.loaded = True
 
     def _apply(self, scan: Scan) -> None:
@@ -204,11 +212,10 @@ class Session:
             self._ordered = None  # a new entry (changed ones were put in its place by `_own`)
         for entry_id in touched:
             state = states[entry_id]
-            if state.recipe_data is None:
+            if state.recipe_data is None and state.pending is None:
                 continue  # only marked: its recipe stands
             try:
-                state.recipe = memo.build(state.recipe_data)
-                state.recipe_data = None
+                memo.settle(state)
             except (RecipeError, TypeError) as exc:
                 problems.append(f"{self.file}:{state.line} (entry {entry_id}): recipe: {exc}")
                 del states[entry_id]
@@ -403,8 +410,7 @@ class Session:
                     if problem:  # cannot happen for what we write; fail loudly if it does
                         raise SessionError(f"{self.file}: wrote a bad record: {problem}")
                     state = self._states[entry_id]
-                    if state.recipe_data is not None:
-                        state.recipe, state.recipe_data = self._memo.build(state.recipe_data), None
+                    self._memo.settle(state)
                     if kind == "queued":
                         self._ordered = None
                     return state.snapshot()

@@ -32,7 +32,8 @@ from typing import Any
 from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, Recipe, RecipeError
-from studio.store.entries import STATUSES, VARYING, Entry, State
+from studio.store.entries import _ENTRY_DEFAULTS as _DEFAULTS
+from studio.store.entries import STATUSES, VARYING, Entry, State, Values
 from studio.store.records import check_sheet_tag, check_sweep_tag
 
 FORMAT = 2
@@ -94,21 +95,35 @@ def save(file: Path, fd: int, states: dict[int, State], offset: int, lines: int)
     own = [columns[name].append for name in _FIELDS]
     shape_of, prompts, negatives, seeds, where = (
         columns[name].append for name in ("shape", "prompt", "negative_prompt", "seed", "line"))
+    by_template: dict[int, tuple[dict[str, Any], int]] = {}  # id of a shared template -> (it, its shape)
     for _, state in sorted(states.items()):
-        recipe = state.recipe
-        assert recipe is not None
-        values = list(recipe.__dict__.values())
-        shape = tuple(values[i] for i in _KEEP)
-        index = shapes.get(shape)
+        kept = state.kept
+        if kept is not None:  # not built yet: its template says its shape
+            template, prompt, negative, seed = kept
+            found = by_template.get(id(template))
+            index = found[1] if found is not None else None
+        else:
+            recipe = state.recipe
+            assert recipe is not None
+            template, prompt, negative, seed = recipe.__dict__, recipe.prompt, recipe.negative_prompt, recipe.seed
+            index = None
         if index is None:
-            index = shapes[shape] = len(recipes)
-            recipes.append(recipe.to_dict())
+            values = list(template.values())
+            shape = tuple(values[i] for i in _KEEP)
+            index = shapes.get(shape)
+            if index is None:
+                index = shapes[shape] = len(recipes)
+                made = object.__new__(Recipe)
+                object.__setattr__(made, "__dict__", dict(template))
+                recipes.append(made.to_dict())
+            if kept is not None:
+                by_template[id(template)] = (template, index)
         for add, name in zip(own, _FIELDS):
             add(state.values[name])
         shape_of(index)
-        prompts(recipe.prompt)
-        negatives(recipe.negative_prompt)
-        seeds(recipe.seed)
+        prompts(prompt)
+        negatives(negative)
+        seeds(seed)
         where(state.line)
     stat = os.fstat(fd)
     document = {
@@ -181,6 +196,11 @@ def _check(document: Any, file: Path, fd: int) -> tuple[dict[int, State], int, i
     for data in document["recipes"]:
         templates.append(Recipe.from_dict({**data, "prompt": "", "negative_prompt": "", "seed": 0}).__dict__)
     columns = {name: _column(document, name, count) for name in _COLUMNS}
+    defaults = {  # the columns that hold Entry's default for every entry
+        name for name, encoded in document["columns"].items()
+        if name in _DEFAULTS and type(encoded) is dict and "all" in encoded
+        and type(encoded["all"]) is type(_DEFAULTS[name]) and encoded["all"] == _DEFAULTS[name]
+    }
     del document
     ids = columns["id"]
     if type(ids) is not list or ids != sorted(set(ids)) or ids[0] < 1:
@@ -188,42 +208,20 @@ def _check(document: Any, file: Path, fd: int) -> tuple[dict[int, State], int, i
     if not _values_ok(columns, len(templates)):
         return None
     columns["images"] = map(tuple, columns["images"])
-    rows = zip(*(columns[name] for name in _FIELDS))
-    new_state = _Kept.__new__
+    # Only the fields an entry has other than Entry's default are its own (`Values`).
+    own = [name for name in _FIELDS if name not in defaults]
+    rows = zip(*(columns[name] for name in own))
+    new_state = State.__new__
     states: dict[int, State] = {}
     for entry_id, values, shape, prompt, negative, seed, line in zip(
-        ids, map(dict, map(zip, repeat(_FIELDS), rows)), *(columns[name] for name in _COLUMNS[len(_FIELDS):])
+        ids, map(Values, map(zip, repeat(own), rows)), *(columns[name] for name in _COLUMNS[len(_FIELDS):])
     ):
-        state = new_state(_Kept)
-        state.line, state.recipe_data, state.values, state.entry, state.epoch = line, None, values, None, 0
-        state.kept = (templates[shape], prompt, negative, seed)
+        state = new_state(State)
+        state.line, state.recipe_data, state.pending, state._recipe = line, None, None, None
+        state.values, state.entry, state.epoch = values, None, 0
+        state.kept = (templates[shape], prompt, negative, seed)  # its Recipe is made when first asked for
         states[entry_id] = state
     return states, offset, lines
-
-
-_RECIPE = State.__dict__["recipe"]  # the slot, under the property below
-
-
-class _Kept(State):
-    """A state read from a snapshot: its Recipe is made from its checked shape and values when
-    first asked for, so 100,000 of them cost a tuple each until shown."""
-
-    __slots__ = ("kept",)
-
-    @property  # type: ignore[override]
-    def recipe(self) -> Recipe | None:
-        try:
-            return _RECIPE.__get__(self, State)
-        except AttributeError:  # not made yet
-            template, prompt, negative, seed = self.kept
-            recipe = object.__new__(Recipe)
-            object.__setattr__(recipe, "__dict__", {**template, "prompt": prompt, "negative_prompt": negative, "seed": seed})
-            _RECIPE.__set__(self, recipe)
-            return recipe
-
-    @recipe.setter
-    def recipe(self, recipe: Recipe | None) -> None:
-        _RECIPE.__set__(self, recipe)
 
 
 def _values_ok(columns: dict[str, Any], shapes: int) -> bool:

@@ -1,0 +1,260 @@
+"""Reading a big session quickly: every fast path reads what the slow one reads.
+
+The slow path is the one a hand-edited file takes: each record on its own
+through tomllib, each checked by the general walk. The fast paths are a
+stretch of records in one `json.loads`, recipe tables parsed once per shared
+text (studio.store.recipe_text), the writer's own record shapes checked
+without the walk, the file split a block at a time. Entries are compared by
+repr, so 1 and 1.0 (equal to ==) still tell apart.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tracemalloc
+
+import pytest
+
+import studio.store.journal as journal
+import studio.store.records as records
+from studio.recipe import MAX_PROMPT_CHARS, Recipe
+from studio.store.journal import Journal
+from studio.store.recipe_text import RecipeTexts, Templated
+from studio.store.records import check_event, check_record
+from studio.store.session import FILE_NAME, Session, SessionError, SessionStore, record_bytes
+from studio.store.tomlio import fast_parse_records
+
+WHEN = "2026-01-01T00:00:00.000Z"
+PROMPTS = ["a lighthouse at dusk", 'quotes " and \\ back \t tab é ☃ \x7f 中文 🦊', "", "[not a table]",
+           "x" * MAX_PROMPT_CHARS, "# not a comment"]
+
+
+def _records(count: int, odd_prompt: bool = True) -> list[dict]:
+    """Records as studio writes them, of every kind and many recipe shapes."""
+    base = Recipe(prompt="p")
+    shapes = [base, base.replace(steps=30), base.replace(cfg_scale=6.5, sampler="Euler"),
+              base.replace(loras=(Recipe.from_dict({"prompt": "p", "loras": [{"name": "ink", "weight": 0.8}]}).loras)),
+              base.replace(embeddings=("bad-hands",), embedding_hashes=("ab",))]
+    out = []
+    for i in range(1, count + 1):
+        recipe = shapes[i % len(shapes) if i % 7 else 0].replace(
+            prompt="a = b" if i == 2 and odd_prompt else PROMPTS[i % len(PROMPTS)], negative_prompt="blurry" if i % 3 else "", seed=i * 7919 % 100_000)
+        queued = {"id": i, "kind": "queued", "time": WHEN, "recipe": recipe.to_dict(), "owner": "host:1"}
+        if i % 11 == 0:
+            queued["template"] = "a __colour__ fox"
+        if i % 13 == 0:
+            queued["sweep"] = {"id": "s1", "at": [0, 0, 0], "shape": [2, 1, 1], "axes": ["seed", "", ""],
+                               "labels": ["1", "", ""]}
+        out.append(queued)
+        out.append({"id": i, "kind": "started", "time": WHEN, "owner": "host:1"})
+        if i % 17 == 0:
+            out.append({"id": i, "kind": "failed", "time": WHEN, "reason": "out of memory"})
+            continue
+        changes = {"device": "cpu", "dtype": "float32"}
+        if i % 5 == 0:
+            changes["seed"] = 42  # a done record may report the seed it used
+        if i % 9 == 0:
+            changes["steps"] = 31
+        out.append({"id": i, "kind": "done", "time": WHEN, "images": [f"{i:04d}.png"], "duration": 1.5,
+                    "device": "cpu", "model_hash": "abc", "recipe": changes})
+        if i % 19 == 0:
+            out.append({"id": i, "kind": "mark", "time": WHEN, "rating": 4, "favourite": True, "note": "é"})
+        if i % 23 == 0:
+            out.append({"id": i, "kind": "deleted", "time": WHEN})
+    return out
+
+
+def _write(tmp_path, recs: list[dict], extra: bytes = b"") -> Session:
+    session = SessionStore(tmp_path).create("s")
+    with open(session.file, "ab") as handle:
+        handle.write(b"".join(map(record_bytes, recs)) + extra)
+    return session
+
+
+def _slow(monkeypatch):
+    """Every record on its own through tomllib, checked by the general walk."""
+    monkeypatch.setattr(journal, "fast_parse_records", lambda text, texts=None: None)
+    monkeypatch.setattr(journal, "fast_parse", lambda text, root: None)
+    monkeypatch.setattr(records, "_PLAIN", {})
+
+
+def _read(path):
+    session = Session(path, read_only=True)
+    return [repr(entry) for entry in session.entries(include_deleted=True)], session.warnings
+
+
+# Hand edits, appended after the writer's records: each read by tomllib (or refused) in both paths.
+ODD = [
+    # a comment inside a recipe table, and literal strings
+    b"\n[[event]]\nid = 9001\nkind = 'queued'\ntime = \"2026-01-01T00:00:00Z\"\n[event.recipe]\n"
+    b"prompt = 'literal'  # a comment\nseed = 5\n# end 9001\n",
+    # a duplicated key in the recipe (tomllib refuses it)
+    b"\n[[event]]\nid = 9002\nkind = \"queued\"\ntime = \"2026-01-01T00:00:00Z\"\n[event.recipe]\n"
+    b"prompt = \"p\"\nnegative_prompt = \"\"\nsteps = 20\nsteps = 21\nseed = 1\n# end 9002\n",
+    # the seed twice
+    b"\n[[event]]\nid = 9003\nkind = \"queued\"\ntime = \"2026-01-01T00:00:00Z\"\n[event.recipe]\n"
+    b"prompt = \"p\"\nnegative_prompt = \"\"\nseed = 1\nsteps = 20\nseed = 2\n# end 9003\n",
+    # the key a cut-down table names its template by, written by hand
+    b"\n[[event]]\nid = 9004\nkind = \"queued\"\ntime = \"2026-01-01T00:00:00Z\"\n[event.recipe]\n"
+    b"prompt = \"p\"\nnegative_prompt = \"\"\nseed = 1\n\"@t\" = 0\n# end 9004\n",
+    # a seed out of range, a prompt too long, a seed of the wrong type
+    b"\n[[event]]\nid = 9005\nkind = \"queued\"\ntime = \"2026-01-01T00:00:00Z\"\n[event.recipe]\n"
+    b"prompt = \"p\"\nnegative_prompt = \"\"\nseed = -3\n# end 9005\n",
+    b"\n[[event]]\nid = 9006\nkind = \"queued\"\ntime = \"2026-01-01T00:00:00Z\"\n[event.recipe]\n"
+    b"prompt = \"" + b"y" * (MAX_PROMPT_CHARS + 1) + b"\"\nnegative_prompt = \"\"\nseed = 3\n# end 9006\n",
+    b"\n[[event]]\nid = 9007\nkind = \"queued\"\ntime = \"2026-01-01T00:00:00Z\"\n[event.recipe]\n"
+    b"prompt = \"p\"\nnegative_prompt = \"\"\nseed = 3.0\n# end 9007\n",
+]
+
+
+@pytest.mark.parametrize("odd", range(len(ODD) + 1))
+def test_a_session_reads_the_same_through_every_fast_path_as_through_tomllib(tmp_path, monkeypatch, odd):
+    recs = _records(140)
+    extra = ODD[odd] if odd < len(ODD) else b"".join(ODD)
+    session = _write(tmp_path, recs, extra)
+    fast = _read(session.path)
+    assert len(fast[0]) > 100
+    if odd == 0:
+        assert any("literal" in entry for entry in fast[0])
+    with monkeypatch.context() as patch:
+        _slow(patch)
+        slow = _read(session.path)
+    assert fast == slow
+    for chunk in (1, 7, 1000):
+        monkeypatch.setattr(journal, "CHUNK", chunk)
+        assert _read(session.path) == fast
+
+
+def test_templated_tables_are_the_dicts_a_whole_parse_makes(tmp_path):
+    session = _write(tmp_path, _records(60, odd_prompt=False))
+    pieces = session.file.read_bytes().split(journal.SEP)[1:]
+    text = journal.SEP.join(pieces).decode("utf-8")
+    texts = RecipeTexts()
+    plain, templated = fast_parse_records(text), fast_parse_records(text, texts)
+    assert plain is not None and templated == plain
+    for a, b in zip(plain, templated):
+        if "recipe" in a:
+            assert list(a["recipe"].items()) == list(b["recipe"].items())  # in the file's order too
+            assert [type(v) for v in a["recipe"].values()] == [type(v) for v in b["recipe"].values()]
+    shared = [ev["recipe"] for ev in templated if type(ev.get("recipe")) is Templated]
+    assert len(shared) >= 30 and len(texts.templates) <= 6  # LoRA tables are parsed whole
+    assert not any("loras" in t for t in texts.templates if t.get("loras"))
+
+
+def test_a_bad_field_in_the_middle_of_a_long_stretch_is_reported_at_its_line(tmp_path, monkeypatch):
+    recs = _records(400)
+    bad_at = next(i for i in range(600, 700) if recs[i]["kind"] == "started")  # mid-way in a 1,000-record stretch
+    recs[bad_at] = {**recs[bad_at], "owner": 5}
+    monkeypatch.setattr(journal, "CHUNK", 1000)
+    session = _write(tmp_path, recs)
+    text = session.file.read_text(encoding="utf-8")
+    offset = text.index(record_bytes(recs[bad_at]).decode("utf-8"))
+    line = text[:offset].count("\n") + 2  # the record's blank line, then its [[event]]
+    with pytest.raises(SessionError, match=rf"{FILE_NAME}:{line} \(entry {recs[bad_at]['id']}\): field"):
+        Session(session.path)
+    assert len(Session(session.path, read_only=True).warnings) == 1
+
+
+def _mutations(ev: dict):
+    values = [True, False, 0, 1, -1, 1.5, float("nan"), float("inf"), -0.5, "", "s", [], ["a"], [1], {}, {"a": 1},
+              None]
+    yield ev
+    for key in list(ev) + ["owner", "template", "images", "duration", "rating", "nope", "sweep", "sheet"]:
+        for value in values:
+            yield {**ev, key: value}
+        yield {k: v for k, v in ev.items() if k != key}
+
+
+def test_the_writers_shapes_are_checked_as_the_general_walk_checks_them(monkeypatch):
+    bases = [r for r in _records(30) if r["kind"] in ("queued", "started", "done")][:12]
+    seen = 0
+    for base in bases:
+        for ev in _mutations(base):
+            fast = check_record(dict(ev), "f", 3)
+            with monkeypatch.context() as patch:
+                patch.setattr(records, "_PLAIN", {})
+                slow = check_record(dict(ev), "f", 3)
+            assert fast == slow, ev
+            seen += not fast
+    assert seen > 50 and check_event([]) and check_record({"kind": ["x"]}, "f", 1)
+
+
+def test_line_counts_and_torn_tails_at_every_cut(tmp_path, monkeypatch):
+    recs = [r for r in _records(3) if len(r.get("recipe", {}).get("prompt", "")) < 100]
+    session = _write(tmp_path, recs)
+    whole = session.file.read_bytes()
+    header_end = whole.index(b"# end header\n") + len(b"# end header\n")
+    monkeypatch.setattr(journal, "BLOCK", 37)  # records across many blocks
+    for cut in range(header_end, len(whole) + 1):
+        session.file.write_bytes(whole[:cut])
+        journal_ = Journal(session.file, check_record)
+        fd = os.open(session.file, os.O_RDONLY)
+        try:
+            scan = journal_.read_all(fd)
+            read = list(scan.events)
+        finally:
+            os.close(fd)
+        assert scan.problems == [], cut
+        data = whole[:cut]
+        assert scan.lines == data[: scan.consumed].count(b"\n"), cut
+        if scan.torn is not None:
+            assert scan.torn[0] == scan.consumed and scan.torn[1] == data[: scan.torn[0]].count(b"\n") + 1, cut
+        lines = [line for line, _ in read]
+        assert all(data.split(b"\n")[line - 1] == b"[[event]]" for line in lines), cut
+        whole_records = data[: scan.consumed].count(b"\n[[event]]\n")
+        assert len(read) == whole_records, cut
+
+
+def test_entries_read_through_a_template_share_it_until_shown(tmp_path):
+    count = 5000
+    base = Recipe(prompt="a lighthouse on a cliff at dusk")
+    recs = []
+    for i in range(1, count + 1):
+        recs.append({"id": i, "kind": "queued", "time": WHEN, "recipe": base.replace(seed=i).to_dict()})
+        recs.append({"id": i, "kind": "done", "time": WHEN, "images": [f"{i:04d}.png"], "duration": 1.5,
+                     "device": "cpu", "recipe": {"device": "cpu", "dtype": "float32"}})
+    session = _write(tmp_path, recs)
+    tracemalloc.start()
+    try:
+        opened = Session(session.path)
+        entries = opened.entries()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # A Recipe's own values alone are some 1,600 bytes: entries that each held one would not fit.
+    assert held / count < 1400, held / count
+    templates = {id(state.kept[0]) for state in opened._states.values()}
+    assert len(templates) == 1
+    assert entries[10].recipe == base.replace(seed=11, device="cpu", dtype="float32")
+    assert entries[10].recipe.prompt is entries[11].recipe.prompt
+    assert [e.recipe.seed for e in itertools.islice(entries, 3)] == [1, 2, 3]
+
+
+def test_a_session_studio_writes_keeps_a_fresh_snapshot_when_it_closes(tmp_path, monkeypatch):
+    import studio.store.snapshot as snapshot
+    from studio.models.library import ModelLibrary
+    from studio.service import Studio
+
+    monkeypatch.setattr(snapshot, "MIN_ENTRIES", 3)
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    session = _write(tmp_path, _records(8, odd_prompt=False))
+    studio = Studio(Session(session.path), ModelLibrary(use_hf_cache=False), engine_factory=lambda listener: None)
+    studio.shutdown()
+    kept = snapshot.snapshot_path(session.file)
+    assert kept.is_file()
+    first = kept.stat().st_mtime_ns
+    assert studio.session.save_snapshot() and kept.stat().st_mtime_ns == first  # nothing new: not written again
+    studio.session.mark(3, rating=5)
+    studio.shutdown()
+    assert kept.stat().st_mtime_ns != first
+    reads = []
+    read_all = journal.Journal.read_all
+    monkeypatch.setattr(journal.Journal, "read_all", lambda self, fd: reads.append(1) or read_all(self, fd))
+    reopened = Session(session.path)
+    assert reads == [] and reopened.get(3).rating == 5
+    from_snapshot = [repr(e) for e in reopened.entries(include_deleted=True)]
+    kept.unlink()
+    with monkeypatch.context() as patch:
+        _slow(patch)
+        assert from_snapshot == _read(session.path)[0] and reads == [1]
