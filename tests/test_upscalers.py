@@ -410,8 +410,9 @@ def test_the_tui_sets_the_switch_from_its_config(config_says, fake_extras, tmp_p
     from studio.tui.app import make_app
 
     library = config_says(False)  # the file says no; the TUI's own config says yes
-    make_app(tmp_path / "sessions", None, model="studio-tiny", graphics="halfcell",
-             config=Config(sessions_dir=tmp_path / "sessions", spandrel_extra_arches=True))
+    app = make_app(tmp_path / "sessions", None, model="studio-tiny", graphics="halfcell",
+                   config=Config(sessions_dir=tmp_path / "sessions", spandrel_extra_arches=True))
+    app.studio.shutdown()  # the service, and the switch with it, are set up after the first frame
     assert fake_extras == []  # not installed at start: that imports torch
     load_network(resolve_upscaler("4x-compact", library))
     assert fake_extras == ["install", "load"]

@@ -31,6 +31,7 @@ from typing import Any
 
 from studio import __version__
 from studio.atomic import write_text_atomically
+from studio.cachedir import cache_dir
 from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, Recipe, RecipeError
 from studio.store.entries import _ENTRY_DEFAULTS as _DEFAULTS
 from studio.store.entries import STATUSES, VARYING, Entry, State, Values
@@ -59,8 +60,6 @@ class _Odd(Exception):
 
 
 def snapshot_path(file: Path) -> Path:
-    from studio.models.hashing import cache_dir
-
     key = hashlib.sha256(str(Path(file).resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return cache_dir() / "sessions" / f"{key}.json"
 
