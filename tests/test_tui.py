@@ -768,3 +768,24 @@ async def test_the_token_count_follows_the_chosen_model(studio, tmp_path, tiny_m
         app._model_chosen("studio-tiny")
         await pilot.pause()
         assert app.prompt_pane.tokenizer_dir.parent.name == "studio-tiny"
+
+
+async def test_images_deleted_or_damaged_since_they_were_made_are_a_line_not_a_crash(studio, tmp_path):
+    """The newest entry's file deleted, an older one cut short: the preview says so, full screen too."""
+    session = seeded_session(tmp_path / "sessions", "old", count=3)
+    (session.path / "0003.png").unlink()
+    damaged = session.path / "0002.png"
+    damaged.write_bytes(damaged.read_bytes()[:60])
+    app = studio("old", engine_factory=IdleEngine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        placeholder = app.preview.query_one("#placeholder")
+        await wait_until(pilot, lambda: "image missing: 0003.png" in str(placeholder.render()))
+        await pilot.press("ctrl+down")
+        await wait_until(pilot, lambda: "cannot show 0002.png" in str(placeholder.render()))
+        await pilot.press("ctrl+f")
+        await pilot.pause()
+        assert "cannot show 0002.png" in str(app.screen.query_one("#full-image").render())
+        await pilot.press("escape", "ctrl+down")
+        await wait_until(pilot, lambda: app.query_one("#image").display)  # a whole one draws again
+        assert app.is_running

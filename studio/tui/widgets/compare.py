@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from studio.printable import printable
+from studio.tui.widgets.preview import image_or_line
 
 # Bookkeeping that differs between any two runs and says nothing about the image.
 _IGNORED = {"studio_version"}
@@ -65,7 +66,7 @@ class CompareScreen(Screen):
             for entry, image in zip((self.left, self.right), self.images, strict=True):
                 with Vertical(classes="compare-side"):
                     if self.image_class is not None and image is not None:
-                        yield self.image_class(image, classes="compare-image")
+                        yield image_or_line(self.image_class, image, classes="compare-image")
                     else:
                         yield Static("(no image)", classes="compare-image")
                     masked = " · mask tinted" if entry.recipe.mask and image is not None else ""

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from studio.printable import printable
+from studio.tui.widgets.preview import image_or_line
 
 
 def recipe_table(entry: Any) -> Table:
@@ -48,7 +49,7 @@ class EntryDetail(Screen):
         with Horizontal(id="detail-body"):
             with Vertical(id="detail-side"):
                 if self.image_class is not None and self.image is not None:
-                    yield self.image_class(self.image, id="detail-image")
+                    yield image_or_line(self.image_class, self.image, id="detail-image")
                 else:
                     yield Static("(no image)", id="detail-image")
             with VerticalScroll(id="detail-recipe"):

@@ -12,6 +12,7 @@ from rich.markup import escape
 from textual.widgets import Footer, Static
 
 from studio.printable import printable
+from studio.tui.widgets.preview import image_or_line
 
 
 def fullscreen_caption(link: str, prompt: str = "") -> str:
@@ -33,7 +34,7 @@ class FullscreenPreview(Screen):
     def compose(self) -> ComposeResult:
         with Center(id="full-canvas"):
             if self.image_class is not None and self.image is not None:
-                yield self.image_class(self.image, id="full-image")
+                yield image_or_line(self.image_class, self.image, id="full-image")
             else:
                 yield Static("nothing to show")
         yield Static(self.caption, id="full-caption")

@@ -71,13 +71,46 @@ class PreviewPane(Vertical, can_focus=True):
     def _show_file(self, path: Path) -> None:
         if self._image_class is None:
             return  # the caption names the file; textual-image is not loaded yet, or graphics are off
+        image = read_image(path)
+        if isinstance(image, str):  # deleted, cut short or not an image: say so, keep running
+            placeholder = self.query_one("#placeholder", Static)
+            placeholder.update(escape(image))
+            self._only(placeholder)
+            return
         if self._image_widget is None:
-            self._image_widget = self._image_class(path, id="image")
+            self._image_widget = self._image_class(image, id="image")
             self.query_one("#canvas").mount(self._image_widget)
         else:
-            self._image_widget.image = path
+            self._image_widget.image = image
         self._only(self._image_widget)
 
     def _only(self, shown: Any) -> None:
         for child in self.query_one("#canvas").children:
             child.display = child is shown
+
+
+def read_image(path: Path) -> Any:
+    """The image at `path`, decoded (a PIL image), or one printable line saying why it cannot be shown.
+
+    Decoded here, not by the renderer as it draws: a file deleted since it was recorded, cut short
+    or not an image at all would otherwise raise inside the render and close the window.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            return opened.copy()
+    except FileNotFoundError:
+        return f"image missing: {printable(Path(path).name)} (deleted or moved since it was made)"
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        return f"cannot show {printable(Path(path).name)}: {printable(str(exc) or type(exc).__name__)}"
+
+
+def image_or_line(image_class: Any, image: Any, **kwargs: Any) -> Any:
+    """A renderer widget for `image` (a path or a PIL image), or a Static line saying why not."""
+    if isinstance(image, (str, Path)):
+        image = read_image(Path(image))
+    if isinstance(image, str):
+        return Static(escape(image), **kwargs)
+    return image_class(image, **kwargs)
