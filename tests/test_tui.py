@@ -786,6 +786,10 @@ async def test_images_deleted_or_damaged_since_they_were_made_are_a_line_not_a_c
         await pilot.press("ctrl+f")
         await pilot.pause()
         assert "cannot show 0002.png" in str(app.screen.query_one("#full-image").render())
-        await pilot.press("escape", "ctrl+down")
+        await pilot.press("escape", "f5", "m")  # paint a mask over the damaged one: a notice, no painter
+        await pilot.pause()
+        assert any("cannot show 0002.png" in str(n.message) for n in app._notifications), (list(app._notifications), app.history.highlighted_id, app.focused)
+        assert type(app.screen).__name__ != "MaskPainter"
+        await pilot.press("ctrl+down")
         await wait_until(pilot, lambda: app.query_one("#image").display)  # a whole one draws again
         assert app.is_running

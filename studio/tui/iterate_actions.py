@@ -30,7 +30,14 @@ class IterateActions:
         if not entry.images:
             self.notify(f"#{entry.id} has no image ({entry.status})", severity="warning")
             return None
-        return entry, self.session.image_path(entry.images[0])
+        from studio.tui.widgets.preview import read_image
+
+        path = self.session.image_path(entry.images[0])
+        problem = read_image(path)  # deleted, moved or damaged since it was made: one line, not a crash
+        if isinstance(problem, str):
+            self.notify(problem, severity="error")
+            return None
+        return entry, path
 
     def _over(self, entry: Any, image: Path, mask: Path | None = None) -> Recipe | None:
         """The form's recipe over the entry's image, at its size and the form's strength."""

@@ -67,7 +67,7 @@ def load_thumbnail(path: Path, cols: int = THUMB_COLS) -> HalfcellThumbnail | No
         with Image.open(path) as image:
             image.draft("RGB", (cols * 4, cols * 4))  # JPEGs decode smaller, faster
             small = image.convert("RGB").resize((cols, cols), Image.Resampling.BOX)
-    except (OSError, ValueError):
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
     data = list(small.getdata())
     return HalfcellThumbnail([data[y * cols : (y + 1) * cols] for y in range(cols)])
