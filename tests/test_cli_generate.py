@@ -88,7 +88,7 @@ def test_ctrl_c_cancels_cleanly_and_keeps_finished_images(tiny_model_dir, tmp_pa
     env = {**os.environ, **STUDIO_ENV}
     proc = subprocess.Popen(
         [sys.executable, "-m", "studio", "generate", "a dot", "--model", str(tiny_model_dir), "--steps", "150",
-         "--size", "64x64", "--seed", "1", "-n", "4", "--sessions-dir", "s", "--quiet"],
+         "--size", "64x64", "--seed", "1", "-n", "12", "--sessions-dir", "s", "--quiet"],  # ample left to cancel
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     session_file = None
