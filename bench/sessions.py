@@ -69,13 +69,8 @@ def build(store: SessionStore, name: str, entries: int) -> None:
         handle.write(b"".join(chunks))
 
 
-_TUI_CHILD = r"""
-import json, os, resource, sys, time
-start = float(sys.argv[1])
-from pathlib import Path
-from studio.tui.app import StudioApp, make_app
-
-def _peak_mb():  # this process's own peak RSS: ru_maxrss keeps a forking parent's across exec
+# Both children's own peak memory (pasted into each child's code at #PEAK_MB).
+_PEAK_MB = r'''def _peak_mb():  # this process's own peak RSS: ru_maxrss keeps a forking parent's across exec
     try:
         with open("/proc/self/status") as status:
             for line in status:
@@ -84,6 +79,15 @@ def _peak_mb():  # this process's own peak RSS: ru_maxrss keeps a forking parent
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+'''
+
+_TUI_CHILD = r"""
+import json, os, resource, sys, time
+start = float(sys.argv[1])
+from pathlib import Path
+from studio.tui.app import StudioApp, make_app
+
+#PEAK_MB
 
 
 seen = {}
@@ -129,7 +133,7 @@ def first_frame(screen, update):
 
 app._display = first_frame
 app.run(headless=True, size=(120, 36))
-"""
+""".replace("#PEAK_MB\n", _PEAK_MB)
 
 
 _OPEN_CHILD = r"""
@@ -137,15 +141,7 @@ import json, resource, sys, time
 from pathlib import Path
 from studio.store.session import Session
 
-def _peak_mb():  # this process's own peak RSS: ru_maxrss keeps a forking parent's across exec
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+#PEAK_MB
 
 
 folder, keep, repeats = Path(sys.argv[1]), sys.argv[2] == "keep", int(sys.argv[3])
@@ -161,7 +157,7 @@ for _ in range(repeats):
         session.save_snapshot()  # as the TUI does after reading, and studio on closing
 peak = _peak_mb()
 print(json.dumps({"cpu": best[0], "wall": best[1], "peak_mb": peak, "entries": len(entries)}))
-"""
+""".replace("#PEAK_MB\n", _PEAK_MB)
 
 
 def open_in_child(folder: Path, cache: Path, keep: bool, repeats: int = 1) -> dict:
