@@ -88,8 +88,11 @@ def test_ctrl_c_cancels_cleanly_and_keeps_finished_images(tiny_model_dir, tmp_pa
     env = {**os.environ, **STUDIO_ENV}
     proc = subprocess.Popen(
         [sys.executable, "-m", "studio", "generate", "a dot", "--model", str(tiny_model_dir), "--steps", "150",
-         "--size", "64x64", "--seed", "1", "-n", "12", "--sessions-dir", "s", "--quiet"],  # ample left to cancel
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--size", "64x64", "--seed", "1", "-n", "12", "--sessions-dir", "s", "--quiet"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # pytest-xdist's workers ignore SIGINT, and an ignored signal stays ignored across exec:
+        # the child would never see the Ctrl-C this test sends (CI ran all 12 images).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     session_file = None
     while time.monotonic() < deadline:  # wait until the first image is finished
