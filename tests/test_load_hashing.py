@@ -79,20 +79,25 @@ def test_identity_changes_with_the_files_and_only_then(tmp_path):
     assert identity(model) != before[0] and identity(folder) != before[1]
 
 
+def _library_hashing_only_after(event: threading.Event, failure: str, tmp_path, monkeypatch) -> ModelLibrary:
+    """A library with an empty hash cache whose file hashing waits for `event`, failing with `failure` after 20 s."""
+    real = hashing.sha256_file
+
+    def once_it_is_set(path, progress=None, skip=0):
+        if not event.wait(20):
+            raise OSError(failure)
+        return real(path, progress, skip)
+
+    monkeypatch.setattr(hashing, "sha256_file", once_it_is_set)
+    return ModelLibrary(use_hf_cache=False, hashes=HashCache(tmp_path / "hashes.json"))
+
+
 def test_a_new_models_hash_is_read_beside_its_load_not_before(engine_factory, tiny_model_dir, tmp_path, monkeypatch):
     """The hash waits until the load has begun: were it on the load's path, the job would fail."""
     from studio.models.loading import load_pipeline_for_recipe
 
     loading = threading.Event()
-    real = hashing.sha256_file
-
-    def after_the_load_began(path, progress=None, skip=0):
-        if not loading.wait(20):
-            raise OSError("hashed before the load began")
-        return real(path, progress, skip)
-
-    monkeypatch.setattr(hashing, "sha256_file", after_the_load_began)
-    library = ModelLibrary(use_hf_cache=False, hashes=HashCache(tmp_path / "hashes.json"))
+    library = _library_hashing_only_after(loading, "hashed before the load began", tmp_path, monkeypatch)
 
     def loader(ref, device, dtype, recipe):
         assert ref.path == tiny_model_dir.resolve()
@@ -126,15 +131,7 @@ def test_a_changed_model_is_loaded_again(engine_factory, tiny_model_dir, tmp_pat
 def test_a_new_models_hash_is_waited_for_only_when_the_image_is_saved(tiny_model_dir, tmp_path, monkeypatch):
     """Sampling starts while the hash is still being read: were the hash waited for before it, the job would fail."""
     sampling = threading.Event()
-    real = hashing.sha256_file
-
-    def after_sampling_began(path, progress=None, skip=0):
-        if not sampling.wait(20):
-            raise OSError("the hash held up the sampling")
-        return real(path, progress, skip)
-
-    monkeypatch.setattr(hashing, "sha256_file", after_sampling_began)
-    library = ModelLibrary(use_hf_cache=False, hashes=HashCache(tmp_path / "hashes.json"))
+    library = _library_hashing_only_after(sampling, "the hash held up the sampling", tmp_path, monkeypatch)
     rec = Recorder()
 
     def listener(event):
