@@ -10,8 +10,8 @@ from studio.store.session import SessionStore
 from studio.tui.app import make_app
 from studio.tui.widgets.entry_detail import EntryDetail
 from studio.tui.widgets.gallery import GalleryScreen
-from studio.tui.widgets.sessions_browser import NameDialog, SessionsScreen
-from tests.test_tui_support import IdleEngine, seeded_session, started, wait_until
+from studio.tui.widgets.sessions_browser import NameDialog
+from tests.test_tui_support import IdleEngine, open_browser, seeded_session, started, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -207,14 +207,6 @@ async def test_a_gallery_on_an_index_never_built_catches_up_before_saying_no_mat
         gallery = await wait_until(pilot, lambda: isinstance(app.screen, GalleryScreen) and app.screen)
         await wait_until(pilot, lambda: gallery.total == 4 and gallery.first_page_at is not None)
         assert not any("no matches" in line for line in statuses)
-
-
-async def open_browser(pilot):
-    await started(pilot)
-    await pilot.press("ctrl+b")
-    browser = await wait_until(pilot, lambda: isinstance(pilot.app.screen, SessionsScreen) and pilot.app.screen)
-    await wait_until(pilot, lambda: browser.rows)
-    return browser
 
 
 async def test_session_browser_rename_and_archive(two_sessions):

@@ -16,7 +16,7 @@ from studio.store.session import SessionStore
 from studio.tui.app import make_app
 from studio.tui.widgets.gallery import GalleryScreen
 from studio.tui.widgets.sessions_browser import NameDialog, SessionsScreen
-from tests.test_tui_support import IdleEngine, gradient_png, seeded_session, started, wait_until
+from tests.test_tui_support import IdleEngine, gradient_png, open_browser, seeded_session, started, wait_until
 
 pytestmark = pytest.mark.anyio
 SIZE = (120, 40)
@@ -60,14 +60,6 @@ def make(root, name="here", engine=FinishingEngine):
 
 def on_disk(root, name):
     return SessionStore(root).open(name, read_only=True).entries()
-
-
-async def open_browser(pilot):
-    await started(pilot)
-    await pilot.press("ctrl+b")
-    browser = await wait_until(pilot, lambda: isinstance(pilot.app.screen, SessionsScreen) and pilot.app.screen)
-    await wait_until(pilot, lambda: browser.rows)
-    return browser
 
 
 def choose(browser, name):

@@ -110,6 +110,17 @@ async def started(pilot: Any) -> None:
     await pilot.pause()
 
 
+async def open_browser(pilot: Any) -> Any:
+    """Start the window, open the session browser and wait for its rows; the browser."""
+    from studio.tui.widgets.sessions_browser import SessionsScreen
+
+    await started(pilot)
+    await pilot.press("ctrl+b")
+    browser = await wait_until(pilot, lambda: isinstance(pilot.app.screen, SessionsScreen) and pilot.app.screen)
+    await wait_until(pilot, lambda: browser.rows)
+    return browser
+
+
 async def written(pilot: Any) -> None:
     """Wait for the session writes the history keys queued (they run off the event loop)."""
     app = pilot.app

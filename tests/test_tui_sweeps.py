@@ -72,14 +72,8 @@ async def test_build_a_sweep_see_its_count_run_it_and_branch_from_a_cell(app):
         assert app.query_one("#steps", Input).value == "2"
 
 
-async def test_an_open_grid_view_follows_its_cells_and_the_queue_shows_where_each_cell_sits(tmp_path):
-    """The engine is driven by hand (no model): cells start, step and finish while the grid is open."""
-    from PIL import Image
-
-    from studio.engine import events as ev
-    from studio.recipe import Recipe
-    from studio.sweeps.run import submit_sweep
-    from studio.sweeps.sweep import Sweep
+def idle_engines():
+    """An engine factory making IdleEngines (driven by hand), and the list of those it made."""
     from tests.test_tui_support import IdleEngine
 
     engines = []
@@ -88,6 +82,19 @@ async def test_an_open_grid_view_follows_its_cells_and_the_queue_shows_where_eac
         engines.append(IdleEngine(on_event))
         return engines[-1]
 
+    return engines, factory
+
+
+async def test_an_open_grid_view_follows_its_cells_and_the_queue_shows_where_each_cell_sits(tmp_path):
+    """The engine is driven by hand (no model): cells start, step and finish while the grid is open."""
+    from PIL import Image
+
+    from studio.engine import events as ev
+    from studio.recipe import Recipe
+    from studio.sweeps.run import submit_sweep
+    from studio.sweeps.sweep import Sweep
+
+    engines, factory = idle_engines()
     app = make_app(tmp_path / "sessions", None, engine_factory=factory, graphics="halfcell", model="studio-tiny")
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
@@ -129,14 +136,8 @@ async def test_the_grid_is_drawn_when_the_last_cell_ends_with_the_grid_view_open
     from studio.recipe import Recipe
     from studio.sweeps.run import submit_sweep
     from studio.sweeps.sweep import Sweep
-    from tests.test_tui_support import IdleEngine
 
-    engines = []
-
-    def factory(on_event):
-        engines.append(IdleEngine(on_event))
-        return engines[-1]
-
+    engines, factory = idle_engines()
     app = make_app(tmp_path / "sessions", None, engine_factory=factory, graphics="halfcell", model="studio-tiny")
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
