@@ -8,7 +8,7 @@ from textual.app import App, ComposeResult
 
 from studio.review.index import Hit
 from studio.tui.widgets.gallery_grid import CELL_HEIGHT, CELL_WIDTH, Cell, GalleryGrid
-from tests.test_tui_support import gradient_png
+from tests.test_tui_support import gradient_png, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -73,6 +73,7 @@ async def test_a_page_turn_repaints_only_the_cells_that_change(tmp_path):
         assert len(drawn) == 4
         grid.show([page[0], Cell(hit(1), thumb), page[2], page[3]])  # a thumbnail arrives for one cell
         assert set(grid._rows) == {0, 2, 3} and all(grid._rows[i] is drawn[i] for i in (0, 2, 3))
+        await wait_until(pilot, grid.pictures_ready)  # rendered on a thread worker: one pause may not be enough
         await pilot.pause()
         picture = grid.render_line(grid.box(1).y + 1)
         assert "▀" in picture.text  # half-cells, as the preview draws them
