@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import Input, TextArea
 
 from studio.tui.app import make_app
-from tests.test_tui_support import SNAP_SEED, IdleEngine, seeded_session, started
+from tests.test_tui_support import SNAP_SEED, IdleEngine, seeded_session, started, wait_until
 
 SIZES = [pytest.param((100, 30), id="100x30"), pytest.param((160, 45), id="160x45")]
 
@@ -78,4 +78,12 @@ def test_resume_dialog(snap_compare, tmp_path, monkeypatch):
     monkeypatch.setattr(Input, "cursor_blink", False)
     monkeypatch.setattr(TextArea, "cursor_blink", False)
     app = make_app(tmp_path / "sessions", "snap", engine_factory=IdleEngine, graphics="halfcell", model="studio-tiny")
-    assert snap_compare(app, terminal_size=(100, 30), run_before=settle)
+
+    async def offered(pilot):  # the offer comes once the session is read and the service built, after the first frame
+        from studio.tui.widgets.resume import ResumeDialog
+
+        await settle(pilot)
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ResumeDialog))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=offered)
