@@ -15,11 +15,9 @@ are regular files (`open_regular`): a FIFO, a device or a folder is refused by
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
-import tomllib
 from pathlib import Path
 from typing import IO, Any
 
@@ -87,6 +85,8 @@ def loads_json(
         raise Unbounded(f"{what} is {len(text):,} characters, over the {max_chars:,}-character cap")
     pattern = _JSON_STRING_BYTES if isinstance(text, bytes) else _JSON_STRING
     check_structure(pattern.sub(" " if isinstance(text, str) else b" ", text), what, max_depth, max_number)
+    import json  # here, not at the top: the TUI's first frame reads no JSON
+
     try:
         return json.loads(text)
     except RecursionError:  # only if the scan above were fooled; never a traceback
@@ -108,6 +108,8 @@ def loads_toml(
     if len(text) > max_chars:
         raise Unbounded(f"{what} is {len(text):,} characters, over the {max_chars:,}-character cap")
     check_structure(_TOML_SKIP.sub(" ", text), what, max_depth, max_number)
+    import tomllib  # only once there is a text to parse: a missing config imports none
+
     try:
         return tomllib.loads(text)
     except RecursionError:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,14 +144,12 @@ def load_config(path: Path | None = None) -> Config:
         config = config_from_dict(read_toml_file(path), str(path))
     except FileNotFoundError:
         pass
-    except tomllib.TOMLDecodeError as exc:
-        config.warning = f"{path}: {exc}; using default settings"
-    except ConfigError as exc:
-        config.warning = f"{exc}; using default settings"
-    except Unbounded as exc:
+    except (ConfigError, Unbounded) as exc:
         config.warning = f"{exc}; using default settings"
     except (OSError, UnicodeDecodeError) as exc:
         config.warning = f"{path}: cannot read ({exc}); using default settings"
+    except ValueError as exc:  # tomllib.TOMLDecodeError: not TOML (tomllib is imported only for a file)
+        config.warning = f"{path}: {exc}; using default settings"
     config.path = path
     env = os.environ.get(ENV_SESSIONS_DIR)
     if env:

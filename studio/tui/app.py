@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
-from textual.lazy import Lazy
 from textual.screen import Screen
 
 from studio.builtin import DEFAULT_MODEL
@@ -45,7 +44,6 @@ from studio.tui.iterate_actions import IterateActions
 from studio.tui.model_actions import ModelActions
 from studio.tui.sweep_actions import SweepActions
 from studio.tui.messages import EngineEvent, GraphicsReady
-from studio.tui.widgets.footer import StudioFooter
 from studio.tui.widgets.history import HistoryPane
 from studio.tui.widgets.params import ParamsPane
 from studio.tui.widgets.preview import PreviewPane, file_link
@@ -113,7 +111,7 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
             yield HistoryPane(id="history")
             yield QueuePane(id="queue")
         yield StatusBar(id="status")
-        yield Lazy(StudioFooter())
+        # The footer (its keys) mounts just after the first frame: see _after_first_paint.
 
     def on_load(self) -> None:
         startup.pause()  # until the first frame (or unmount): see startup.py
@@ -150,6 +148,9 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
         startup.resume()
         self.first_paint_at = time.perf_counter()
         self.torch_at_first_paint = "torch" in sys.modules
+        from studio.tui.widgets.footer import StudioFooter  # its module and Textual's Footer: after the frame
+
+        self.screen_stack[0].mount(StudioFooter())  # the main window's, even if a dialog is up by now
         self.start_engine()  # builds the service (self.studio) first
         if not self.loading:
             self.show_session_warnings()

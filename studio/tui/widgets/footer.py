@@ -18,6 +18,12 @@ class StudioFooter(Footer):
     stale = False
     """The bindings changed while another screen covered this footer's: rebuild when shown."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Mounted after the first frame, once the window has announced its bindings: compose
+        # its keys at mount (even under a dialog shown by then), as a footer there from the start would.
+        self.set_reactive(Footer._bindings_ready, True)
+
     def _covered(self) -> bool:
         return self.is_attached and self.app.screen is not self.screen
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.widgets import Label, ProgressBar
+from textual.widgets import Label
 
 
 def gpu_memory(device: str) -> str:
@@ -34,7 +35,7 @@ class StatusBar(Horizontal):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._bar = ProgressBar(id="progress", show_eta=False, show_percentage=False, total=1)
+        self._progress: Any = None  # the ProgressBar, made (and its module imported) just after the first frame
 
     def compose(self) -> ComposeResult:
         yield Label("", id="state")
@@ -43,8 +44,16 @@ class StatusBar(Horizontal):
 
     def on_mount(self) -> None:
         # The bar (two widgets, empty at launch) mounts just after the first frame.
-        self.call_after_refresh(self.mount, self._bar, after="#state")
+        self.call_after_refresh(lambda: self.mount(self._bar, after="#state"))
         self.set_interval(2.0, self._refresh_memory)
+
+    @property
+    def _bar(self) -> Any:
+        if self._progress is None:
+            from textual.widgets import ProgressBar
+
+            self._progress = ProgressBar(id="progress", show_eta=False, show_percentage=False, total=1)
+        return self._progress
 
     def watch_state(self, state: str) -> None:
         self.query_one("#state", Label).update(state, layout=False)  # fixed width: repaint only
