@@ -52,6 +52,15 @@ class _Shape:
         self.to_seed = 2 + len(before) + len(_SEED)
         self.to_started = 1 + len(after) + len("# end \n") + len(SEP) + len('id = \nkind = "started"\ntime = "')
         self.to_done = 24 + 2 + len(owner) + len("# end \n") + len(SEP) + len('id = \nkind = "done"\ntime = "')
+        # the text between the values (the id, times, prompts, seed, images and duration lines)
+        self.gaps = (
+            '\nkind = "queued"\ntime = "', f'"\n{lines}[event.recipe]\nprompt = "', '"\nnegative_prompt = "',
+            f'"\n{before}seed = ', f"\n{after}# end ", "\n\n[[event]]\nid = ", '\nkind = "started"\ntime = "',
+            f'"\n{owner}# end ', "\n\n[[event]]\nid = ", '\nkind = "done"\ntime = "', '"\n', f"{tail}# end ",
+        )
+        # an entry's own fields, in the order `fold` sets them, those that differ to be set
+        self.values_of = Values(id=0, time="", status="done", **tags, finished="", images=(), duration=None,
+                                device=device, model_hash=model_hash)
 
 
 def _plain(text: str) -> bool:
@@ -79,6 +88,7 @@ class BulkFold:
         self._shape: _Shape | None = None  # the last triple's, for `_quick`
         self._taken = _new_state(State)  # what `take` read last, for `commit`
         self._prompt = self._negative = ("\0", "\0")  # the last prompt read, and the memo's copy of it
+        self._durations: dict[str, float | int] = {}  # a duration line's text -> its value
 
     def take(self, text: str, pos: int, line: int) -> int:
         """Read the triple whose queued record starts at `text[pos]` (just after a record separator;
@@ -253,16 +263,16 @@ class BulkFold:
         state.kept = kept
         self._taken = state
 
-    def commit(self) -> bool:
-        """Fold the triple `take` read last (the journal has had what came before it folded); False,
-        folding nothing, where the fold holds its id already (the general path reports that)."""
+    def commit(self) -> int:
+        """Fold the triple `take` read last (the journal has had what came before it folded): its
+        records (3), or 0, folding nothing, where the fold holds its id already (the general path reports that)."""
         state = self._taken
         entry_id = state.values["id"]
         if entry_id in self.states:
-            return False
+            return 0
         self.states[entry_id] = state
         self.folded += 1
-        return True
+        return 3
 
     def _quick(self, text: str, pos: int, line: int) -> int:
         """`take` for a triple of the last one's shape (its recipe template, tags, owner and done
@@ -306,36 +316,40 @@ class BulkFold:
                 timed = f"duration = {number}\n"
         except ValueError:
             return -1
+        gaps = shape.gaps
         whole = (
-            f'id = {ident}\nkind = "queued"\ntime = "{queued}"\n{shape.lines}[event.recipe]\nprompt = "{prompt}"\n'
-            f'negative_prompt = "{negative}"\n{shape.before}seed = {seed}\n{shape.after}# end {ident}\n'
-            f'\n[[event]]\nid = {ident}\nkind = "started"\ntime = "{started}"\n{shape.owner}# end {ident}\n'
-            f'\n[[event]]\nid = {ident}\nkind = "done"\ntime = "{done}"\n'
-            f"{shown}{timed}{shape.tail}# end {ident}\n"
+            f"id = {ident}{gaps[0]}{queued}{gaps[1]}{prompt}{gaps[2]}{negative}{gaps[3]}{seed}{gaps[4]}{ident}{gaps[5]}"
+            f"{ident}{gaps[6]}{started}{gaps[7]}{ident}{gaps[8]}{ident}{gaps[9]}{done}{gaps[10]}{shown}{timed}{gaps[11]}{ident}\n"
         )
         end = pos + len(whole)
         if not text.startswith(whole, pos) or not (end == len(text) or text.startswith(SEP, end)):
             return -1
-        if not (ident.isdigit() and ident.isascii() and ident[0] != "0" and seed.isdigit() and seed.isascii()):
+        digits, shown = ident + seed, f"{queued}{started}{done}{prompt}{negative}"
+        if not (digits.isdigit() and digits.isascii()) or ident[0] == "0" or seed[0] == "0" and seed != "0":
             return -1
-        if seed[0] == "0" and seed != "0" or not _plain(queued + started + done + prompt + negative):
+        if '"' in shown or "\\" in shown or not (shown.isprintable() or _TOML_TEXT.match(shown)):
             return -1
-        duration: float | int | None = None
-        if shape.duration:
+        duration = self._durations.get(number, False) if shape.duration else None
+        if duration is False:
             if _NUMBER.match(number) is None:
                 return -1
-            duration = float(number) if "." in number else int(number)
-        entry_id, seed_value = int(ident), int(seed)
-        if not (len(prompt) <= MAX_PROMPT_CHARS and len(negative) <= MAX_PROMPT_CHARS
-                                           and seed_value <= MAX_SEED - 1024):
+            if len(self._durations) >= _TAILS:
+                self._durations.clear()
+            duration = self._durations[number] = float(number) if "." in number else int(number)
+        seed_value = int(seed)
+        if len(prompt) > MAX_PROMPT_CHARS or len(negative) > MAX_PROMPT_CHARS or seed_value > MAX_SEED - 1024:
             return -1
-        text_of = self.memo._text
         if prompt != self._prompt[0]:
-            self._prompt = (prompt, text_of(prompt))
+            self._prompt = (prompt, self.memo._text(prompt))
         if negative != self._negative[0]:
-            self._negative = (negative, text_of(negative))
-        kept = (shape.values, self._prompt[1], self._negative[1], seed_value)
-        self._fold(entry_id, queued, line, shape.tags, done, images, duration, shape.device, shape.model_hash, kept)
+            self._negative = (negative, self.memo._text(negative))
+        state = _new_state(State)
+        state.line, state.recipe_data, state.pending, state._recipe, state.entry, state.epoch = line, None, None, None, None, 0
+        state.values = values = Values(shape.values_of)
+        values["id"], values["time"], values["finished"], values["images"], values["duration"] = (
+            int(ident), queued, done, images, duration)
+        state.kept = (shape.values, self._prompt[1], self._negative[1], seed_value)
+        self._taken = state
         return end
 
     def _tail(self, tail: str) -> tuple[str, str | None, dict[str, Any]] | None:

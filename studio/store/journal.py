@@ -53,8 +53,8 @@ class Bulk(Protocol):
         `line`): where the last of them ends (at a separator or the end of `text`), else -1."""
         ...
 
-    def commit(self) -> bool:
-        """Fold what `take` read last, once every record before it is folded; False where it cannot."""
+    def commit(self) -> int:
+        """Fold what `take` read last, once every record before it is folded: how many records, or 0."""
         ...
 
 
@@ -270,21 +270,23 @@ def _stream_events(
             del counts, heads
         else:
             continue
-        pieces.clear()
         if bulk is not None and not final:
-            yield from _read_in_bulk(records, bulk, label, check, scan, texts)
+            joined = SEP.join(pieces)
+            pieces.clear()
+            yield from _read_in_bulk(records, joined, bulk, label, check, scan, texts)
         else:
+            pieces.clear()
             yield from _parse_lazily(records, label, check, scan, texts)
     scan.consumed, scan.lines = offset, lines
 
 
 def _read_in_bulk(
-    records: list[tuple[int, bytes]], bulk: Bulk, label: str, check: Check, scan: Scan, texts: RecipeTexts
+    records: list[tuple[int, bytes]], joined: bytes, bulk: Bulk, label: str, check: Check, scan: Scan, texts: RecipeTexts
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """`_parse_lazily`, but the records `bulk` takes it takes, in their place in the file's order (each
     run of the others is read, and folded by the caller, before `bulk` takes what follows it)."""
     try:
-        text = SEP.join(piece for _, piece in records).decode("utf-8")
+        text = joined.decode("utf-8")  # `records` joined as in the file
     except UnicodeDecodeError:
         yield from _parse_lazily(records, label, check, scan, texts)
         return
@@ -297,8 +299,9 @@ def _read_in_bulk(
             if rest:  # read (and folded by the caller) before what `bulk` read is folded
                 yield from _parse_lazily(rest, label, check, scan, texts)
                 rest = []
-            if commit():
-                index += text.count(sep, pos, end) + 1
+            taken = commit()
+            if taken:
+                index += taken
                 pos = end + len(sep)
                 continue
         rest.append(records[index])
