@@ -325,7 +325,7 @@ class BulkFold:
         if not text.startswith(whole, pos) or not (end == len(text) or text.startswith(SEP, end)):
             return -1
         digits, shown = ident + seed, f"{queued}{started}{done}{prompt}{negative}"
-        if not (digits.isdigit() and digits.isascii()) or ident[0] == "0" or seed[0] == "0" and seed != "0":
+        if not (digits.isdigit() and digits.isascii()) or ident[:1] in ("", "0") or seed[:1] in ("", "0") and seed != "0":
             return -1
         if '"' in shown or "\\" in shown or not (shown.isprintable() or _TOML_TEXT.match(shown)):
             return -1
