@@ -384,3 +384,15 @@ def test_the_bulk_path_takes_a_mutated_triple_only_as_the_general_path_reads_it(
             assert slow.warnings == [], mutated
             assert [repr(folded.snapshot())] == [repr(e) for e in slow.entries()][:-1], mutated
     assert taken >= 2 * 3 and refused > 2000 // step  # (an unmutated copy, and changed values that still read)
+
+
+def test_a_torn_tail_reads_the_same_in_bulk_at_every_cut(tmp_path, monkeypatch):
+    written = _studio_session(tmp_path, 4)
+    whole = written.file.read_bytes()
+    start = whole.rindex(journal.SEP, 0, whole.rindex(journal.SEP)) - 200  # into the last two triples
+    for cut in range(start, len(whole) + 1, 3):
+        written.file.write_bytes(whole[:cut])
+        fast = _read(written.path)
+        with monkeypatch.context() as patch:
+            _slow(patch)
+            assert _read(written.path) == fast, cut
