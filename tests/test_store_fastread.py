@@ -16,10 +16,13 @@ import tracemalloc
 
 import pytest
 
+import studio.store.bulk as bulk
 import studio.store.journal as journal
 import studio.store.records as records
+import studio.store.session as session_module
 from studio.recipe import MAX_PROMPT_CHARS, Recipe
 from studio.store.journal import Journal
+from studio.store.entries import RecipeMemo
 from studio.store.recipe_text import RecipeTexts, Templated
 from studio.store.records import check_event, check_record
 from studio.store.session import FILE_NAME, Session, SessionError, SessionStore, record_bytes
@@ -73,7 +76,8 @@ def _write(tmp_path, recs: list[dict], extra: bytes = b"") -> Session:
 
 
 def _slow(monkeypatch):
-    """Every record on its own through tomllib, checked by the general walk."""
+    """Every record on its own through tomllib, checked by the general walk (and none in bulk)."""
+    monkeypatch.setattr(session_module, "BulkFold", lambda states, memo: None)
     monkeypatch.setattr(journal, "fast_parse_records", lambda text, texts=None: None)
     monkeypatch.setattr(journal, "fast_parse", lambda text, root: None)
     monkeypatch.setattr(records, "_PLAIN", {})
@@ -258,3 +262,137 @@ def test_a_session_studio_writes_keeps_a_fresh_snapshot_when_it_closes(tmp_path,
     with monkeypatch.context() as patch:
         _slow(patch)
         assert from_snapshot == _read(session.path)[0] and reads == [1]
+
+
+# --- the bulk path (studio.store.bulk): the writer's queued/started/done triples folded at once
+
+
+def _counting(monkeypatch) -> list[bulk.BulkFold]:
+    """Every BulkFold a read makes, so a test can see how many entries it folded."""
+    made: list[bulk.BulkFold] = []
+
+    def counted(states, memo):
+        made.append(bulk.BulkFold(states, memo))
+        return made[-1]
+
+    monkeypatch.setattr(session_module, "BulkFold", counted)
+    return made
+
+
+def _studio_session(tmp_path, count: int, **shape) -> Session:
+    """A session written by studio itself (queue, start, finish), as the service writes one."""
+    session = SessionStore(tmp_path).create("written")
+    base = Recipe(prompt="a lighthouse at dusk", **shape)
+    for i in range(count):
+        recipe = base.replace(seed=1000 + i, prompt=("a lighthouse at dusk", "é 中文 🦊 [not a table] # a = b")[i % 2])
+        entry = session.queue(recipe)
+        session.start(entry.id)
+        session.finish(entry.id, recipe.replace(device="cpu", dtype="float32"), [f"{entry.stem}.png"], 0.5 + i / 8)
+    return session
+
+
+def test_studio_s_own_records_are_read_in_bulk(tmp_path, monkeypatch):
+    written = _studio_session(tmp_path, 60)
+    made = _counting(monkeypatch)
+    fast = _read(written.path)
+    # every triple but the file's last (its done record is the file's last record: the torn check's)
+    assert [m.folded for m in made] == [59]
+    with monkeypatch.context() as patch:
+        _slow(patch)
+        assert _read(written.path) == fast
+    reopened = Session(written.path)
+    reopened.mark(3, rating=4)  # appends, and the fold, go on as ever
+    assert Session(written.path).get(3).rating == 4 and made[-1].folded == 60  # the last triple too, now
+
+
+def test_a_session_reads_the_same_in_bulk_through_mixed_records(tmp_path, monkeypatch):
+    recs = _records(140)
+    session = _write(tmp_path, recs, b"".join(ODD))
+    made = _counting(monkeypatch)
+    fast = _read(session.path)
+    assert made[0].folded > 40  # the writer's plain triples (no sweep, no LoRAs, no failure)
+    with monkeypatch.context() as patch:
+        _slow(patch)
+        assert _read(session.path) == fast
+    # an id queued twice: the second triple is the general path's, which reports it
+    twice = _write(tmp_path / "twice", recs[:3] + recs[:3] + recs[3:9])
+    fast = _read(twice.path)
+    with monkeypatch.context() as patch:
+        _slow(patch)
+        assert _read(twice.path) == fast
+    assert any("queued twice" in warning for warning in fast[1])
+
+
+def _triple_text(tmp_path) -> tuple[bytes, bytes]:
+    """The header and two triples of a session studio wrote (the second to mutate)."""
+    written = _studio_session(tmp_path, 3)
+    data = written.file.read_bytes()
+    header, *pieces = data.split(journal.SEP)
+    return header, journal.SEP.join(pieces[:6])
+
+
+def _mutations_of(text: bytes, step: int):
+    """`text` changed a byte at a time (dropped, or another put before it) at every `step`th byte, and a line at a time."""
+    inserts = [b'"', b"\\", b"\t", b"\x01", b"\x7f", b" ", b"0", b"9", b"-", b"x", b"\n", b"#", b"[", b".", "é".encode()]
+    for at in range(0, len(text), step):
+        yield text[:at] + text[at + 1 :]
+        for extra in inserts:
+            yield text[:at] + extra + text[at:]
+    lines = text.split(b"\n")
+    for at in range(len(lines)):
+        yield b"\n".join(lines[:at] + lines[at + 1 :])
+        yield b"\n".join(lines[: at + 1] + lines[at:])
+
+
+@pytest.mark.parametrize("step", [pytest.param(1, marks=pytest.mark.slow), 9])
+def test_the_bulk_path_takes_a_mutated_triple_only_as_the_general_path_reads_it(tmp_path, monkeypatch, step):
+    header, both = _triple_text(tmp_path)
+    first, second = both.split(journal.SEP, 3)[:3], both.split(journal.SEP, 3)[3]
+    plain = journal.SEP.join(first)
+    sep = journal.SEP.decode()
+    follower = b"id = 99\nkind = \"queued\"\ntime = \"t\"\n[event.recipe]\nprompt = \"p\"\n# end 99\n"
+    taken = refused = 0
+    seen: set[bytes] = set()
+    for mutated in _mutations_of(second, step):
+        if mutated in seen:
+            continue
+        seen.add(mutated)
+        try:
+            alone = (mutated + journal.SEP + follower).decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        for primed in (True, False):  # through the shape of the triple before it, and line by line
+            fold = bulk.BulkFold({}, RecipeMemo())
+            text, pos = alone, 0
+            if primed:
+                text = plain.decode("utf-8") + sep + alone
+                assert fold.take(text, 0, 2) > 0 and fold.commit() == 3
+                pos = len(plain.decode("utf-8")) + len(sep)
+            end = fold.take(text, pos, 2)
+            if end < 0:
+                refused += 1
+                continue
+            taken += 1
+            assert text.startswith(sep, end) and fold.commit() == 3
+            folded = list(fold.states.values())[-1]
+            session = tmp_path / f"m{taken}"
+            session.mkdir()
+            (session / FILE_NAME).write_bytes(header + journal.SEP + mutated + journal.SEP + follower)
+            with monkeypatch.context() as patch:
+                _slow(patch)
+                slow = Session(session, read_only=True)
+            assert slow.warnings == [], mutated
+            assert [repr(folded.snapshot())] == [repr(e) for e in slow.entries()][:-1], mutated
+    assert taken >= 2 * 3 and refused > 2000 // step  # (an unmutated copy, and changed values that still read)
+
+
+def test_a_torn_tail_reads_the_same_in_bulk_at_every_cut(tmp_path, monkeypatch):
+    written = _studio_session(tmp_path, 4)
+    whole = written.file.read_bytes()
+    start = whole.rindex(journal.SEP, 0, whole.rindex(journal.SEP)) - 200  # into the last two triples
+    for cut in range(start, len(whole) + 1, 3):
+        written.file.write_bytes(whole[:cut])
+        fast = _read(written.path)
+        with monkeypatch.context() as patch:
+            _slow(patch)
+            assert _read(written.path) == fast, cut

@@ -346,19 +346,10 @@ class RecipeMemo:
         values and its own (`state.kept`); raises RecipeError or TypeError as `build` does."""
         pending = state.pending
         if pending is not None:
-            template, prompt, negative, seed = pending
-            if _varying_ok(prompt, negative, seed):
-                checked = self._templates.get(id(template))
-                if checked is None or checked[0] is not template:
-                    try:
-                        values = Recipe.from_dict(template).__dict__
-                    except (RecipeError, TypeError):
-                        values = None  # each entry gets the error `build` words
-                    checked = self._templates[id(template)] = (template, values)
-                if checked[1] is not None:
-                    state.pending = None
-                    state.kept = (checked[1], self._text(prompt), self._text(negative), seed)
-                    return
+            kept = self.kept(*pending)
+            if kept is not None:
+                state.pending, state.kept = None, kept
+                return
             data = state.data()
             state.pending = None
             state.recipe = self.build(data)
@@ -366,6 +357,22 @@ class RecipeMemo:
         if state.recipe_data is not None:
             state.recipe = self.build(state.recipe_data)
             state.recipe_data = None
+
+    def kept(self, template: dict[str, Any], prompt: Any, negative: Any, seed: Any) -> tuple[dict[str, Any], str, str, int] | None:
+        """What `settle` keeps of a pending recipe (its template's checked values, prompt, negative
+        prompt, seed), or None where the template or the three values do not check."""
+        if not _varying_ok(prompt, negative, seed):
+            return None
+        checked = self._templates.get(id(template))
+        if checked is None or checked[0] is not template:
+            try:
+                values = Recipe.from_dict(template).__dict__
+            except (RecipeError, TypeError):
+                values = None  # each entry gets the error `build` words
+            checked = self._templates[id(template)] = (template, values)
+        if checked[1] is None:
+            return None
+        return checked[1], self._text(prompt), self._text(negative), seed
 
     def _text(self, text: str) -> str:
         texts = self._texts

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate, chain, repeat
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from studio.store.recipe_text import RecipeTexts
 from studio.store.tomlio import dump_table, fast_parse, fast_parse_records
@@ -45,6 +45,19 @@ BLOCK = 1 << 23  # bytes read at a time when reading a whole file
 Check = Callable[[Any, str, int], str]
 
 
+class Bulk(Protocol):
+    """What reads some records itself, where the caller knows their shape (studio.store.bulk)."""
+
+    def take(self, text: str, pos: int, line: int) -> int:
+        """Read the records from `text[pos]` (just after a separator; the first's `[[event]]` on
+        `line`): where the last of them ends (at a separator or the end of `text`), else -1."""
+        ...
+
+    def commit(self) -> int:
+        """Fold what `take` read last, once every record before it is folded: how many records, or 0."""
+        ...
+
+
 def record_bytes(ev: dict[str, Any]) -> bytes:
     """The bytes of one record as appended: a blank line, the event, its end line."""
     lines = dump_table("event", ev, array=True)
@@ -66,6 +79,8 @@ class Scan:
     consumed: int = 0  # absolute offset up to which the bytes were read as whole records
     lines: int = 0  # newlines in the consumed bytes
     torn: tuple[int, int] | None = None  # (offset, line) where a torn last record starts
+    # set before `events` is iterated: records it takes are not among them (whole files only)
+    bulk: Bulk | None = None
 
 
 class Journal:
@@ -226,6 +241,7 @@ def _stream_events(
     first: list[bytes], batches: Iterator[tuple[list[bytes], bool]], label: str, check: Check, scan: Scan
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     texts = RecipeTexts()
+    bulk = scan.bulk
     header = first[0].count(b"\n")
     head = 1 + header + 1  # the line of the next record's `[[event]]`
     offset, lines = len(first[0]) + len(SEP), header + 2  # bytes and newlines read as whole pieces
@@ -254,9 +270,45 @@ def _stream_events(
             del counts, heads
         else:
             continue
-        pieces.clear()
-        yield from _parse_lazily(records, label, check, scan, texts)
+        if bulk is not None and not final:
+            joined = SEP.join(pieces)
+            pieces.clear()
+            yield from _read_in_bulk(records, joined, bulk, label, check, scan, texts)
+        else:
+            pieces.clear()
+            yield from _parse_lazily(records, label, check, scan, texts)
     scan.consumed, scan.lines = offset, lines
+
+
+def _read_in_bulk(
+    records: list[tuple[int, bytes]], joined: bytes, bulk: Bulk, label: str, check: Check, scan: Scan, texts: RecipeTexts
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """`_parse_lazily`, but the records `bulk` takes it takes, in their place in the file's order (each
+    run of the others is read, and folded by the caller, before `bulk` takes what follows it)."""
+    try:
+        text = joined.decode("utf-8")  # `records` joined as in the file
+    except UnicodeDecodeError:
+        yield from _parse_lazily(records, label, check, scan, texts)
+        return
+    rest: list[tuple[int, bytes]] = []  # records for the general path, not yet read
+    pos, index, count = 0, 0, len(records)
+    take, commit, find, sep = bulk.take, bulk.commit, text.find, SEP.decode()
+    while index < count:
+        end = take(text, pos, records[index][0])
+        if end >= 0:
+            if rest:  # read (and folded by the caller) before what `bulk` read is folded
+                yield from _parse_lazily(rest, label, check, scan, texts)
+                rest = []
+            taken = commit()
+            if taken:
+                index += taken
+                pos = end + len(sep)
+                continue
+        rest.append(records[index])
+        index += 1
+        nxt = find(sep, pos)
+        pos = nxt + len(sep) if nxt >= 0 else len(text)
+    yield from _parse_lazily(rest, label, check, scan, texts)
 
 
 def _scan_pieces(pieces: list[bytes], base: int, base_line: int, label: str, with_header: bool, check: Check) -> Scan:

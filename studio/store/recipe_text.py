@@ -88,6 +88,21 @@ class RecipeTexts:
         known.append((after, index))
         return f"{part[: b + 1]}{part[s + 1 : c + 1]}{MARK} = {index}{part[end:]}"
 
+    def template(self, before: str, after: str) -> dict[str, Any] | None:
+        """The template of a table whose other lines are `before` and `after` its seed line (each
+        line with its newline), as `_cut` finds or makes it; None where `_cut` would leave the table."""
+        known = self._by_before.setdefault(before, [])
+        for text, index in known:
+            if text == after:
+                return self.templates[index]
+        if len(known) >= 8:
+            return None
+        index = self._parse(before, after)
+        if index < 0:
+            return None
+        known.append((after, index))
+        return self.templates[index]
+
     def _parse(self, before: str, after: str) -> int:
         """The template of a table whose other lines are `before` and `after` the seed; -1 if unfit."""
         if len(self.templates) >= _MAX:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
+from studio.store.bulk import BulkFold
 from studio.store.collector import held_off
 from studio.store.entries import OWNER as _OWNER
 from studio.store.entries import Entry, EntryList, RecipeMemo, State, fold, left_behind, newest_of, own, settled
@@ -199,6 +200,8 @@ class Session:
         folded: list[str] = []
         touched: set[int] = set()
         own, epoch, count = self._own, self._epoch, len(states)
+        if scan.whole:  # (into a fold just begun) studio's own records fold straight into it, settled
+            scan.bulk = BulkFold(states, memo)
         for line, ev in scan.events:  # parsed a stretch at a time, as they are folded
             if epoch:
                 own(ev["id"])

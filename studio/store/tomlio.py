@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from studio.store.recipe_text import RecipeTexts
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # an escape JSON reads and TOML refuses (no scalar value)
+
+
+def _json_only(text: str) -> bool:
+    """Whether `text` holds what JSON reads and TOML refuses: "\\/", a raw DEL, a surrogate's escape."""
+    return "\\/" in text or "\x7f" in text or ("\\u" in text and _SURROGATE.search(text) is not None)
 
 
 def toml_str(text: str) -> str:
@@ -82,8 +88,8 @@ def _as_json(body: str) -> tuple[str, int] | None:
         body += "\n"
     lines = body.count("\n")
     # Every line `key = value`, and " = " nowhere else, so one replace makes JSON.
-    if not _BODY.fullmatch(body) or body.count(" = ") != lines or "\\/" in body:
-        return None  # JSON allows "\/", TOML does not
+    if not _BODY.fullmatch(body) or body.count(" = ") != lines or _json_only(body):
+        return None
     return '{"' + body[:-1].replace("\n", ',"').replace(" = ", '":') + "}", lines
 
 
@@ -170,7 +176,7 @@ def fast_parse_records(text: str, texts: RecipeTexts | None = None) -> list[dict
     """
     if not text.endswith("\n"):
         text += "\n"
-    if "\\/" in text:
+    if _json_only(text):
         return None
     expected = text.count(" = ")
     if texts is not None:

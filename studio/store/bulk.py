@@ -1,0 +1,389 @@
+"""Studio's own records read in bulk: an entry's queued, started and done records, folded at once.
+
+Most of a big session is that triple for one id after another, laid out by the
+writer (`studio.store.tomlio.dump_table`) in one order, its recipe table one of
+a few templates but for the prompt, negative prompt and seed. `BulkFold` reads
+such a triple where it lies in the file's text with `find` and `startswith`
+(C loops over the bytes), takes the recipe table through its template
+(`studio.store.recipe_text`) and the done record's last lines through a table of
+the texts met before, and folds it straight into the entry's `State`: no dict
+per record, no `json.loads` of the text. It takes a triple only where the
+general path (parse, `check_record`, `fold`, `RecipeMemo.settle`) would read
+exactly that entry and report nothing, and says None for anything else (an
+escape, a hand edit, another shape, a value out of range, an id already
+folded), which the journal then reads as ever. tests/test_store_fastread.py
+holds the two paths to the same entries on odd and mutated records.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED
+from studio.store.entries import RecipeMemo, State, Values
+from studio.store.recipe_text import VARYING, RecipeTexts
+from studio.store.tomlio import _as_json
+
+SEP = "\n[[event]]\n"
+_QUEUED = 'kind = "queued"\ntime = "'
+_RECIPE = '[event.recipe]\nprompt = "'
+_NEGATIVE = 'negative_prompt = "'
+_SEED = "seed = "
+_NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,17})?\Z")  # as the writer writes a duration
+# What a TOML basic string may hold unescaped, besides '"' and '\\' (refused before this is asked)
+_TOML_TEXT = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*\Z")
+_TAILS = 4096  # distinct done-record tails remembered
+_MOST = MAX_PROMPT_CHARS + 2  # how far a prompt's closing quote may lie
+_new_state = State.__new__
+
+
+class _Shape:
+    """What the triples of a run share, and the offsets between their values."""
+
+    def __init__(self, lines: str, before: str, after: str, owner: str, tail: str, image: bool, images_line: bool,
+                 duration: bool, tags: dict[str, Any], device: str, model_hash: str, values: dict[str, Any]) -> None:
+        self.lines, self.before, self.after, self.owner, self.tail = lines, before, after, owner, tail
+        self.image, self.images_line, self.duration = image, images_line, duration
+        self.tags, self.device, self.model_hash, self.values = tags, device, model_hash, values
+        # from a value's start to the next one's, less the id's digits (twice between records)
+        self.to_prompt = 24 + 2 + len(lines) + len(_RECIPE)
+        self.to_seed = 2 + len(before) + len(_SEED)
+        self.to_started = 1 + len(after) + len("# end \n") + len(SEP) + len('id = \nkind = "started"\ntime = "')
+        self.to_done = 24 + 2 + len(owner) + len("# end \n") + len(SEP) + len('id = \nkind = "done"\ntime = "')
+        # the text between the values (the id, times, prompts, seed, images and duration lines)
+        self.gaps = (
+            '\nkind = "queued"\ntime = "', f'"\n{lines}[event.recipe]\nprompt = "', '"\nnegative_prompt = "',
+            f'"\n{before}seed = ', f"\n{after}# end ", "\n\n[[event]]\nid = ", '\nkind = "started"\ntime = "',
+            f'"\n{owner}# end ', "\n\n[[event]]\nid = ", '\nkind = "done"\ntime = "', '"\n', f"{tail}# end ",
+        )
+        # an entry's own fields, in the order `fold` sets them, those that differ to be set
+        self.values_of = Values(id=0, time="", status="done", **tags, finished="", images=(), duration=None,
+                                device=device, model_hash=model_hash)
+
+
+def _plain(text: str) -> bool:
+    """Whether `text`, between the quotes of a basic string, reads as itself (no escapes, nothing
+    TOML refuses), so that the string's value is `text`."""
+    return '"' not in text and "\\" not in text and (text.isprintable() or _TOML_TEXT.match(text) is not None)
+
+
+def _whole(digits: str, most: int) -> bool:
+    """A whole number as TOML and JSON both read it: ASCII digits, no leading zero, at most `most`."""
+    return 0 < len(digits) <= most and digits.isdigit() and digits.isascii() and (digits[0] != "0" or digits == "0")
+
+
+class BulkFold:
+    """Folds the triples it can read into `states` (a session's fold), settling each as `memo` would."""
+
+    def __init__(self, states: dict[int, State], memo: RecipeMemo) -> None:
+        self.states, self.memo = states, memo
+        self.texts = RecipeTexts()
+        self.folded = 0  # entries folded here (tests and benches look)
+        self._before, self._after = "\0", "\0"  # the last recipe table's lines around its seed
+        self._template: dict[str, Any] | None = None  # ... and its template
+        self._tails: dict[str, tuple[str, str | None, dict[str, Any]] | None] = {}
+        self._derived: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._shape: _Shape | None = None  # the last triple's, for `_quick`
+        self._taken = _new_state(State)  # what `take` read last, for `commit`
+        self._prompt = self._negative = ("\0", "\0")  # the last prompt read, and the memo's copy of it
+        self._durations: dict[str, float | int] = {}  # a duration line's text -> its value
+
+    def take(self, text: str, pos: int, line: int) -> int:
+        """Read the triple whose queued record starts at `text[pos]` (just after a record separator;
+        its `[[event]]` on `line`) for `commit`, and say where its done record ends; -1 if it is not one."""
+        if self._shape is not None:
+            end = self._quick(text, pos, line)
+            if end >= 0:
+                return end
+        end = text.find(SEP, pos)
+        if end < 0 or not text.startswith("id = ", pos):
+            return -1
+        # --- queued: id, time, owner, template, then the recipe table
+        a = text.find("\n", pos, end)
+        ident = text[pos + 5 : a]
+        if a < 0 or not _whole(ident, 18) or ident == "0" or not text.startswith(_QUEUED, a + 1):
+            return -1
+        b = a + 1 + len(_QUEUED)
+        a = text.find("\n", b, end)
+        if a <= b or text[a - 1] != '"':
+            return -1
+        queued = text[b : a - 1]
+        tags: dict[str, Any] = {}
+        b = a + 1
+        for key in ("owner", "template"):
+            opening = f'{key} = "'
+            if text.startswith(opening, b):
+                a = text.find("\n", b, end)
+                if a <= b + len(opening) or text[a - 1] != '"':
+                    return -1
+                tags[key] = text[b + len(opening) : a - 1]
+                b = a + 1
+        if not text.startswith(_RECIPE, b):
+            return -1
+        b += len(_RECIPE)
+        a = text.find("\n", b, end)
+        if a <= b or text[a - 1] != '"' or not text.startswith(_NEGATIVE, a + 1):
+            return -1
+        prompt = text[b : a - 1]
+        b = a + 1 + len(_NEGATIVE)
+        a = text.find("\n", b, end)
+        if a <= b or text[a - 1] != '"':
+            return -1
+        negative = text[b : a - 1]
+        b = a + 1
+        # the table's lines before and after its seed: most often those of the table before
+        before = self._before
+        same = text.startswith(before, b) and text.startswith(_SEED, b + len(before))
+        if not same:
+            a = text.find("\n" + _SEED, b - 1, end)
+            if a < 0:
+                return -1
+            before = text[b : a + 1]
+        b += len(before) + len(_SEED)
+        a = text.find("\n", b, end)
+        seed = text[b:a]
+        if a < 0 or not _whole(seed, 19):
+            return -1
+        b = a + 1
+        closing = f"# end {ident}\n"
+        after = self._after
+        if not (same and end - len(closing) - b == len(after) and text.startswith(after, b)):
+            same = False
+            after = text[b : end - len(closing)]
+        if not text.startswith(closing, end - len(closing)) or (after and after[-1] != "\n"):
+            return -1
+        if same:
+            template = self._template
+        else:
+            template = self.texts.template(before, after)
+            self._before, self._after, self._template = before, after, template
+        if template is None:
+            return -1
+        # --- started: its time, perhaps an owner
+        pos = end + len(SEP)
+        end = text.find(SEP, pos)
+        opening = f'id = {ident}\nkind = "started"\ntime = "'
+        if end < 0 or not text.startswith(opening, pos) or not text.startswith(closing, end - len(closing)):
+            return -1
+        b = pos + len(opening)
+        a = text.find("\n", b, end)
+        if a <= b or text[a - 1] != '"':
+            return -1
+        started = text[b : a - 1]
+        owner = None
+        b, last = a + 1, end - len(closing) - 1  # the owner line's newline, if it has one
+        if b != last + 1:
+            if last - b < 10 or not text.startswith('owner = "', b) or text[last - 1 : last + 1] != '"\n':
+                return -1
+            owner = text[b + 9 : last - 1]
+            if "\n" in owner:
+                return -1
+        # --- done: time, images, duration, then lines a run repeats (device, hash, recipe changes)
+        pos = end + len(SEP)
+        end = text.find(SEP, pos)
+        if end < 0:
+            end = len(text)
+        opening = f'id = {ident}\nkind = "done"\ntime = "'
+        if not text.startswith(opening, pos) or not text.startswith(closing, end - len(closing)):
+            return -1
+        b = pos + len(opening)
+        a = text.find("\n", b, end)
+        if a <= b or text[a - 1] != '"':
+            return -1
+        done = text[b : a - 1]
+        b = a + 1
+        images: tuple[str, ...] = ()
+        has_images = text.startswith("images = [", b)
+        if has_images:
+            a = text.find("\n", b, end)
+            if a < 0 or text[a - 1] != "]":
+                return -1
+            names = text[b + 10 : a - 1]
+            if names:
+                if len(names) < 2 or names[0] != '"' or names[-1] != '"':
+                    return -1
+                names = names[1:-1]
+                images = tuple(names.split('", "'))
+            b = a + 1
+        duration: float | int | None = None
+        if text.startswith("duration = ", b):
+            a = text.find("\n", b, end)
+            number = text[b + 11 : a]
+            if a < 0 or _NUMBER.match(number) is None:
+                return -1
+            duration = float(number) if "." in number else int(number)
+            b = a + 1
+        if b > end - len(closing):
+            return -1
+        tail = text[b : end - len(closing)]
+        found = self._tails.get(tail, False)
+        if found is False:
+            found = self._tail(tail)
+        if found is None:
+            return -1
+        device, model_hash, changes = found
+        # --- every value as the general path reads and checks it
+        if not _plain(queued + started + done + prompt + negative + "".join(images) + "".join(tags.values()) + (owner or "")):
+            return -1
+        entry_id = int(ident)
+        if changes:
+            key = (id(template), tail)
+            derived = self._derived.get(key)
+            if derived is None or derived[0] is not template:
+                if len(self._derived) >= _TAILS:
+                    self._derived.clear()
+                derived = self._derived[key] = (template, {**template, **changes})  # holds `template`: its id stays
+            template = derived[1]
+        kept = self.memo.kept(template, prompt, negative, int(seed))
+        if kept is None:
+            return -1
+        # --- the fold of the three records, as `fold` makes it
+        merged = dict(tags)
+        if owner is not None:
+            merged["owner"] = owner  # (where the queued record had none, after its other tags, as `fold` puts it)
+        if model_hash is None:
+            model_hash = Values()["model_hash"]  # the entry's own so far: Entry's default
+        if len(queued) == len(started) == len(done) == 24 and images in ((), (ident.zfill(4) + ".png",)):
+            lines = "".join(f'{key} = "{value}"\n' for key, value in tags.items())
+            self._shape = _Shape(
+                lines, before, after, f'owner = "{owner}"\n' if owner is not None else "", tail,
+                bool(images), has_images, duration is not None, merged, device, model_hash, kept[0],
+            )
+        self._fold(entry_id, queued, line, merged, done, images, duration, device, model_hash, kept)
+        return end
+
+    def _fold(self, entry_id: int, queued: str, line: int, tags: dict[str, Any], done: str, images: tuple[str, ...],
+              duration: float | int | None, device: str, model_hash: str, kept: tuple[Any, ...]) -> None:
+        state = _new_state(State)
+        state.line, state.recipe_data, state.pending, state._recipe, state.entry, state.epoch = line, None, None, None, None, 0
+        state.values = Values(id=entry_id, time=queued, status="done", **tags, finished=done, images=images,
+                              duration=duration, device=device, model_hash=model_hash)
+        state.kept = kept
+        self._taken = state
+
+    def commit(self) -> int:
+        """Fold the triple `take` read last (the journal has had what came before it folded): its
+        records (3), or 0, folding nothing, where the fold holds its id already (the general path reports that)."""
+        state = self._taken
+        entry_id = state.values["id"]
+        if entry_id in self.states:
+            return 0
+        self.states[entry_id] = state
+        self.folded += 1
+        return 3
+
+    def _quick(self, text: str, pos: int, line: int) -> int:
+        """`take` for a triple of the last one's shape (its recipe template, tags, owner and done
+        record's last lines; times of 24 characters): its values found, then the whole text made
+        again from them and compared; -1 where it differs (`take` then reads it line by line)."""
+        shape = self._shape
+        assert shape is not None
+        find = text.find
+        try:
+            a = text.index("\n", pos + 5, pos + 40)
+            ident = text[pos + 5 : a]
+            width = len(ident)
+            p = a + 25  # '\nkind = "queued"\ntime = "'
+            queued = text[p : p + 24]
+            p += shape.to_prompt
+            e = text.index('"\n', p, p + _MOST)
+            prompt = text[p:e]
+            p = e + 21  # '"\nnegative_prompt = "'
+            e = text.index('"\n', p, p + _MOST)
+            negative = text[p:e]
+            p = e + shape.to_seed
+            e = text.index("\n", p, p + 24)
+            seed = text[p:e]
+            p = e + shape.to_started + 2 * width
+            started = text[p : p + 24]
+            p += shape.to_done + 2 * width
+            done = text[p : p + 24]
+            p += 26
+            images: tuple[str, ...] = ()
+            shown = ""  # the images line
+            if shape.image:
+                images = (ident.zfill(4) + ".png",)
+                shown = f'images = ["{images[0]}"]\n'
+            elif shape.images_line:
+                shown = "images = []\n"
+            p += len(shown)
+            number = timed = ""  # the duration, and its line
+            if shape.duration:
+                e = text.index("\n", p, p + 48)
+                number = text[p + 11 : e]
+                timed = f"duration = {number}\n"
+        except ValueError:
+            return -1
+        gaps = shape.gaps
+        whole = (
+            f"id = {ident}{gaps[0]}{queued}{gaps[1]}{prompt}{gaps[2]}{negative}{gaps[3]}{seed}{gaps[4]}{ident}{gaps[5]}"
+            f"{ident}{gaps[6]}{started}{gaps[7]}{ident}{gaps[8]}{ident}{gaps[9]}{done}{gaps[10]}{shown}{timed}{gaps[11]}{ident}\n"
+        )
+        end = pos + len(whole)
+        if not text.startswith(whole, pos) or not (end == len(text) or text.startswith(SEP, end)):
+            return -1
+        digits, shown = ident + seed, f"{queued}{started}{done}{prompt}{negative}"
+        if not (digits.isdigit() and digits.isascii()) or ident[:1] in ("", "0") or seed[:1] in ("", "0") and seed != "0":
+            return -1
+        if '"' in shown or "\\" in shown or not (shown.isprintable() or _TOML_TEXT.match(shown)):
+            return -1
+        duration = self._durations.get(number, False) if shape.duration else None
+        if duration is False:
+            if _NUMBER.match(number) is None:
+                return -1
+            if len(self._durations) >= _TAILS:
+                self._durations.clear()
+            duration = self._durations[number] = float(number) if "." in number else int(number)
+        seed_value = int(seed)
+        if len(prompt) > MAX_PROMPT_CHARS or len(negative) > MAX_PROMPT_CHARS or seed_value > MAX_SEED - 1024:
+            return -1
+        if prompt != self._prompt[0]:
+            self._prompt = (prompt, self.memo._text(prompt))
+        if negative != self._negative[0]:
+            self._negative = (negative, self.memo._text(negative))
+        state = _new_state(State)
+        state.line, state.recipe_data, state.pending, state._recipe, state.entry, state.epoch = line, None, None, None, None, 0
+        state.values = values = Values(shape.values_of)
+        values["id"], values["time"], values["finished"], values["images"], values["duration"] = (
+            int(ident), queued, done, images, duration)
+        state.kept = (shape.values, self._prompt[1], self._negative[1], seed_value)
+        self._taken = state
+        return end
+
+    def _tail(self, tail: str) -> tuple[str, str | None, dict[str, Any]] | None:
+        """A done record's lines after its duration (device, model hash, its recipe changes) as
+        (device, model hash or None, changes); None unless the general path reads them the same."""
+        if len(self._tails) >= _TAILS:
+            self._tails.clear()
+        self._tails[tail] = None
+        lines = tail.split("\n")
+        found: dict[str, str] = {}
+        at = 0
+        for key in ("device", "model_hash"):
+            opening = f'{key} = "'
+            if at < len(lines) and lines[at].startswith(opening) and lines[at].endswith('"'):
+                value = lines[at][len(opening) : -1]
+                if len(lines[at]) < len(opening) + 1 or not _plain(value):
+                    return None
+                found[key] = value
+                at += 1
+        changes: dict[str, Any] = {}
+        if at < len(lines) - 1:
+            if lines[at] != "[event.recipe]":
+                return None
+            prepared = _as_json("\n".join(lines[at + 1 :]))
+            if prepared is None:
+                return None
+            try:
+                changes = json.loads(prepared[0])
+            except ValueError:
+                return None
+            if type(changes) is not dict or len(changes) != prepared[1] or any(name in changes for name in VARYING):
+                return None
+        elif lines[at:] != [""]:
+            return None
+        result = (found.get("device", ""), found.get("model_hash"), changes)
+        self._tails[tail] = result
+        return result
