@@ -50,6 +50,26 @@ def test_record_lifecycle_folds_and_survives_reopen(store):
     assert again.warnings == []
 
 
+def test_a_new_session_is_not_read_back_and_takes_records_as_a_read_one_does(store, monkeypatch):
+    """create() knows what it wrote (the header, no entries): the file is not read back, nor a
+    snapshot looked for, so a new window paints sooner; the next append and a reopen see it all."""
+    from studio.store import journal
+
+    def no_read(self, fd):
+        raise AssertionError("a new session's file was read back")
+
+    monkeypatch.setattr(journal.Journal, "read_all", no_read)
+    session = store.create("fresh")
+    assert session.loaded and session.entries() == [] and not session.warnings
+    monkeypatch.undo()
+    entry = session.queue(Recipe(prompt="first", seed=3))
+    other = store.open("fresh")  # another reader of the same file
+    assert [e.id for e in other.entries()] == [entry.id] == [1]
+    assert other.entries()[0].recipe.prompt == "first"
+    assert session.queue(Recipe(prompt="second")).id == 2 and other.queue(Recipe(prompt="third")).id == 3
+    assert [e.recipe.prompt for e in store.open("fresh").entries()] == ["first", "second", "third"]
+
+
 def test_file_is_plain_toml_with_a_schema(store):
     session = store.create("toml")
     entry = session.queue(RECIPE.replace(loras=(LoraRef("detail", 0.5, "1234abcd"),)))

@@ -17,7 +17,6 @@ holds the two paths to the same entries on odd and mutated records.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -376,6 +375,8 @@ class BulkFold:
             prepared = _as_json("\n".join(lines[at + 1 :]))
             if prepared is None:
                 return None
+            import json  # (here: the TUI's first frame imports this module, and no JSON)
+
             try:
                 changes = json.loads(prepared[0])
             except ValueError:

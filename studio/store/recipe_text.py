@@ -14,7 +14,6 @@ table the strict reader refuses) is left in place and parsed as before.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from studio.store.tomlio import _as_json  # the strict subset reader of single records
@@ -110,6 +109,8 @@ class RecipeTexts:
         first, second = _as_json(before), _as_json(after)
         if first is None or second is None:
             return -1
+        import json  # (here: the TUI's first frame imports this module, and no JSON)
+
         try:
             head, tail = json.loads(f"[{first[0]},{second[0]}]")
         except ValueError:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,8 +27,7 @@ from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
 from studio.store.bulk import BulkFold
 from studio.store.collector import held_off
-from studio.store.entries import OWNER as _OWNER
-from studio.store.entries import Entry, EntryList, RecipeMemo, State, fold, left_behind, newest_of, own, settled
+from studio.store.entries import OWNER as _OWNER, Entry, EntryList, RecipeMemo, State, fold, left_behind, newest_of, own, settled
 from studio.store.entries import owner_alive as _owner_alive  # noqa: F401  (studio.review.sessions)
 from studio.store.journal import SCHEMA, Journal, Scan, record_bytes  # noqa: F401  (tests: sessions from raw records)
 from studio.store.records import check_event, check_record
@@ -433,7 +431,7 @@ class SessionStore:
     def create(self, name: str | None = None) -> Session:
         if name is None:
             stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
-            name = f"{stamp}-{secrets.token_hex(2)}"
+            name = f"{stamp}-{os.urandom(2).hex()}"
         if not _NAME.match(name):
             raise SessionError(
                 f"bad session name {name!r}: use letters, digits, spaces, '.', '_', '+' or '-'"
@@ -448,7 +446,9 @@ class SessionStore:
             raise SessionError(f"cannot create session in {self.root}: {exc.strerror}") from None
         header = _HEADER.format(schema=SCHEMA, created=now_iso(), version=__version__)
         write_text_atomically(folder / FILE_NAME, header)
-        return Session(folder)
+        session = Session(folder, load=False)  # read as written: nothing to fold, no snapshot to look for
+        session._journal.offset, session._journal.lines, session.loaded = len(header.encode()), header.count("\n"), True
+        return session
 
     def find(self, name: str) -> Path:
         """The folder for `name`: a session name, a unique prefix of one, or a path."""

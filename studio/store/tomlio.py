@@ -11,7 +11,6 @@ plain TOML and any TOML a person writes is still read correctly.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,8 @@ def toml_str(text: str) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates cannot be stored in UTF-8 TOML
         text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    import json  # (in each function that uses it: the TUI's first frame imports this module, no JSON)
+
     out = json.dumps(text, ensure_ascii=False)
     # TOML forbids a raw DEL; JSON leaves it alone.
     return out.replace("\x7f", "\\u007f")
@@ -115,6 +116,8 @@ def fast_parse(text: str, root: str) -> dict[str, Any] | None:
             return None
         objects.append(prepared[0])
         counts.append(prepared[1])
+    import json
+
     try:
         tables = json.loads("[" + ",".join(objects) + "]")
     except ValueError:
@@ -191,6 +194,8 @@ def fast_parse_records(text: str, texts: RecipeTexts | None = None) -> list[dict
     body = body.replace("\n[event.sweep]\n", '},"S",{"').replace("\n[event.sheet]\n", '},"H",{"')
     if "\n[" in body or "\n\n" in body or "\n#" in body or body.startswith(("[", "\n", "#")):
         return None  # a layout the writer never makes (other tables, comments)
+    import json
+
     try:
         records = json.loads('[[{"' + body.replace("\n", ',"').replace(" = ", '":') + "}]]")
     except ValueError:

@@ -36,7 +36,7 @@ class PreviewPane(Vertical, can_focus=True):
 
     def compose(self) -> ComposeResult:
         with Center(id="canvas"):
-            yield Static("no image yet — ctrl+g to generate", id="placeholder")
+            yield Static("no image yet · ctrl+g to generate", id="placeholder")
         yield Static("", id="caption")
 
     def on_mount(self) -> None:
