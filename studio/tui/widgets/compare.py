@@ -52,6 +52,13 @@ def _with_mask(entry: Any, image: Any) -> Any:
 
 
 class CompareScreen(Screen):
+    DEFAULT_CSS = """
+    CompareScreen #compare-images { height: 2fr; }
+    CompareScreen .compare-side { align: center middle; width: 1fr; border: round $panel-lighten-2; }
+    CompareScreen .compare-image { height: 1fr; width: auto; }
+    CompareScreen .compare-caption { height: 1; width: auto; color: $text-muted; }
+    CompareScreen #compare-diff { height: 1fr; border: round $panel-lighten-2; }
+    """
     BINDINGS = [Binding("escape,q,c", "app.pop_screen", "Close")]
 
     def __init__(self, left: Any, right: Any, left_image: Any, right_image: Any, image_class: Any) -> None:

@@ -23,6 +23,11 @@ def fullscreen_caption(link: str, prompt: str = "") -> str:
 
 
 class FullscreenPreview(Screen):
+    DEFAULT_CSS = """
+    FullscreenPreview #full-canvas { align: center middle; height: 1fr; }
+    FullscreenPreview #full-image { height: 100%; width: auto; }
+    FullscreenPreview #full-caption { height: 1; color: $text-muted; }
+    """
     BINDINGS = [Binding("escape,q,v,ctrl+f", "app.pop_screen", "Close")]
 
     def __init__(self, image: Any, image_class: Any, caption: str) -> None:

@@ -6,9 +6,7 @@ from typing import Any
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.lazy import Lazy
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, OptionList
@@ -71,10 +69,10 @@ class HistoryPane(Vertical):
         # so a filter keystroke over 100,000 entries formats none of them again.
         self._haystacks: dict[int, tuple[Any, str]] = {}
 
-    def compose(self) -> ComposeResult:
+    def on_mount(self) -> None:
         # Mounted just after the first frame; `_rebuild` waits for the list.
-        yield Lazy(Input(placeholder="filter (/)", id="history-filter"))
-        yield Lazy(HistoryList(id="history-list"))
+        self.call_after_refresh(self.mount, Input(placeholder="filter (/)", id="history-filter"),
+                                HistoryList(id="history-list"))
 
     @property
     def option_list(self) -> OptionList:

@@ -80,6 +80,15 @@ def with_hash(row: ModelRow, library: ModelLibrary) -> ModelRow:
 class ModelPicker(ModalScreen[str | None]):
     """Dismisses with the chosen model's name or path, or None."""
 
+    DEFAULT_CSS = """
+    ModelPicker { align: center middle; }
+    ModelPicker #picker {
+        width: 72; height: auto; max-height: 80%; border: round $primary; background: $surface; padding: 1 2;
+    }
+    ModelPicker #model-list { height: auto; max-height: 20; }
+    ModelPicker #model-status { color: $text-muted; }
+    """
+
     BINDINGS = [Binding("escape", "dismiss_none", "Close")]
 
     def __init__(self, current: str, library: ModelLibrary) -> None:

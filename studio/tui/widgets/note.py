@@ -16,6 +16,13 @@ class NoteDialog(ModalScreen[str | None]):
     searches it. An empty note clears it.
     """
 
+    DEFAULT_CSS = """
+    NoteDialog { align: center middle; }
+    NoteDialog #dialog {
+        width: 72; height: auto; max-height: 80%; border: round $primary; background: $surface; padding: 1 2;
+    }
+    """
+
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, entry_id: int, note: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.lazy import Lazy
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
@@ -64,8 +63,8 @@ class ParamsPane(Vertical):
             select.set_options([(sampler, sampler) for sampler in SAMPLERS])
         select.value = name
 
-    def compose(self) -> ComposeResult:
-        yield Lazy(ParamsFields())
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.mount, ParamsFields())  # the fields: just after the first frame
 
     @property
     def ready(self) -> bool:
@@ -194,6 +193,27 @@ class ParamsFields(Vertical):
 
     The model and the sampler have a row each, so "DPM++ 2M SDE Karras" shows whole;
     the seed has room for all ten digits with its lock beside it, never over it.
+    """
+
+    # Here, not in studio.tcss: parsed when the fields mount, just after the first frame.
+    DEFAULT_CSS = """
+    ParamsFields { height: 8; }
+    ParamsFields Label { color: $text-muted; width: auto; margin: 0 1 0 1; }
+    ParamsFields Label.first { width: 7; margin: 0 1 0 0; }
+    ParamsFields Horizontal { height: 1; }
+    ParamsFields #model { width: 1fr; }
+    ParamsFields #sampler {
+        width: 1fr;
+        max-width: 32;  /* the longest name, "DPM++ 2M SDE Karras", with room to spare */
+    }
+    ParamsFields #pick-model { width: 3; min-width: 3; margin-left: 1; }
+    ParamsFields #steps, ParamsFields #cfg { width: 5; }
+    ParamsFields #size { width: 11; }
+    ParamsFields #seed { width: 11; }  /* a 32-bit seed's ten digits and the cursor */
+    ParamsFields #seed-lock { width: auto; margin-left: 1; }
+    ParamsFields #count { width: 4; }
+    ParamsFields #init, ParamsFields #mask { width: 1fr; }
+    ParamsFields #strength, ParamsFields #variation { width: 6; }
     """
 
     def compose(self) -> ComposeResult:

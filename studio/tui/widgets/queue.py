@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.lazy import Lazy
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
@@ -22,8 +20,8 @@ class QueuePane(Vertical):
 
     BINDINGS = actions.bindings("queue")
 
-    def compose(self) -> ComposeResult:
-        yield Lazy(OptionList(id="queue-list"))  # after the first frame; empty at launch anyway
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.mount, OptionList(id="queue-list"))  # after the first frame; empty at launch anyway
 
     def set_jobs(self, jobs: list[Any]) -> None:
         if not self.query("#queue-list"):

@@ -16,6 +16,15 @@ from studio.tui.widgets.history import excerpt
 class ResumeDialog(ModalScreen[bool]):
     """Dismisses with True to run the jobs again, False to mark them cancelled."""
 
+    DEFAULT_CSS = """
+    ResumeDialog { align: center middle; }
+    ResumeDialog #dialog {
+        width: 72; height: auto; max-height: 80%; border: round $primary; background: $surface; padding: 1 2;
+    }
+    ResumeDialog .buttons { height: auto; margin-top: 1; }
+    ResumeDialog Button { margin-right: 2; }
+    """
+
     BINDINGS = [
         Binding("y", "answer(True)", "Resume"),
         Binding("n,escape", "answer(False)", "Discard"),

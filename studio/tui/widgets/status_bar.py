@@ -8,7 +8,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.widgets import Label
+from textual.widgets import Static
 
 
 def gpu_memory(device: str) -> str:
@@ -38,9 +38,9 @@ class StatusBar(Horizontal):
         self._progress: Any = None  # the ProgressBar, made (and its module imported) just after the first frame
 
     def compose(self) -> ComposeResult:
-        yield Label("", id="state")
-        yield Label("", id="step-info")
-        yield Label("", id="device")
+        yield Static("", id="state")
+        yield Static("", id="step-info")
+        yield Static("", id="device")
 
     def on_mount(self) -> None:
         # The bar (two widgets, empty at launch) mounts just after the first frame.
@@ -56,7 +56,7 @@ class StatusBar(Horizontal):
         return self._progress
 
     def watch_state(self, state: str) -> None:
-        self.query_one("#state", Label).update(state, layout=False)  # fixed width: repaint only
+        self.query_one("#state", Static).update(state, layout=False)  # fixed width: repaint only
 
     def watch_device(self) -> None:
         self._refresh_memory()
@@ -67,15 +67,15 @@ class StatusBar(Horizontal):
     def _refresh_memory(self) -> None:
         memory = gpu_memory(self.device)
         parts = (self.device, memory, self.renderer)
-        self.query_one("#device", Label).update(" · ".join(p for p in parts if p))
+        self.query_one("#device", Static).update(" · ".join(p for p in parts if p))
 
     def progress(self, step: int, total: int, its: float, eta: float, stage: str = "") -> None:
         self._bar.update(total=max(total, 1), progress=step)
         text = f"step {step}/{total} · {its:.1f} it/s · ETA {eta:.1f}s"
         if stage:  # which pass of a hires fix
             text = f"{stage} · {text}"
-        self.query_one("#step-info", Label).update(text, layout=False)  # many a second: no re-layout
+        self.query_one("#step-info", Static).update(text, layout=False)  # many a second: no re-layout
 
     def idle(self, text: str = "") -> None:
         self._bar.update(total=1, progress=0)
-        self.query_one("#step-info", Label).update(text, layout=False)
+        self.query_one("#step-info", Static).update(text, layout=False)
