@@ -30,3 +30,54 @@ def test_shutdown_collects_only_for_accelerator_memory(monkeypatch) -> None:
     cuda = _cache_with("cuda:0")
     cuda.clear()
     assert freed == ["freed"] and not cuda._entries  # CUDA memory is still handed back
+
+
+def test_a_header_is_read_once_while_the_file_is_unchanged(tmp_path) -> None:
+    import os
+
+    from studio.models import safetensors_header as sh
+    from tests.models_fixtures import sd1_spec, write_header_only
+
+    path = write_header_only(tmp_path / "model.safetensors", sd1_spec())
+    sh.HEADERS.clear()
+    before = sh.HEADERS.computed
+    first = sh.read_header(path)
+    first.tensors.clear()  # a caller's copy: what the next caller gets is whole
+    second = sh.read_header(path)
+    assert sh.HEADERS.computed == before + 1 and second.tensors and second == sh._read_header(path, sh.MAX_HEADER_BYTES)
+    stat = path.stat()
+    write_header_only(path, {"only": ("F16", (4,))})  # the same file, rewritten
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert list(sh.read_header(path).tensors) == ["only"] and sh.HEADERS.computed == before + 2
+
+
+def test_a_missing_or_damaged_header_is_still_one_line(tmp_path) -> None:
+    import pytest
+
+    from studio.models.safetensors_header import HeaderError, read_header
+
+    with pytest.raises(HeaderError, match="cannot read"):
+        read_header(tmp_path / "gone.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"\xff" * 8)
+    for _ in range(2):  # a failure is not kept: it says so every time
+        with pytest.raises(HeaderError, match="over the"):
+            read_header(tmp_path / "bad.safetensors")
+
+
+def test_a_generate_reads_its_checkpoint_header_once_before_queueing(tmp_path) -> None:
+    """`studio generate` asks for the defaults, the sampler check and the companions of one file."""
+    from studio.cli import generate
+    from studio.config import Config
+    from studio.models import safetensors_header as sh
+    from studio.models.library import ModelLibrary
+    from tests.models_fixtures import sd1_spec, write_header_only
+
+    path = write_header_only(tmp_path / "model.safetensors", sd1_spec())
+    parser = __import__("argparse").ArgumentParser()
+    generate.add_arguments(parser)
+    args = parser.parse_args(["a fox", "--model", str(path), "--seed", "1"])
+    sh.HEADERS.clear()
+    before = sh.HEADERS.computed
+    recipes = generate.recipes_from_args(args, ModelLibrary(use_hf_cache=False), Config())
+    assert recipes[0].model == str(path)
+    assert sh.HEADERS.computed == before + 1

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 from studio.bounded import read_json_config
 from studio.errors import first_line
+from studio.models.file_memo import FileMemo
 from studio.models.components import (
     ComponentError, ComponentMissing, comfy_models_roots, encoder_slots, find_vae, load_encoder, pair_encoders,
 )
@@ -63,15 +64,21 @@ TRANSFORMER_CONFIGS: dict[str, Path] = {
 VAE_HINTS = {"Flux dev": ("ae", "flux"), "Flux schnell": ("ae", "flux")}
 
 
+_ARCHITECTURES = FileMemo()  # asked for three times before a generate's job is queued, twice after
+
+
 def file_architecture(path: Path) -> str:
     """'Flux dev', 'Flux schnell', 'SD3 Medium', 'SD3.5 Medium', 'SD3.5 Large' for such a file, else ''."""
     if path.suffix.lower() == ".gguf":
         return gguf_architecture(path)
+
+    def classified() -> str:
+        return classify({k: t.shape for k, t in read_header(path).tensors.items()})[1]
+
     try:
-        shapes = {k: t.shape for k, t in read_header(path).tensors.items()}
+        arch = _ARCHITECTURES.get(path, classified)
     except (HeaderError, OSError):
         return ""
-    kind, arch, _ = classify(shapes)
     return arch if arch in TRANSFORMER_CONFIGS or arch in SD3_CONFIGS else ""
 
 
