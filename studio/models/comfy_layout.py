@@ -32,7 +32,7 @@ from studio.models.safetensors_header import HeaderError, read_header
 from studio.models.sd3_file import SD3_CONFIGS, needed_encoders, parts_inside
 from studio.models.sd3_file import VAE_HINTS as SD3_VAE_HINTS
 from studio.models.tokenizers import (
-    TokenizerMissing, clip_tokenizer, find_clip_bpe, find_t5_tokenizer, missing_message, t5_missing_message,
+    TokenizerMissing, find_clip_tokenizer, find_t5_tokenizer, missing_message, t5_missing_message,
     t5_tokenizer,
 )
 
@@ -164,10 +164,9 @@ def load_transformer_file(
     # The tokenizers first: a missing one is found out before gigabytes are read.
     near = (path.parent, *model_dirs)
     try:
-        vocab, merges = find_clip_bpe(named_tokenizers, model_dirs=near, hf_cache=hf_cache)
+        tokenizer = find_clip_tokenizer(config_dir / "tokenizer", named_tokenizers, near, hf_cache)
     except TokenizerMissing:
         raise TokenizerMissing(missing_message(arch)) from None
-    tokenizer = clip_tokenizer(config_dir / "tokenizer", vocab, merges)
     try:
         t5_folder = find_t5_tokenizer(named_tokenizers, near, hf_cache)
     except TokenizerMissing:
