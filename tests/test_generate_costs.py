@@ -81,3 +81,58 @@ def test_a_generate_reads_its_checkpoint_header_once_before_queueing(tmp_path) -
     recipes = generate.recipes_from_args(args, ModelLibrary(use_hf_cache=False), Config())
     assert recipes[0].model == str(path)
     assert sh.HEADERS.computed == before + 1
+
+
+def test_generate_parses_its_line_without_importing_the_other_commands() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from studio import cli; cli.build_parser('generate').parse_args(['generate', 'x']); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('studio.cli.'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=_env())
+    loaded = set(done.stdout.split())
+    assert "studio.cli.generate" in loaded, done.stderr[-2000:]
+    others = {f"studio.cli.{name}" for name in ("sweep", "search", "sheet", "export", "upscale", "tui", "sessions")}
+    assert not loaded & others
+
+
+def test_every_command_is_still_listed_and_parsed(capsys) -> None:
+    import pytest
+
+    from studio.cli import COMMANDS, build_parser, main
+
+    with pytest.raises(SystemExit):
+        main(["-h"])
+    listing = capsys.readouterr().out
+    assert all(name in listing for name, _, _ in COMMANDS)
+    assert build_parser("search").parse_args(["search", "fox"]).command == "search"
+    with pytest.raises(SystemExit) as exit_:
+        main(["nosuchcommand"])
+    assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_generate_starts_the_heavy_imports_before_its_line_is_parsed(monkeypatch) -> None:
+    import studio.cli as cli
+    from studio.engine import warmup
+
+    order: list[str] = []
+    build = cli.build_parser
+    monkeypatch.setattr(warmup, "import_in_background", lambda: order.append("imports"))
+    monkeypatch.setattr(cli, "build_parser", lambda command=None: (order.append(f"parser {command}"), build(command))[1])
+    monkeypatch.setattr("studio.cli.generate.run", lambda args: order.append("run") or 0)
+    assert cli.main(["generate", "a fox", "--seed", "1"]) == 0
+    assert order == ["imports", "parser generate", "run"]
+    order.clear()
+    import pytest
+
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--help"])  # help only: nothing heavy is started
+    assert "imports" not in order
+
+
+def _env() -> dict:
+    import os
+    from pathlib import Path
+
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}

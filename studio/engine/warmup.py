@@ -73,8 +73,10 @@ def _quietly() -> None:
 
 
 def import_in_background() -> threading.Thread:
-    """Start `import_libraries` on a daemon thread and return it."""
+    """Start `import_libraries` on a daemon thread and return it; once a process (later calls return it)."""
     global _background
+    if _background is not None:
+        return _background
     thread = threading.Thread(target=_quietly, name="studio-imports", daemon=True)
     _background = thread
     thread.start()
