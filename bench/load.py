@@ -21,7 +21,7 @@ cache is dropped before every run (as root with a writable
 where studio's load spends its time (cProfile, cumulative, top 25).
 
     python bench/load.py [--rounds 3] [--cache /tmp/studio-bench-cache] [--skip-e2e | --skip-load] [--cold]
-                         [--profile single]
+                         [--profile single] [--before OTHER_CHECKOUT] [--threads N]
 """
 
 from __future__ import annotations
@@ -198,7 +198,12 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="drop the page cache before every run")
     parser.add_argument("--profile", choices=("folder", "single"))
     parser.add_argument("--before", type=Path, help="another checkout of studio, measured as a third side")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="OMP_NUM_THREADS for every side (default: torch's, every core). On a loaded machine"
+                        " OpenMP's spin-waiting inflates the CPU seconds of both sides; one thread measures the work")
     args = parser.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     where = build(args.cache)
     for tree in {ROOT, *([args.before.resolve()] if args.before else [])}:
         compile_bytecode(tree)
