@@ -136,3 +136,26 @@ def _env() -> dict:
     from pathlib import Path
 
     return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+
+def test_the_cli_import_runs_without_the_collector_and_freezes_what_it_made(monkeypatch) -> None:
+    import gc
+
+    from studio.engine import warmup
+
+    seen: list[bool] = []
+
+    def imports() -> None:
+        seen.append(gc.isenabled())
+        warmup.kept = [[object()] for _ in range(1000)]  # as modules do: objects that live on
+
+    monkeypatch.setattr(warmup, "import_libraries", imports)
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        warmup._quietly()
+        assert seen == [False]  # no collector pass over the import
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen + 1000  # and none after it scans it
+    finally:
+        gc.unfreeze()
+        del warmup.kept
