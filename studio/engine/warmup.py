@@ -4,8 +4,9 @@ torch, diffusers and transformers take seconds to import, and diffusers'
 pipeline classes are imported lazily, on first use, inside the load. The
 engine calls `import_libraries` first thing on its worker (the TUI starts the
 engine after its first paint, so they overlap the user's first keys); the CLI
-calls `import_in_background` before parsing its recipes and hashing the model,
-which is C code that lets the import run beside it. Importing twice is free:
+calls `import_in_background` (`studio.cli.main`, for a command with `WARM_UP`)
+before it even parses its line, finds the model and hashes it (C code that lets
+the import run beside it). Importing twice is free:
 the second import finds the modules loaded, or waits for the first to finish.
 """
 
