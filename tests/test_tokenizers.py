@@ -107,3 +107,35 @@ def test_merges_file_format(tmp_path):
     assert read_merges("a b\r\nab c\r\n") == [("a", "b"), ("ab", "c")]  # no header, Windows line ends
     with pytest.raises(TokenizerFileError, match=r"merges.txt line 3: expected two symbols"):
         read_merges("#version: 0.2\nt h\nthe\n")
+
+
+def test_the_tokenizer_is_built_from_the_files_not_python_lists(bpe_folder, tmp_path, monkeypatch):
+    """The tokenizers library reads vocab.json and merges.txt itself: 0.1 s against 0.3 s for CLIP's."""
+    from studio.models import tokenizers
+
+    config = CONFIGS_DIR / "sd1" / "tokenizer"
+    vocab, merges = find_clip_bpe([bpe_folder], hf_cache=tmp_path / "no-hub")
+    from_lists = clip_tokenizer(config, vocab, merges)
+
+    def no_python_reading(*args, **kwargs):
+        raise AssertionError("read in Python")
+
+    monkeypatch.setattr(tokenizers, "read_merges", no_python_reading)
+    monkeypatch.setattr(tokenizers, "read_json_file", lambda path, **kw: {"model_max_length": 77}
+                        if path.name == "tokenizer_config.json" else no_python_reading())
+    native = tokenizers.find_clip_tokenizer(config, [bpe_folder], hf_cache=tmp_path / "no-hub")
+    prompt = "a watercolor painting of a red fox, (golden hour:1.2), 42 lanterns"
+    assert native(prompt).input_ids == from_lists(prompt).input_ids
+    assert native.model_max_length == from_lists.model_max_length == 77
+    assert native.convert_ids_to_tokens(native(prompt).input_ids)[0] == "<|startoftext|>"
+
+
+def test_a_merges_file_the_native_reader_refuses_is_still_named_by_line(bpe_folder, tmp_path):
+    from studio.models.tokenizers import find_clip_tokenizer
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "vocab.json").write_bytes((bpe_folder / "vocab.json").read_bytes())
+    (bad / "merges.txt").write_text("#version: 0.2\nt h\nthe\n")
+    with pytest.raises(TokenizerFileError, match=r"merges.txt line 3: expected two symbols"):
+        find_clip_tokenizer(CONFIGS_DIR / "sd1" / "tokenizer", [bad], hf_cache=tmp_path / "no-hub")

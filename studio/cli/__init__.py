@@ -1,8 +1,10 @@
 """`studio` on the command line: the TUI by default, or a headless subcommand.
 
 Each subcommand lives in its own module with `add_arguments(parser)` and
-`run(args) -> int`; modules are imported only to build the parser, so they
-keep torch and diffusers out of their top-level imports.
+`run(args) -> int`; only the named command's module is imported to parse its
+line, and modules keep torch and diffusers out of their top-level imports. A
+module with `WARM_UP = True` runs the engine in this process: torch and
+diffusers start importing on a thread before its line is even parsed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import importlib
 import logging
 import sys
+from types import ModuleType
 
 from studio import __version__, debuglog
 from studio.errors import first_line
@@ -34,7 +37,9 @@ COMMANDS: list[tuple[str, str, str]] = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `command`, only that subcommand's module is imported and given its
+    arguments (the others are listed, for `studio -h` and a misspelt command's message)."""
     parser = argparse.ArgumentParser(
         prog="studio",
         description="A keyboard-driven terminal studio for open-weight diffusion models.",
@@ -44,20 +49,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write a debug log with tracebacks (also STUDIO_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name, help_text in COMMANDS:
-        module = importlib.import_module(module_name)
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(command)
-        command.set_defaults(_run=module.run)
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if command in (None, name):
+            module = importlib.import_module(module_name)
+            module.add_arguments(command_parser)
+            command_parser.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
     flags = [a for a in argv if a == "--debug"]
     rest = [a for a in argv if a != "--debug"]  # --debug goes anywhere on the line
     if not rest or (rest[0].startswith("-") and rest[0] not in ("-h", "--help", "--version")):
         rest = ["tui", *rest]
+    command = rest[0] if rest[0] in {name for name, _, _ in COMMANDS} else None
+    if command and module_for(command).__dict__.get("WARM_UP") and not {"-h", "--help"} & set(rest):
+        from studio.engine import warmup
+
+        warmup.import_in_background()  # torch and diffusers load while the line is parsed and the model found
+    parser = build_parser(command)
     args = parser.parse_args(flags + rest)
     if not hasattr(args, "_run"):
         parser.print_help()
@@ -75,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f"the traceback is in {log}" if log else "run with --debug for the traceback"
         print(printable(f"studio: {first_line(exc)} ({where})"), file=sys.stderr)
         return 1
+
+
+def module_for(command: str) -> ModuleType:
+    return importlib.import_module(next(module for name, module, _ in COMMANDS if name == command))
 
 
 if __name__ == "__main__":

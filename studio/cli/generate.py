@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from studio.config import Config
     from studio.models.library import ModelLibrary
 
+WARM_UP = True  # the engine runs here: `studio.cli.main` starts torch's import before parsing the line
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from studio.config import add_sessions_dir_argument
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from studio.engine.warmup import import_in_background
     from studio.sweeps.wildcards import Wildcards, resolve_prompts
 
-    import_in_background()  # torch and diffusers load while the model is found and hashed
+    import_in_background()  # started by `studio.cli.main` already; here for callers of `run` alone
     config = load_config()
     library = library_for(config, args.tokenizer)
     try:

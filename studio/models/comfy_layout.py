@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 from studio.bounded import read_json_config
 from studio.errors import first_line
+from studio.models.file_memo import FileMemo
 from studio.models.components import (
     ComponentError, ComponentMissing, comfy_models_roots, encoder_slots, find_vae, load_encoder, pair_encoders,
 )
@@ -31,7 +32,7 @@ from studio.models.safetensors_header import HeaderError, read_header
 from studio.models.sd3_file import SD3_CONFIGS, needed_encoders, parts_inside
 from studio.models.sd3_file import VAE_HINTS as SD3_VAE_HINTS
 from studio.models.tokenizers import (
-    TokenizerMissing, clip_tokenizer, find_clip_bpe, find_t5_tokenizer, missing_message, t5_missing_message,
+    TokenizerMissing, find_clip_tokenizer, find_t5_tokenizer, missing_message, t5_missing_message,
     t5_tokenizer,
 )
 
@@ -63,15 +64,21 @@ TRANSFORMER_CONFIGS: dict[str, Path] = {
 VAE_HINTS = {"Flux dev": ("ae", "flux"), "Flux schnell": ("ae", "flux")}
 
 
+_ARCHITECTURES = FileMemo()  # asked for three times before a generate's job is queued, twice after
+
+
 def file_architecture(path: Path) -> str:
     """'Flux dev', 'Flux schnell', 'SD3 Medium', 'SD3.5 Medium', 'SD3.5 Large' for such a file, else ''."""
     if path.suffix.lower() == ".gguf":
         return gguf_architecture(path)
+
+    def classified() -> str:
+        return classify({k: t.shape for k, t in read_header(path).tensors.items()})[1]
+
     try:
-        shapes = {k: t.shape for k, t in read_header(path).tensors.items()}
+        arch = _ARCHITECTURES.get(path, classified)
     except (HeaderError, OSError):
         return ""
-    kind, arch, _ = classify(shapes)
     return arch if arch in TRANSFORMER_CONFIGS or arch in SD3_CONFIGS else ""
 
 
@@ -157,10 +164,9 @@ def load_transformer_file(
     # The tokenizers first: a missing one is found out before gigabytes are read.
     near = (path.parent, *model_dirs)
     try:
-        vocab, merges = find_clip_bpe(named_tokenizers, model_dirs=near, hf_cache=hf_cache)
+        tokenizer = find_clip_tokenizer(config_dir / "tokenizer", named_tokenizers, near, hf_cache)
     except TokenizerMissing:
         raise TokenizerMissing(missing_message(arch)) from None
-    tokenizer = clip_tokenizer(config_dir / "tokenizer", vocab, merges)
     try:
         t5_folder = find_t5_tokenizer(named_tokenizers, near, hf_cache)
     except TokenizerMissing:

@@ -27,7 +27,7 @@ from studio.models.architectures import folder_has_t5, optional_components
 from studio.models.cascade import load_stage, stage_of
 from studio.models.safety import component_overrides
 from studio.models.sd3_file import SD3_CONFIGS, sd3_components
-from studio.models.tokenizers import TokenizerMissing, clip_tokenizer, find_clip_bpe, missing_message
+from studio.models.tokenizers import TokenizerMissing, find_clip_tokenizer, missing_message
 from studio.recipe import Recipe
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
@@ -274,7 +274,6 @@ def sd2_prediction_type(path: Path) -> str:
 
 def _tokenizers(config_dir: Path, index: dict, arch: str, search: TokenizerSearch) -> dict[str, Any]:
     components: dict[str, Any] = {}
-    bpe = None
     for name in ("tokenizer", "tokenizer_2"):
         entry = index.get(name)
         if not entry or entry[0] is None:
@@ -282,12 +281,10 @@ def _tokenizers(config_dir: Path, index: dict, arch: str, search: TokenizerSearc
         folder = config_dir / name
         if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
             continue  # a complete tokenizer folder: diffusers loads it itself
-        if bpe is None:
-            try:
-                bpe = find_clip_bpe(search.named, model_dirs=search.model_dirs, hf_cache=search.hf_cache)
-            except TokenizerMissing:
-                raise TokenizerMissing(missing_message(arch)) from None
-        components[name] = clip_tokenizer(folder, *bpe)
+        try:
+            components[name] = find_clip_tokenizer(folder, search.named, search.model_dirs, search.hf_cache)
+        except TokenizerMissing:
+            raise TokenizerMissing(missing_message(arch)) from None
     return components
 
 

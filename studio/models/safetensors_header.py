@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.bounded import NotRegular, Unbounded, check_regular, loads_json
+from studio.models.file_memo import FileMemo
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors format's own cap
 # The largest real files (a whole SDXL or Flux checkpoint, a LyCORIS full LoRA) hold a
@@ -64,9 +65,21 @@ class SafetensorsHeader:
     file_size: int = 0
 
 
+HEADERS = FileMemo()  # a checkpoint's header is asked for a dozen times per generate
+
+
 def read_header(path: str | os.PathLike[str], max_header_bytes: int = MAX_HEADER_BYTES) -> SafetensorsHeader:
-    """The checked header of `path`; raises HeaderError on anything malformed."""
-    path = Path(path)
+    """The checked header of `path`; raises HeaderError on anything malformed.
+
+    Read once while the file is unchanged (`HEADERS`); each caller gets its own dicts."""
+    try:
+        kept = HEADERS.get(path, lambda: _read_header(Path(path), max_header_bytes), max_header_bytes)
+    except OSError:  # not there, or not to be stat'ed: the read says so in one line (HeaderError)
+        kept = _read_header(Path(path), max_header_bytes)
+    return SafetensorsHeader(dict(kept.tensors), dict(kept.metadata), kept.header_bytes, kept.file_size)
+
+
+def _read_header(path: Path, max_header_bytes: int) -> SafetensorsHeader:
     name = path.name
     try:
         file_size = check_regular(path).st_size  # a FIFO would block the open below forever

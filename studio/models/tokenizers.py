@@ -73,6 +73,17 @@ def _comfyui_folders(model_dirs: Iterable[Path]) -> Iterator[Path]:
             yield root / "comfy" / "sd1_tokenizer"
 
 
+def _clip_pairs(
+    named: Iterable[Path], model_dirs: Iterable[Path], hf_cache: Path | None
+) -> Iterator[tuple[tuple[Path, Path], bool]]:
+    """Each (vocab.json, merges.txt) in the order `find_clip_bpe` looks, and whether the user named its folder."""
+    named = [Path(folder).expanduser() for folder in named]
+    for folder in [*_candidate_folders(named, hf_cache), *_comfyui_folders(model_dirs)]:
+        pair = _pair(folder)
+        if pair:
+            yield pair, folder in named or folder.parent in named
+
+
 def find_clip_bpe(
     named: Iterable[Path] = (), model_dirs: Iterable[Path] = (), hf_cache: Path | None = None
 ) -> tuple[dict[str, int], list[Merge]]:
@@ -82,17 +93,34 @@ def find_clip_bpe(
     data folder, the snapshots in the HF hub cache at `hf_cache`, ComfyUI installs
     around `model_dirs`, then an installed open_clip or clip package.
     """
-    named = [Path(folder).expanduser() for folder in named]
-    for folder in [*_candidate_folders(named, hf_cache), *_comfyui_folders(model_dirs)]:
-        pair = _pair(folder)
-        if pair:
-            vocab = read_json_file(pair[0])
-            if len(vocab) == CLIP_VOCAB_SIZE or folder in named or folder.parent in named:
-                return vocab, read_merges(pair[1].read_text(encoding="utf-8"), str(pair[1]))
+    for pair, is_named in _clip_pairs(named, model_dirs, hf_cache):
+        vocab = read_json_file(pair[0])
+        if len(vocab) == CLIP_VOCAB_SIZE or is_named:
+            return vocab, read_merges(pair[1].read_text(encoding="utf-8"), str(pair[1]))
     packaged = _packaged_bpe()
     if packaged:
         return bpe_from_simple_vocab(packaged)
     raise TokenizerMissing(missing_message("SD"))
+
+
+def find_clip_tokenizer(
+    config_folder: Path, named: Iterable[Path] = (), model_dirs: Iterable[Path] = (), hf_cache: Path | None = None
+) -> PreTrainedTokenizerBase:
+    """The CLIP tokenizer of the files `find_clip_bpe` finds, or TokenizerMissing.
+
+    The tokenizers library reads vocab.json and merges.txt itself (0.1 CPU seconds)
+    rather than taking them as Python lists (0.3 s). A pair it refuses goes through
+    `find_clip_bpe`'s own reading, which takes it or says in one line what is wrong.
+    """
+    named, model_dirs = tuple(named), tuple(model_dirs)
+    for pair, is_named in _clip_pairs(named, model_dirs, hf_cache):
+        try:
+            tokenizer = clip_tokenizer(config_folder, *pair)
+        except Exception:  # not a pair the tokenizers library reads: studio's reader decides
+            break
+        if tokenizer.vocab_size == CLIP_VOCAB_SIZE or is_named:
+            return tokenizer
+    return clip_tokenizer(config_folder, *find_clip_bpe(named, model_dirs, hf_cache))
 
 
 def read_merges(text: str, source: str = "merges.txt") -> list[Merge]:
@@ -149,12 +177,18 @@ def bpe_from_simple_vocab(path: Path) -> tuple[dict[str, int], list[Merge]]:
     return {token: i for i, token in enumerate(tokens)}, merges
 
 
-def clip_tokenizer(config_folder: Path, vocab: dict[str, int], merges: list[Merge]) -> PreTrainedTokenizerBase:
-    """A CLIPTokenizer with the special tokens of `config_folder/tokenizer_config.json`."""
+def clip_tokenizer(
+    config_folder: Path, vocab: dict[str, int] | Path, merges: list[Merge] | Path
+) -> PreTrainedTokenizerBase:
+    """A CLIPTokenizer with the special tokens of `config_folder/tokenizer_config.json`.
+
+    `vocab` and `merges` are the BPE itself or its vocab.json and merges.txt (read natively)."""
     from transformers import CLIPTokenizer
 
     settings = read_json_file(config_folder / "tokenizer_config.json")
     keep = ("model_max_length", "bos_token", "eos_token", "unk_token", "pad_token")
+    if isinstance(vocab, Path) and isinstance(merges, Path):
+        vocab, merges = str(vocab), str(merges)  # type: ignore[assignment]
     return CLIPTokenizer(vocab=vocab, merges=merges, **{k: settings[k] for k in keep if k in settings})
 
 
