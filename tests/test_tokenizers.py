@@ -139,3 +139,21 @@ def test_a_merges_file_the_native_reader_refuses_is_still_named_by_line(bpe_fold
     (bad / "merges.txt").write_text("#version: 0.2\nt h\nthe\n")
     with pytest.raises(TokenizerFileError, match=r"merges.txt line 3: expected two symbols"):
         find_clip_tokenizer(CONFIGS_DIR / "sd1" / "tokenizer", [bad], hf_cache=tmp_path / "no-hub")
+
+
+def test_an_oversized_bpe_is_not_handed_to_the_native_reader(bpe_folder, tmp_path, monkeypatch):
+    """The tokenizers library reads a file whole with no cap: past a real BPE's size, studio's
+    bounded reader reads it instead (and refuses it in one line)."""
+    from studio.models import tokenizers
+
+    big = tmp_path / "big"
+    big.mkdir()
+    with open(big / "vocab.json", "wb") as handle:
+        handle.truncate(tokenizers.NATIVE_MAX_BYTES + 1)  # sparse: no disk used
+    (big / "merges.txt").write_bytes((bpe_folder / "merges.txt").read_bytes())
+    handed: list[object] = []
+    real = tokenizers.clip_tokenizer
+    monkeypatch.setattr(tokenizers, "clip_tokenizer", lambda folder, vocab, merges: handed.append(vocab) or real(folder, vocab, merges))
+    with pytest.raises(ValueError, match="vocab.json"):
+        tokenizers.find_clip_tokenizer(CONFIGS_DIR / "sd1" / "tokenizer", [big], hf_cache=tmp_path / "no-hub")
+    assert not any(isinstance(vocab, Path) for vocab in handed)

@@ -103,6 +103,9 @@ def find_clip_bpe(
     raise TokenizerMissing(missing_message("SD"))
 
 
+NATIVE_MAX_BYTES = 16 << 20  # files the tokenizers library reads whole, unbounded (CLIP's: 0.9 and 0.5 MB)
+
+
 def find_clip_tokenizer(
     config_folder: Path, named: Iterable[Path] = (), model_dirs: Iterable[Path] = (), hf_cache: Path | None = None
 ) -> PreTrainedTokenizerBase:
@@ -114,6 +117,8 @@ def find_clip_tokenizer(
     """
     named, model_dirs = tuple(named), tuple(model_dirs)
     for pair, is_named in _clip_pairs(named, model_dirs, hf_cache):
+        if any(path.stat().st_size > NATIVE_MAX_BYTES for path in pair):
+            break  # past what a real BPE holds: studio's bounded reader says so in one line
         try:
             tokenizer = clip_tokenizer(config_folder, *pair)
         except Exception:  # not a pair the tokenizers library reads: studio's reader decides
