@@ -82,9 +82,6 @@ class ModelPicker(ModalScreen[str | None]):
 
     DEFAULT_CSS = """
     ModelPicker { align: center middle; }
-    ModelPicker #picker {
-        width: 72; height: auto; max-height: 80%; border: round $primary; background: $surface; padding: 1 2;
-    }
     ModelPicker #model-list { height: auto; max-height: 20; }
     ModelPicker #model-status { color: $text-muted; }
     """

@@ -18,9 +18,6 @@ class NoteDialog(ModalScreen[str | None]):
 
     DEFAULT_CSS = """
     NoteDialog { align: center middle; }
-    NoteDialog #dialog {
-        width: 72; height: auto; max-height: 80%; border: round $primary; background: $surface; padding: 1 2;
-    }
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]

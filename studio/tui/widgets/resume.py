@@ -18,9 +18,6 @@ class ResumeDialog(ModalScreen[bool]):
 
     DEFAULT_CSS = """
     ResumeDialog { align: center middle; }
-    ResumeDialog #dialog {
-        width: 72; height: auto; max-height: 80%; border: round $primary; background: $surface; padding: 1 2;
-    }
     ResumeDialog .buttons { height: auto; margin-top: 1; }
     ResumeDialog Button { margin-right: 2; }
     """
