@@ -323,6 +323,30 @@ def test_a_session_reads_the_same_in_bulk_through_mixed_records(tmp_path, monkey
     assert any("queued twice" in warning for warning in fast[1])
 
 
+def _plant(data: bytes, entry_id: int, old: bytes, new: bytes) -> bytes:
+    """`data` with the first `old` in entry `entry_id`'s queued record made `new`."""
+    start = data.index(b"\nid = %d\nkind = \"queued\"" % entry_id)
+    at = data.index(old, start)
+    return data[:at] + new + data[at + len(old) :]
+
+
+def test_a_value_the_general_path_reads_otherwise_ends_a_run_and_the_next_run_goes_on(tmp_path, monkeypatch):
+    written = _studio_session(tmp_path, 40)
+    data = written.file.read_bytes()
+    data = _plant(data, 12, b"a lighthouse at dusk", b"a lighthouse\x01at dusk")  # a raw control character
+    data = _plant(data, 20, b"seed = 1019", b"seed = 01019")  # a leading zero
+    data = _plant(data, 26, b"seed = 1025", b"seed = 9223372036854775000")  # past a recipe's bound
+    data = _plant(data, 31, b'time = "', b'time = "\\u0032')  # an escape, in a time of 24 characters
+    written.file.write_bytes(data)
+    made = _counting(monkeypatch)
+    fast = _read(written.path)
+    assert made[0].folded == 40 - 1 - 4  # all but the planted and the file's last: each run went on after
+    assert len(fast[1]) == 3 + 3 + 1 and len(fast[0]) == 37  # (a queued record refused: its other two are orphans)
+    with monkeypatch.context() as patch:
+        _slow(patch)
+        assert _read(written.path) == fast
+
+
 def _triple_text(tmp_path) -> tuple[bytes, bytes]:
     """The header and two triples of a session studio wrote (the second to mutate)."""
     written = _studio_session(tmp_path, 3)
@@ -363,17 +387,23 @@ def test_the_bulk_path_takes_a_mutated_triple_only_as_the_general_path_reads_it(
             continue
         for primed in (True, False):  # through the shape of the triple before it, and line by line
             fold = bulk.BulkFold({}, RecipeMemo())
-            text, pos = alone, 0
-            if primed:
+            text, pos, records = alone, 0, 0
+            if primed:  # one run from the plain triple: it takes the mutated one too, or ends before it
                 text = plain.decode("utf-8") + sep + alone
-                assert fold.take(text, 0, 2) > 0 and fold.commit() == 3
                 pos = len(plain.decode("utf-8")) + len(sep)
-            end = fold.take(text, pos, 2)
-            if end < 0:
-                refused += 1
-                continue
+                end = fold.take(text, 0, 2)
+                records, folded_to, _ = fold.commit()
+                assert end == folded_to and (records, end) in ((3, pos - len(sep)), (6, end))
+                records -= 3
+            if not records:
+                end = fold.take(text, pos, 2)
+                if end < 0:
+                    refused += 1
+                    continue
+                records, folded_to, _ = fold.commit()
+                assert (records, folded_to) == (3, end)
             taken += 1
-            assert text.startswith(sep, end) and fold.commit() == 3
+            assert text.startswith(sep, end)
             folded = list(fold.states.values())[-1]
             session = tmp_path / f"m{taken}"
             session.mkdir()

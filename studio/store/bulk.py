@@ -18,6 +18,7 @@ holds the two paths to the same entries on odd and mutated records.
 from __future__ import annotations
 
 import re
+from itertools import chain
 from typing import Any
 
 from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED
@@ -34,7 +35,8 @@ _NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,17})?\Z")  # as the wr
 # What a TOML basic string may hold unescaped, besides '"' and '\\' (refused before this is asked)
 _TOML_TEXT = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*\Z")
 _TAILS = 4096  # distinct done-record tails remembered
-_MOST = MAX_PROMPT_CHARS + 2  # how far a prompt's closing quote may lie
+_MOST = MAX_PROMPT_CHARS + 2  # how far a prompt's closing quote may lie (the prompt then within its bound)
+_ZERO_LED = re.compile(r"\n0[0-9]")  # a whole number written with a leading zero
 _new_state = State.__new__
 
 
@@ -84,18 +86,50 @@ class BulkFold:
         self._template: dict[str, Any] | None = None  # ... and its template
         self._tails: dict[str, tuple[str, str | None, dict[str, Any]] | None] = {}
         self._derived: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any]]] = {}
-        self._shape: _Shape | None = None  # the last triple's, for `_quick`
-        self._taken = _new_state(State)  # what `take` read last, for `commit`
+        self._shape: _Shape | None = None  # the last triple's, for `_run`
+        self._ids: list[int] = []  # what `take` read last, for `commit`: the entries' ids,
+        self._batch: list[State] = []  # their states,
+        self._ends: list[tuple[int, int]] = []  # and where each one's done record ends, the next's line
         self._prompt = self._negative = ("\0", "\0")  # the last prompt read, and the memo's copy of it
         self._durations: dict[str, float | int] = {}  # a duration line's text -> its value
 
     def take(self, text: str, pos: int, line: int) -> int:
-        """Read the triple whose queued record starts at `text[pos]` (just after a record separator;
-        its `[[event]]` on `line`) for `commit`, and say where its done record ends; -1 if it is not one."""
-        if self._shape is not None:
-            end = self._quick(text, pos, line)
-            if end >= 0:
-                return end
+        """Read the triples from `text[pos]` (just after a record separator; the first's `[[event]]`
+        on `line`) for `commit`: the first line by line unless it has the last one's shape, then
+        those of its shape that follow it (`_run`). Where the last ends; -1 if none is one."""
+        self._ids, self._batch, self._ends = [], [], []
+        end = self._run(text, pos, line) if self._shape is not None else -1
+        if end < 0:
+            end = self._one(text, pos, line)
+            if end < 0:
+                return -1
+            if self._shape is not None and end < len(text):
+                end = max(end, self._run(text, end + len(SEP), self._ends[-1][1]))
+        return end
+
+    def commit(self) -> tuple[int, int, int]:
+        """Fold the triples `take` read last (the journal has had what came before them folded),
+        in order, up to one whose id the fold holds already (the general path reports that):
+        (the records folded, 3 each; where the last of them ends; the next record's line), or (0, -1, -1)."""
+        ids, batch, states = self._ids, self._batch, self.states
+        if states.keys().isdisjoint(ids) and len(set(ids)) == len(ids):
+            states.update(zip(ids, batch))
+            count = len(ids)
+        else:
+            count = 0
+            for entry_id, state in zip(ids, batch):
+                if entry_id in states:
+                    break
+                states[entry_id] = state
+                count += 1
+        self.folded += count
+        end, line = self._ends[count - 1] if count else (-1, -1)
+        self._ids, self._batch, self._ends = [], [], []
+        return 3 * count, end, line
+
+    def _one(self, text: str, pos: int, line: int) -> int:
+        """`take` for one triple, read line by line; it becomes the shape `_run` looks for."""
+        start = pos
         end = text.find(SEP, pos)
         if end < 0 or not text.startswith("id = ", pos):
             return -1
@@ -251,6 +285,7 @@ class BulkFold:
                 bool(images), has_images, duration is not None, merged, device, model_hash, kept[0],
             )
         self._fold(entry_id, queued, line, merged, done, images, duration, device, model_hash, kept)
+        self._ends.append((end, line + text.count("\n", start, end) + 2))
         return end
 
     def _fold(self, entry_id: int, queued: str, line: int, tags: dict[str, Any], done: str, images: tuple[str, ...],
@@ -260,96 +295,126 @@ class BulkFold:
         state.values = Values(id=entry_id, time=queued, status="done", **tags, finished=done, images=images,
                               duration=duration, device=device, model_hash=model_hash)
         state.kept = kept
-        self._taken = state
+        self._ids.append(entry_id)
+        self._batch.append(state)
 
-    def commit(self) -> int:
-        """Fold the triple `take` read last (the journal has had what came before it folded): its
-        records (3), or 0, folding nothing, where the fold holds its id already (the general path reports that)."""
-        state = self._taken
-        entry_id = state.values["id"]
-        if entry_id in self.states:
-            return 0
-        self.states[entry_id] = state
-        self.folded += 1
-        return 3
-
-    def _quick(self, text: str, pos: int, line: int) -> int:
-        """`take` for a triple of the last one's shape (its recipe template, tags, owner and done
-        record's last lines; times of 24 characters): its values found, then the whole text made
-        again from them and compared; -1 where it differs (`take` then reads it line by line)."""
+    def _run(self, text: str, pos: int, line: int) -> int:
+        """Read the triples from `text[pos]` that have the last one's shape (its recipe template,
+        tags, owner and done record's last lines; times of 24 characters) into the batch: each
+        one's values found, then its whole text made again from them and compared, and the
+        values of the run checked at once (`_checks`). Where the run ends (-1: no triple)."""
         shape = self._shape
         assert shape is not None
-        find = text.find
-        try:
-            a = text.index("\n", pos + 5, pos + 40)
-            ident = text[pos + 5 : a]
-            width = len(ident)
-            p = a + 25  # '\nkind = "queued"\ntime = "'
-            queued = text[p : p + 24]
-            p += shape.to_prompt
-            e = text.index('"\n', p, p + _MOST)
-            prompt = text[p:e]
-            p = e + 21  # '"\nnegative_prompt = "'
-            e = text.index('"\n', p, p + _MOST)
-            negative = text[p:e]
-            p = e + shape.to_seed
-            e = text.index("\n", p, p + 24)
-            seed = text[p:e]
-            p = e + shape.to_started + 2 * width
-            started = text[p : p + 24]
-            p += shape.to_done + 2 * width
-            done = text[p : p + 24]
-            p += 26
-            images: tuple[str, ...] = ()
-            shown = ""  # the images line
-            if shape.image:
-                images = (ident.zfill(4) + ".png",)
-                shown = f'images = ["{images[0]}"]\n'
-            elif shape.images_line:
-                shown = "images = []\n"
-            p += len(shown)
-            number = timed = ""  # the duration, and its line
-            if shape.duration:
-                e = text.index("\n", p, p + 48)
-                number = text[p + 11 : e]
-                timed = f"duration = {number}\n"
-        except ValueError:
+        (g0, g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11) = shape.gaps
+        to_prompt, to_seed, to_started, to_done = shape.to_prompt, shape.to_seed, shape.to_started, shape.to_done
+        image, images_line, timed_shape = shape.image, shape.images_line, shape.duration
+        index, startswith, size = text.index, text.startswith, len(text)
+        found: list[tuple[Any, ...]] = []
+        add = found.append
+        step = -1
+        while pos < size:
+            try:
+                a = index("\n", pos + 5, pos + 40)
+                ident = text[pos + 5 : a]
+                width = len(ident)
+                p = a + 25  # '\nkind = "queued"\ntime = "'
+                queued = text[p : p + 24]
+                p += to_prompt
+                e = index('"\n', p, p + _MOST)
+                prompt = text[p:e]
+                p = e + 21  # '"\nnegative_prompt = "'
+                e = index('"\n', p, p + _MOST)
+                negative = text[p:e]
+                p = e + to_seed
+                e = index("\n", p, p + 24)
+                seed = text[p:e]
+                p = e + to_started + 2 * width
+                started = text[p : p + 24]
+                p += to_done + 2 * width
+                done = text[p : p + 24]
+                p += 26
+                images = f'images = ["{ident.zfill(4)}.png"]\n' if image else "images = []\n" if images_line else ""
+                number = timed = ""  # the duration, and its line
+                if timed_shape:
+                    p += len(images)
+                    e = index("\n", p, p + 48)
+                    number = text[p + 11 : e]
+                    timed = f"duration = {number}\n"
+            except ValueError:
+                break
+            whole = (
+                f"id = {ident}{g0}{queued}{g1}{prompt}{g2}{negative}{g3}{seed}{g4}{ident}{g5}"
+                f"{ident}{g6}{started}{g7}{ident}{g8}{ident}{g9}{done}{g10}{images}{timed}{g11}{ident}\n"
+            )
+            end = pos + len(whole)
+            if not startswith(whole, pos) or not (end == size or startswith(SEP, end)):
+                break
+            if step < 0:
+                step = whole.count("\n") + 2  # the same for every triple of the run (none of its values holds one)
+            line += step
+            add((ident, seed, queued, started, done, prompt, negative, number, line - step, end, line))
+            pos = end + len(SEP)
+        if not found:
             return -1
-        gaps = shape.gaps
-        whole = (
-            f"id = {ident}{gaps[0]}{queued}{gaps[1]}{prompt}{gaps[2]}{negative}{gaps[3]}{seed}{gaps[4]}{ident}{gaps[5]}"
-            f"{ident}{gaps[6]}{started}{gaps[7]}{ident}{gaps[8]}{ident}{gaps[9]}{done}{gaps[10]}{shown}{timed}{gaps[11]}{ident}\n"
-        )
-        end = pos + len(whole)
-        if not text.startswith(whole, pos) or not (end == len(text) or text.startswith(SEP, end)):
-            return -1
-        digits, shown = ident + seed, f"{queued}{started}{done}{prompt}{negative}"
-        if not (digits.isdigit() and digits.isascii()) or ident[:1] in ("", "0") or seed[:1] in ("", "0") and seed != "0":
-            return -1
-        if '"' in shown or "\\" in shown or not (shown.isprintable() or _TOML_TEXT.match(shown)):
-            return -1
-        duration = self._durations.get(number, False) if shape.duration else None
-        if duration is False:
-            if _NUMBER.match(number) is None:
+        if not self._checks(found):  # a value in the run the general path reads otherwise: up to it
+            kept = 0
+            while kept < len(found) and self._checks(found[kept : kept + 1]):
+                kept += 1
+            del found[kept:]
+            if not found:
                 return -1
-            if len(self._durations) >= _TAILS:
-                self._durations.clear()
-            duration = self._durations[number] = float(number) if "." in number else int(number)
-        seed_value = int(seed)
-        if len(prompt) > MAX_PROMPT_CHARS or len(negative) > MAX_PROMPT_CHARS or seed_value > MAX_SEED - 1024:
-            return -1
-        if prompt != self._prompt[0]:
-            self._prompt = (prompt, self.memo._text(prompt))
-        if negative != self._negative[0]:
-            self._negative = (negative, self.memo._text(negative))
-        state = _new_state(State)
-        state.line, state.recipe_data, state.pending, state._recipe, state.entry, state.epoch = line, None, None, None, None, 0
-        state.values = values = Values(shape.values_of)
-        values["id"], values["time"], values["finished"], values["images"], values["duration"] = (
-            int(ident), queued, done, images, duration)
-        state.kept = (shape.values, self._prompt[1], self._negative[1], seed_value)
-        self._taken = state
-        return end
+        self._fold_run(found, shape)
+        return found[-1][9]
+
+    def _checks(self, found: list[tuple[Any, ...]]) -> bool:
+        """Whether every triple of `found` (as `_run` found them) reads as the general path reads
+        it: ids and seeds whole numbers as TOML writes them, seeds within a recipe's bounds,
+        every string plain (no escape, nothing TOML refuses), durations numbers. (Prompts are
+        within their bound: `_run` looks no further for their closing quote.) Each test is of
+        single characters or single values, so the run's values are tested joined."""
+        idents, seeds, queued, started, done, prompts, negatives, numbers = list(zip(*found))[:8]
+        text = "".join(chain(queued, started, done, prompts, negatives))
+        if '"' in text or "\\" in text or not (text.isprintable() or _TOML_TEXT.match(text)):
+            return False
+        ids_text, seeds_text = "\n" + "\n".join(idents) + "\n", "\n".join(seeds) + "\n"  # (no value holds a newline)
+        digits = ids_text + seeds_text
+        if not (digits.isascii() and digits.replace("\n", "").isdigit()) or "\n\n" in digits or "\n0" in ids_text:
+            return False  # not digits, an empty one, or an id with a leading zero (or 0)
+        if _ZERO_LED.search("\n" + seeds_text) is not None or max(map(len, seeds)) > 18 and max(map(int, seeds)) > MAX_SEED - 1024:
+            return False  # a seed with a leading zero, or past a recipe's bound
+        durations = self._durations
+        return all(_NUMBER.match(number) is not None for number in set(numbers).difference(durations, ("",)))
+
+    def _fold_run(self, found: list[tuple[Any, ...]], shape: _Shape) -> None:
+        """The run's entries' states (checked by `_checks`), for `commit`."""
+        ids, batch, ends = self._ids, self._batch, self._ends
+        durations, text_of = self._durations, self.memo._text
+        template, proto = shape.values, shape.values_of
+        last_prompt, prompt_kept = self._prompt
+        last_negative, negative_kept = self._negative
+        new = _new_state
+        for ident, seed, queued, _, done, prompt, negative, number, line, end, after in found:
+            if prompt != last_prompt:
+                last_prompt, prompt_kept = prompt, text_of(prompt)
+            if negative != last_negative:
+                last_negative, negative_kept = negative, text_of(negative)
+            state = new(State)
+            state.line, state.recipe_data, state.pending, state._recipe, state.entry, state.epoch = line, None, None, None, None, 0
+            state.values = values = Values(proto)
+            duration = durations.get(number) if number else None
+            if duration is None and number:
+                if len(durations) >= _TAILS:
+                    durations.clear()
+                duration = durations[number] = float(number) if "." in number else int(number)
+            entry_id = int(ident)
+            values["id"], values["time"], values["finished"], values["duration"] = entry_id, queued, done, duration
+            if shape.image:
+                values["images"] = (ident.zfill(4) + ".png",)
+            state.kept = (template, prompt_kept, negative_kept, int(seed))
+            ids.append(entry_id)
+            batch.append(state)
+            ends.append((end, after))
+        self._prompt, self._negative = (last_prompt, prompt_kept), (last_negative, negative_kept)
 
     def _tail(self, tail: str) -> tuple[str, str | None, dict[str, Any]] | None:
         """A done record's lines after its duration (device, model hash, its recipe changes) as

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate, chain, repeat
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Generator, Iterable, Iterator, Protocol
 
 from studio.store.recipe_text import RecipeTexts
 from studio.store.tomlio import dump_table, fast_parse, fast_parse_records
@@ -53,8 +53,10 @@ class Bulk(Protocol):
         `line`): where the last of them ends (at a separator or the end of `text`), else -1."""
         ...
 
-    def commit(self) -> int:
-        """Fold what `take` read last, once every record before it is folded: how many records, or 0."""
+    def commit(self) -> tuple[int, int, int]:
+        """Fold what `take` read last, once every record before it is folded, perhaps only its
+        first records: (how many it folded, where the last ends, the line of the next's
+        `[[event]]`), or (0, -1, -1)."""
         ...
 
 
@@ -207,108 +209,113 @@ def _scan(data: bytes, base: int, base_line: int, label: str, with_header: bool,
     return _scan_pieces(data.split(SEP), base, base_line, label, with_header, check)
 
 
-def _split_file(fd: int, size: int) -> Iterator[tuple[list[bytes], bool]]:
-    """The file's first `size` bytes split at every SEP, `BLOCK` at a time: (pieces, final) where
-    each piece but a final one is followed by SEP; the last is ([the file's last piece], True)."""
+def _split_file(fd: int, size: int) -> Iterator[tuple[bytes, bool]]:
+    """The file's first `size` bytes, `BLOCK` at a time, cut at separators: (records, final) where
+    `records` is whole records joined by SEP (the first holds the header) and is followed by a
+    SEP, but for the final one: the file's last piece."""
     carry, offset = b"", 0
     while offset < size:
         block = _pread(fd, min(BLOCK, size - offset), offset)
         if not block:
             break
         offset += len(block)
-        parts = (carry + block).split(SEP)
+        data = carry + block
         del block
-        carry = parts.pop()
-        if parts:
-            yield parts, False
-    yield [carry], True
+        cut = data.rfind(SEP)
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut + len(SEP) :]
+        yield data[:cut], False
+    yield carry, True
 
 
-def _scan_stream(batches: Iterator[tuple[list[bytes], bool]], label: str, check: Check) -> Scan:
+def _scan_stream(batches: Iterator[tuple[bytes, bool]], label: str, check: Check) -> Scan:
     """A whole file read as `_scan_pieces` reads it, but each block's records are parsed (and let
     go) before the next block is read, so the file's bytes never all exist at once. The header is
     read now; `consumed`, `lines` and `torn` are set once `events` has been iterated."""
     first, final = next(batches)
     if final:  # a header and nothing after it (or a file without a record separator)
-        return _scan_pieces(first, 0, 1, label, True, check)
+        return _scan_pieces([first], 0, 1, label, True, check)
+    cut = first.find(SEP)
+    header, rest = (first, None) if cut < 0 else (first[:cut], first[cut + len(SEP) :])
     scan = Scan(first_line=1, whole=True)
-    _read_piece(first[0], 0, 1, 1, label, True, check, scan)
-    scan.events = _stream_events(first, batches, label, check, scan)
+    _read_piece(header, 0, 1, 1, label, True, check, scan)
+    scan.events = _stream_events(header, rest, batches, label, check, scan)
     return scan
 
 
 def _stream_events(
-    first: list[bytes], batches: Iterator[tuple[list[bytes], bool]], label: str, check: Check, scan: Scan
+    header: bytes, rest: bytes | None, batches: Iterator[tuple[bytes, bool]], label: str, check: Check, scan: Scan
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     texts = RecipeTexts()
     bulk = scan.bulk
-    header = first[0].count(b"\n")
-    head = 1 + header + 1  # the line of the next record's `[[event]]`
-    offset, lines = len(first[0]) + len(SEP), header + 2  # bytes and newlines read as whole pieces
-    for pieces, final in chain([(first[1:], False)], batches):
-        del first[:]
+    count = header.count(b"\n")
+    head = 1 + count + 1  # the line of the next record's `[[event]]`
+    offset, lines = len(header) + len(SEP), count + 2  # bytes and newlines read as whole records
+    for data, final in chain([] if rest is None else [(rest, False)], batches):
         if final:
-            piece = pieces[0]
-            cut = _complete_length(piece, False, True)
-            records = [(head, piece)]
-            if cut < len(piece):
+            cut = _complete_length(data, False, True)
+            records = [(head, data)]
+            if cut < len(data):
                 torn_at = offset + cut if cut >= 0 else offset - len(SEP) + 1
-                torn_line = head + 1 + piece[:cut].count(b"\n") if cut >= 0 else head
+                torn_line = head + 1 + data[:cut].count(b"\n") if cut >= 0 else head
                 scan.torn = (torn_at, torn_line)
-                records = [(head, piece[:cut])] if cut >= 0 else []
-                offset, lines = torn_at, lines + (piece[:cut].count(b"\n") if cut >= 0 else -1)
+                records = [(head, data[:cut])] if cut >= 0 else []
+                offset, lines = torn_at, lines + (data[:cut].count(b"\n") if cut >= 0 else -1)
             else:
-                offset, lines = offset + len(piece), lines + piece.count(b"\n")
-            del piece
-        elif pieces:
-            counts = list(map(bytes.count, pieces, repeat(b"\n")))
-            heads = list(accumulate(map((2).__add__, counts[:-1]), initial=head))
-            records = list(zip(heads, pieces))
-            head = heads[-1] + counts[-1] + 2
-            offset += sum(map(len, pieces)) + len(SEP) * len(pieces)
-            lines += sum(counts) + 2 * len(pieces)
-            del counts, heads
-        else:
-            continue
-        if bulk is not None and not final:
-            joined = SEP.join(pieces)
-            pieces.clear()
-            yield from _read_in_bulk(records, joined, bulk, label, check, scan, texts)
-        else:
-            pieces.clear()
+                offset, lines = offset + len(data), lines + data.count(b"\n")
+            del data
             yield from _parse_lazily(records, label, check, scan, texts)
+            continue
+        if bulk is not None:
+            count = yield from _read_in_bulk(data, head, bulk, label, check, scan, texts)
+        else:
+            count = data.count(b"\n")
+            yield from _parse_lazily(_records_of(data, head), label, check, scan, texts)
+        offset, lines, head = offset + len(data) + len(SEP), lines + count + 2, head + count + 2
+        del data
     scan.consumed, scan.lines = offset, lines
 
 
+def _records_of(data: bytes, head: int) -> list[tuple[int, bytes]]:
+    """Whole records joined by SEP, the first's `[[event]]` on line `head`: (line of `[[event]]`, bytes after it)."""
+    pieces = data.split(SEP)
+    counts = map(bytes.count, pieces, repeat(b"\n"))
+    return list(zip(accumulate(map((2).__add__, counts), initial=head), pieces))
+
+
 def _read_in_bulk(
-    records: list[tuple[int, bytes]], joined: bytes, bulk: Bulk, label: str, check: Check, scan: Scan, texts: RecipeTexts
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """`_parse_lazily`, but the records `bulk` takes it takes, in their place in the file's order (each
-    run of the others is read, and folded by the caller, before `bulk` takes what follows it)."""
+    data: bytes, head: int, bulk: Bulk, label: str, check: Check, scan: Scan, texts: RecipeTexts
+) -> Generator[tuple[int, dict[str, Any]], None, int]:
+    """`_parse_lazily` of `_records_of(data, head)`, but the records `bulk` takes it takes, in their
+    place in the file's order (each run of the others is read, and folded by the caller, before
+    `bulk` folds what follows it)."""
     try:
-        text = joined.decode("utf-8")  # `records` joined as in the file
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        yield from _parse_lazily(records, label, check, scan, texts)
-        return
+        yield from _parse_lazily(_records_of(data, head), label, check, scan, texts)
+        return data.count(b"\n")
     rest: list[tuple[int, bytes]] = []  # records for the general path, not yet read
-    pos, index, count = 0, 0, len(records)
-    take, commit, find, sep = bulk.take, bulk.commit, text.find, SEP.decode()
-    while index < count:
-        end = take(text, pos, records[index][0])
+    pos, line, size = 0, head, len(text)
+    take, commit, find, count, sep = bulk.take, bulk.commit, text.find, text.count, SEP.decode()
+    while pos <= size:
+        end = take(text, pos, line) if pos < size else -1
         if end >= 0:
             if rest:  # read (and folded by the caller) before what `bulk` read is folded
                 yield from _parse_lazily(rest, label, check, scan, texts)
                 rest = []
-            taken = commit()
+            taken, end, after = commit()
             if taken:
-                index += taken
-                pos = end + len(sep)
+                line, pos = after, end + len(sep)
                 continue
-        rest.append(records[index])
-        index += 1
-        nxt = find(sep, pos)
-        pos = nxt + len(sep) if nxt >= 0 else len(text)
+        end = find(sep, pos)
+        end = size if end < 0 else end
+        rest.append((line, text[pos:end].encode("utf-8")))
+        line += count("\n", pos, end) + 2
+        pos = end + len(sep)
     yield from _parse_lazily(rest, label, check, scan, texts)
+    return line - head - 2  # the newlines in `data`
 
 
 def _scan_pieces(pieces: list[bytes], base: int, base_line: int, label: str, with_header: bool, check: Check) -> Scan:

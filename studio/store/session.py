@@ -241,7 +241,11 @@ class Session:
 
     def _by_id(self) -> list[State]:
         if self._ordered is None:
-            self._ordered = [state for _, state in sorted(self._states.items())]
+            ids = list(self._states)
+            if ids == sorted(ids):  # (folded in order, as a file most often is)
+                self._ordered = list(self._states.values())
+            else:
+                self._ordered = [state for _, state in sorted(self._states.items())]
         return self._ordered
 
     def entries(self, include_deleted: bool = False) -> EntryList:
@@ -250,7 +254,7 @@ class Session:
         with self._mutex:
             states = self._by_id()
             self._epoch += 1  # what the list holds is copied before it changes
-            return EntryList(list(states) if include_deleted else [s for s in states if not s.values["deleted"]])
+            return EntryList(list(states) if include_deleted else [s for s in states if not s.values.get("deleted")])
 
     def __len__(self) -> int:
         with self._mutex:
