@@ -18,7 +18,6 @@ holds the two paths to the same entries on odd and mutated records.
 from __future__ import annotations
 
 import re
-from itertools import chain
 from typing import Any
 
 from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED
@@ -34,9 +33,17 @@ _SEED = "seed = "
 _NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,17})?\Z")  # as the writer writes a duration
 # What a TOML basic string may hold unescaped, besides '"' and '\\' (refused before this is asked)
 _TOML_TEXT = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*\Z")
+# ... the same as UTF-8 bytes (none is part of a longer character's), with '"' and '\\'
+_REFUSED = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F]) + b'"\\'
 _TAILS = 4096  # distinct done-record tails remembered
 _MOST = MAX_PROMPT_CHARS + 2  # how far a prompt's closing quote may lie (the prompt then within its bound)
-_ZERO_LED = re.compile(r"\n0[0-9]")  # a whole number written with a leading zero
+# What `_Shape.pattern` finds: a basic string's text up to its closing quote, a time of 24 characters
+# and its quote (`_checks` then tests their characters, joined), a seed and a duration as TOML and
+# the writer write them.
+_PLAIN_TEXT = r'([^"]{0,%d}+)"' % MAX_PROMPT_CHARS
+_TIME = r'(.{24})"'
+_SEED_VALUE = r"(0|[1-9][0-9]{0,18}+)\n"
+_DURATION = r"duration = ((?:0|[1-9][0-9]{0,15}+)(?:\.[0-9]{1,17}+)?+)\n"
 _new_state = State.__new__
 
 
@@ -48,11 +55,6 @@ class _Shape:
         self.lines, self.before, self.after, self.owner, self.tail = lines, before, after, owner, tail
         self.image, self.images_line, self.duration = image, images_line, duration
         self.tags, self.device, self.model_hash, self.values = tags, device, model_hash, values
-        # from a value's start to the next one's, less the id's digits (twice between records)
-        self.to_prompt = 24 + 2 + len(lines) + len(_RECIPE)
-        self.to_seed = 2 + len(before) + len(_SEED)
-        self.to_started = 1 + len(after) + len("# end \n") + len(SEP) + len('id = \nkind = "started"\ntime = "')
-        self.to_done = 24 + 2 + len(owner) + len("# end \n") + len(SEP) + len('id = \nkind = "done"\ntime = "')
         # the text between the values (the id, times, prompts, seed, images and duration lines)
         self.gaps = (
             '\nkind = "queued"\ntime = "', f'"\n{lines}[event.recipe]\nprompt = "', '"\nnegative_prompt = "',
@@ -62,6 +64,34 @@ class _Shape:
         # an entry's own fields, in the order `fold` sets them, those that differ to be set
         self.values_of = Values(id=0, time="", status="done", **tags, finished="", images=(), duration=None,
                                 device=device, model_hash=model_hash)
+        self._patterns: dict[int, re.Pattern[str]] = {}
+
+    def images_line_of(self, width: int) -> tuple[str, str]:
+        """The done record's images line for ids of `width` digits, around the id (if it names one)."""
+        if self.image:
+            return 'images = ["' + "0" * (4 - width), '.png"]\n'
+        return ("images = []\n" if self.images_line else ""), ""
+
+    def pattern(self, width: int) -> re.Pattern[str]:
+        """What finds a triple of this shape with ids of `width` digits: its values as groups (id,
+        times, prompts, seed, duration), each checked character by character, and the text
+        between them skipped by its length (the caller compares that text, made again)."""
+        found = self._patterns.get(width)
+        if found is None:
+            g = [len(gap) for gap in self.gaps]
+            images = sum(map(len, self.images_line_of(width))) + (width if self.image else 0)
+            found = self._patterns[width] = re.compile(
+                f"id = ([1-9][0-9]{{{width - 1}}})" + _skip(g[0]) + _TIME + _skip(g[1] - 1) + _PLAIN_TEXT + _skip(g[2] - 1)
+                + _PLAIN_TEXT + _skip(g[3] - 1 - len(_SEED)) + _SEED + _SEED_VALUE + _skip(g[4] - 1 + 2 * width + g[5] + g[6])
+                + _TIME + _skip(g[7] - 1 + 2 * width + g[8] + g[9]) + _TIME + _skip(g[10] - 1 + images)
+                + (_DURATION if self.duration else "()") + _skip(g[11] + width + 1),
+                re.DOTALL,
+            )
+        return found
+
+
+def _skip(count: int) -> str:
+    return f".{{{count}}}" if count else ""
 
 
 def _plain(text: str) -> bool:
@@ -301,89 +331,71 @@ class BulkFold:
     def _run(self, text: str, pos: int, line: int) -> int:
         """Read the triples from `text[pos]` that have the last one's shape (its recipe template,
         tags, owner and done record's last lines; times of 24 characters) into the batch: each
-        one's values found, then its whole text made again from them and compared, and the
-        values of the run checked at once (`_checks`). Where the run ends (-1: no triple)."""
+        one's values found by the shape's pattern, which also checks their characters, and the
+        run's text made again from them and compared at once. Where the run ends (-1: none)."""
         shape = self._shape
         assert shape is not None
         (g0, g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11) = shape.gaps
-        to_prompt, to_seed, to_started, to_done = shape.to_prompt, shape.to_seed, shape.to_started, shape.to_done
-        image, images_line, timed_shape = shape.image, shape.images_line, shape.duration
-        index, startswith, size = text.index, text.startswith, len(text)
+        image, size, start = shape.image, len(text), pos
         found: list[tuple[Any, ...]] = []
-        add = found.append
-        step = -1
+        wholes: list[str] = []
+        add, keep = found.append, wholes.append
+        width, match, step = -1, None, -1
+        opening = closing = ""  # the images line around the id, for this width
+        timed, timed_end = ("duration = ", "\n") if shape.duration else ("", "")
         while pos < size:
-            try:
-                a = index("\n", pos + 5, pos + 40)
-                ident = text[pos + 5 : a]
-                width = len(ident)
-                p = a + 25  # '\nkind = "queued"\ntime = "'
-                queued = text[p : p + 24]
-                p += to_prompt
-                e = index('"\n', p, p + _MOST)
-                prompt = text[p:e]
-                p = e + 21  # '"\nnegative_prompt = "'
-                e = index('"\n', p, p + _MOST)
-                negative = text[p:e]
-                p = e + to_seed
-                e = index("\n", p, p + 24)
-                seed = text[p:e]
-                p = e + to_started + 2 * width
-                started = text[p : p + 24]
-                p += to_done + 2 * width
-                done = text[p : p + 24]
-                p += 26
-                images = f'images = ["{ident.zfill(4)}.png"]\n' if image else "images = []\n" if images_line else ""
-                number = timed = ""  # the duration, and its line
-                if timed_shape:
-                    p += len(images)
-                    e = index("\n", p, p + 48)
-                    number = text[p + 11 : e]
-                    timed = f"duration = {number}\n"
-            except ValueError:
-                break
+            m = match(text, pos) if match is not None else None
+            if m is None:  # perhaps the ids have grown a digit
+                a = text.find("\n", pos + 5, pos + 25) - pos - 5
+                if a <= 0 or a == width:
+                    break
+                width, match = a, shape.pattern(a).match
+                opening, closing = shape.images_line_of(a)
+                m = match(text, pos)
+                if m is None:
+                    break
+            ident, queued, prompt, negative, seed, started, done, number = m.groups()
             whole = (
-                f"id = {ident}{g0}{queued}{g1}{prompt}{g2}{negative}{g3}{seed}{g4}{ident}{g5}"
-                f"{ident}{g6}{started}{g7}{ident}{g8}{ident}{g9}{done}{g10}{images}{timed}{g11}{ident}\n"
+                f"id = {ident}{g0}{queued}{g1}{prompt}{g2}{negative}{g3}{seed}{g4}{ident}{g5}{ident}{g6}{started}{g7}"
+                f"{ident}{g8}{ident}{g9}{done}{g10}{opening}{ident if image else ''}{closing}{timed}{number}{timed_end}{g11}{ident}\n"
             )
-            end = pos + len(whole)
-            if not startswith(whole, pos) or not (end == size or startswith(SEP, end)):
-                break
             if step < 0:
                 step = whole.count("\n") + 2  # the same for every triple of the run (none of its values holds one)
+            end = m.end()
+            add((ident, seed, queued, started, done, prompt, negative, number, line, end, line + step))
+            keep(whole)
             line += step
-            add((ident, seed, queued, started, done, prompt, negative, number, line - step, end, line))
             pos = end + len(SEP)
         if not found:
             return -1
-        if not self._checks(found):  # a value in the run the general path reads otherwise: up to it
+        end = found[-1][9]
+        if not (text.startswith(SEP.join(wholes), start) and (end == size or text.startswith(SEP, end))):
+            kept, pos = 0, start  # some text between the values differs: the run is what comes before it
+            for whole, values in zip(wholes, found):
+                end = values[9]
+                if not (text.startswith(whole, pos) and (end == size or text.startswith(SEP, end))):
+                    break
+                kept, pos = kept + 1, end + len(SEP)
+            del found[kept:]
+        if found and not self._checks(found):
             kept = 0
             while kept < len(found) and self._checks(found[kept : kept + 1]):
                 kept += 1
             del found[kept:]
-            if not found:
-                return -1
+        if not found:
+            return -1
         self._fold_run(found, shape)
         return found[-1][9]
 
     def _checks(self, found: list[tuple[Any, ...]]) -> bool:
         """Whether every triple of `found` (as `_run` found them) reads as the general path reads
-        it: ids and seeds whole numbers as TOML writes them, seeds within a recipe's bounds,
-        every string plain (no escape, nothing TOML refuses), durations numbers. (Prompts are
-        within their bound: `_run` looks no further for their closing quote.) Each test is of
-        single characters or single values, so the run's values are tested joined."""
-        idents, seeds, queued, started, done, prompts, negatives, numbers = list(zip(*found))[:8]
-        text = "".join(chain(queued, started, done, prompts, negatives))
-        if '"' in text or "\\" in text or not (text.isprintable() or _TOML_TEXT.match(text)):
+        it, past what the shape's pattern checks: every string plain (no escape, nothing TOML
+        refuses: each a test of single characters, made on them joined), seeds within a recipe's bound."""
+        text = "".join([values[2] + values[3] + values[4] + values[5] + values[6] for values in found]).encode()
+        if len(text.translate(None, _REFUSED)) != len(text):
             return False
-        ids_text, seeds_text = "\n" + "\n".join(idents) + "\n", "\n".join(seeds) + "\n"  # (no value holds a newline)
-        digits = ids_text + seeds_text
-        if not (digits.isascii() and digits.replace("\n", "").isdigit()) or "\n\n" in digits or "\n0" in ids_text:
-            return False  # not digits, an empty one, or an id with a leading zero (or 0)
-        if _ZERO_LED.search("\n" + seeds_text) is not None or max(map(len, seeds)) > 18 and max(map(int, seeds)) > MAX_SEED - 1024:
-            return False  # a seed with a leading zero, or past a recipe's bound
-        durations = self._durations
-        return all(_NUMBER.match(number) is not None for number in set(numbers).difference(durations, ("",)))
+        seeds = [values[1] for values in found]
+        return max(map(len, seeds)) < 19 or max(map(int, seeds)) <= MAX_SEED - 1024
 
     def _fold_run(self, found: list[tuple[Any, ...]], shape: _Shape) -> None:
         """The run's entries' states (checked by `_checks`), for `commit`."""
