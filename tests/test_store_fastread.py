@@ -426,3 +426,23 @@ def test_a_torn_tail_reads_the_same_in_bulk_at_every_cut(tmp_path, monkeypatch):
         with monkeypatch.context() as patch:
             _slow(patch)
             assert _read(written.path) == fast, cut
+
+
+def test_a_big_fold_is_frozen_out_of_the_collector_s_passes_and_a_small_one_is_not(tmp_path, monkeypatch):
+    import gc
+
+    import studio.store.collector as collector
+
+    written = _studio_session(tmp_path, 12)
+    monkeypatch.setattr(collector, "BIG", 10)
+    frozen = gc.get_freeze_count()
+    try:
+        session = Session(written.path, read_only=True)
+        assert gc.get_freeze_count() > frozen and gc.isenabled()  # the fold is in the permanent generation
+        assert len(session.entries()) == 12
+        gc.unfreeze()
+        monkeypatch.setattr(collector, "BIG", 13)
+        Session(written.path, read_only=True)
+        assert gc.get_freeze_count() == 0 and gc.isenabled()
+    finally:
+        gc.unfreeze()

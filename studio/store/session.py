@@ -26,7 +26,7 @@ from studio import __version__
 from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
 from studio.store.bulk import BulkFold
-from studio.store.collector import held_off
+from studio.store.collector import held_off, keep
 from studio.store.entries import OWNER as _OWNER, Entry, EntryList, RecipeMemo, State, fold, left_behind, newest_of, own, settled
 from studio.store.entries import owner_alive as _owner_alive  # noqa: F401  (studio.review.sessions)
 from studio.store.journal import SCHEMA, Journal, Scan, record_bytes  # noqa: F401  (tests: sessions from raw records)
@@ -110,6 +110,8 @@ class Session:
                         found = snapshot.load(self.file, fd)
                         if found is None:
                             self._load(self._journal.read_all(fd))
+                        else:
+                            keep(len(found[0]))
                     if found is None:
                         return
                     self._states, self._ordered, self._memo, self.warnings = found[0], None, RecipeMemo(), []
@@ -191,6 +193,7 @@ class Session:
         self._states, self._ordered, self._memo, self.warnings, self._kept = {}, None, RecipeMemo(), [], -1
         with held_off():  # (nested in the one around reading the file, where there is one)
             self._apply(scan)
+            keep(len(self._states))
         self.loaded = True
 
     def _apply(self, scan: Scan) -> None:
@@ -241,11 +244,8 @@ class Session:
 
     def _by_id(self) -> list[State]:
         if self._ordered is None:
-            ids = list(self._states)
-            if ids == sorted(ids):  # (folded in order, as a file most often is)
-                self._ordered = list(self._states.values())
-            else:
-                self._ordered = [state for _, state in sorted(self._states.items())]
+            ids = list(self._states)  # folded in id order, as a file most often is: not sorted again
+            self._ordered = list(self._states.values()) if ids == sorted(ids) else [s for _, s in sorted(self._states.items())]
         return self._ordered
 
     def entries(self, include_deleted: bool = False) -> EntryList:
@@ -265,10 +265,7 @@ class Session:
 
     def get(self, entry_id: int | str) -> Entry:
         with self._mutex:
-            try:
-                return self._states[int(entry_id)].snapshot()
-            except (KeyError, ValueError):
-                raise SessionError(f"session {self.name} has no entry {entry_id}") from None
+            return self._state(entry_id).snapshot()
 
     def unfinished(self) -> list[Entry]:
         """Queued or running entries left behind by a process that is gone (for resume)."""
@@ -399,8 +396,7 @@ class Session:
             try:
                 with self._journal.locked(write=True) as fd:
                     self._catch_up(fd)
-                    moved = self._journal.set_aside_torn(fd)
-                    if moved:
+                    if moved := self._journal.set_aside_torn(fd):
                         self.warnings.append(moved)
                     if entry_id is None:
                         entry_id = max(self._states, default=0) + 1
@@ -437,9 +433,7 @@ class SessionStore:
             stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
             name = f"{stamp}-{os.urandom(2).hex()}"
         if not _NAME.match(name):
-            raise SessionError(
-                f"bad session name {name!r}: use letters, digits, spaces, '.', '_', '+' or '-'"
-            )
+            raise SessionError(f"bad session name {name!r}: use letters, digits, spaces, '.', '_', '+' or '-'")
         folder = self.root / name
         try:
             self.root.mkdir(parents=True, exist_ok=True)
