@@ -91,6 +91,26 @@ async def test_the_window_paints_and_takes_work_while_a_big_session_loads(tmp_pa
         assert reread.get(ENTRIES).favourite and reread.get(ENTRIES + 1).status == "queued"
 
 
+async def test_once_read_the_history_keeps_the_newest_rows_it_showed_and_adds_the_rest(tmp_path, gate):
+    from studio.tui.widgets.history import LIMIT
+
+    big_session(tmp_path / "sessions")
+    app = make_app(tmp_path / "sessions", "big", engine_factory=IdleEngine, graphics="halfcell", model="studio-tiny")
+    async with app.run_test(size=SIZE) as pilot:
+        history = app.history
+        await wait_until(pilot, lambda: app.first_paint_at and history._shown)
+        before, listed = list(history._shown), history.option_list
+        options = [listed.get_option_at_index(i) for i in range(len(before))]
+        gate.set()
+        await wait_until(pilot, lambda: not app.loading and len(history._shown) > len(before))
+        after = history._shown
+        assert len(after) == listed.option_count == LIMIT < ENTRIES
+        assert [row_id for row_id, _ in after[: len(before)]] == [row_id for row_id, _ in before]
+        assert all(new is old for (_, new), (_, old) in zip(after, before))  # not formatted again
+        assert all(listed.get_option_at_index(i) is option for i, option in enumerate(options))  # nor listed again
+        assert listed.highlighted == 0 and history.highlighted_id == ENTRIES
+
+
 async def test_the_resume_offer_comes_once_the_session_is_read(tmp_path, gate, monkeypatch):
     import studio.store.session as store_module
     from studio.tui.widgets.resume import ResumeDialog

@@ -64,6 +64,7 @@ class HistoryPane(Vertical):
         self._entries: list[Any] = []
         self._thumbs: dict[str, Any] = {}
         self._shown: list[tuple[str, Text]] = []  # what the list holds now, as (id, row)
+        self._rows: dict[int, tuple[Any, Any, bool, Text]] = {}  # id -> (entry, thumbnail, marked, its row)
         self._loading: int | None = None  # while the session loads: about how many entries it holds
         # id -> (entry, haystack): the session makes a new Entry only when one changes,
         # so a filter keystroke over 100,000 entries formats none of them again.
@@ -112,12 +113,17 @@ class HistoryPane(Vertical):
                 more = True
                 break
             shown.append(entry)
-        rows = [(str(e.id), self._row(e)) for e in shown]
-        if [row_id for row_id, _ in rows] == [row_id for row_id, _ in self._shown]:
-            # Same entries, some changed (started, finished, starred): touch only those rows.
-            for (row_id, row), (_, old) in zip(rows, self._shown, strict=True):
-                if row != old:
+        rows = [(str(e.id), self._row_of(e)) for e in shown]
+        ids, before = [row_id for row_id, _ in rows], [row_id for row_id, _ in self._shown]
+        if ids[: len(before)] == before:
+            # The same entries, perhaps more after them (the whole session after its newest),
+            # some changed (started, finished, starred): touch only those rows, add the rest.
+            for (row_id, row), (_, old) in zip(rows, self._shown):
+                if row is not old and row != old:
                     ol.replace_option_prompt(row_id, row)
+            ol.add_options([Option(row, id=row_id) for row_id, row in rows[len(before) :]])
+            if before == [] and shown:
+                ol.highlighted = 0
         else:
             ol.clear_options()
             ol.add_options([Option(row, id=row_id) for row_id, row in rows])
@@ -140,6 +146,20 @@ class HistoryPane(Vertical):
         if cached is None or cached[0] is not entry:
             cached = self._haystacks[entry.id] = (entry, haystack(entry))
         return cached[1]
+
+    def _row_of(self, entry: Any) -> Text:
+        """`_row`, kept while the entry, its thumbnail and whether it is marked stay the same
+        (the session's newest entries, shown while it loads, are shown again once it has)."""
+        thumb = self._thumbs.get(entry.images[0]) if entry.images else None
+        marked = self.marked == entry.id
+        kept = self._rows.get(entry.id)
+        if kept is not None and kept[1] is thumb and kept[2] == marked and (kept[0] is entry or kept[0] == entry):
+            return kept[3]
+        if len(self._rows) >= 2 * LIMIT:
+            self._rows = {int(row_id): self._rows[int(row_id)] for row_id, _ in self._shown if int(row_id) in self._rows}
+        row = self._row(entry)
+        self._rows[entry.id] = (entry, thumb, marked, row)
+        return row
 
     def _row(self, entry: Any) -> Text:
         """Four lines: a thumbnail on the left (when there is an image), the entry beside it.
