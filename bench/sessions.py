@@ -5,7 +5,7 @@ Builds sessions of 100 and 10,000 entries (each queued, started and done, so
 record to each, side by side in this run. Goals: open 10,000 entries in ≤ 1 s;
 append at 10,000 entries within 2× of append at 100.
 
-    python bench/sessions.py [--entries 10000] [--dir DIR] [--tui] [--open-repeats 3]
+    python bench/sessions.py [--entries 10000] [--dir DIR] [--tui] [--launches 3] [--open-repeats 3]
 
 With `--tui` it also launches the TUI on the large session in a fresh process
 (headless) and reports the time to first paint, the time until every entry is
@@ -14,11 +14,12 @@ through its filter; the TUI reads the session on a worker after painting, so
 this is when that read is done), and the process's peak memory, beside a bare Textual app
 with one TextArea launched in the same run. Goals: first paint ≤ 1.25× the
 bare app, every entry reachable within 2 s, memory in proportion to the file.
-It launches the TUI three times: on the 100-entry session (the baseline), on
-the large one as first written (no snapshot), and on the large one again after
-the store has kept the snapshot of its fold that the TUI keeps after loading
-(studio/store/snapshot.py), as a reopened session would be. The cache folder is
-a temporary one.
+It launches the TUI on three cases: the 100-entry session (the baseline), the
+large one as first written (no snapshot), and the large one again after the
+store has kept the snapshot of its fold that the TUI keeps after loading
+(studio/store/snapshot.py), as a reopened session would be. Each case is
+launched `--launches` times (default 3), the cases and the bare app taking
+turns, and each figure is the median. The cache folder is a temporary one.
 
 Each open of the large session is also timed in a fresh process (so its peak
 memory is the open's own, not the build's): the first open (no snapshot), then
@@ -33,6 +34,7 @@ The last line ends with the seconds taken to open the 10,000-entry session.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -219,6 +221,7 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=None, help="where to build (default: a temp dir)")
     parser.add_argument("--tui", action="store_true", help="also the TUI's first paint and peak memory on it")
     parser.add_argument("--open-repeats", type=int, default=3)
+    parser.add_argument("--launches", type=int, default=3, help="TUI launches of each case, with --tui (medians)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         store = SessionStore(Path(tmp))
@@ -252,19 +255,28 @@ def main() -> int:
 
             from bench.tui import bare_first_paint
 
-            os.environ["STUDIO_CACHE_DIR"] = str(Path(tmp) / "cache")
-            bares = [bare_first_paint()[0]]  # (wall, CPU): the wall clock
-            runs = [("100 entries", tui_on(Path(tmp), "small")), ("first open", tui_on(Path(tmp), "large"))]
-            bares.append(bare_first_paint()[0])
-            saved = store.open("large").save_snapshot()  # what the TUI does once it has read the session
-            runs.append(("reopened" if saved else "reopened (no snapshot kept)", tui_on(Path(tmp), "large")))
-            bares.append(bare_first_paint()[0])
+            cache = Path(tmp) / "cache"
+            os.environ["STUDIO_CACHE_DIR"] = str(cache)
+            bares: list[float] = []
+            runs: dict[str, list[dict]] = {"100 entries": [], "first open": [], "reopened": []}
+            for _ in range(args.launches):  # each launch beside a bare one, the cases alternating
+                bares.append(bare_first_paint()[0])  # (wall, CPU): the wall clock
+                runs["100 entries"].append(tui_on(Path(tmp), "small"))
+                shutil.rmtree(cache, ignore_errors=True)  # no snapshot: as first written
+                runs["first open"].append(tui_on(Path(tmp), "large"))
+                bares.append(bare_first_paint()[0])
+                if not store.open("large").save_snapshot():  # what the TUI does once it has read the session
+                    raise SystemExit("no snapshot was kept of the large session")
+                runs["reopened"].append(tui_on(Path(tmp), "large"))
             bare = statistics.median(bares)
             print(f"bare Textual app with one TextArea: first paint {bare:.2f} s (median of {len(bares)})")
-            for label, tui in runs:
-                print(f"TUI, {label}, {tui['entries']} entries: first paint {tui['paint']:.2f} s (ratio"
-                      f" {tui['paint'] / bare:.2f}, goal ≤ 1.25); every entry reachable at {tui['reachable']:.2f} s"
-                      f" (goal ≤ 2 s; {tui['cpu']:.2f} s CPU by then); peak memory {tui['peak_mb']:.0f} MB")
+            for label, launched in runs.items():
+                paint, reachable, cpu, peak = (statistics.median(t[key] for t in launched)
+                                               for key in ("paint", "reachable", "cpu", "peak_mb"))
+                each = ", ".join(f"{t['reachable']:.2f}" for t in launched)
+                print(f"TUI, {label}, {launched[0]['entries']} entries (median of {len(launched)}): first paint"
+                      f" {paint:.2f} s (ratio {paint / bare:.2f}, goal ≤ 1.25); every entry reachable at"
+                      f" {reachable:.2f} s (goal ≤ 2 s; {cpu:.2f} s CPU by then; each: {each}); peak memory {peak:.0f} MB")
             print(f"(the large file: {size / 1e6:.0f} MB; load average {os.getloadavg()[0]:.1f})")
         print(f"open {args.entries} entries: {large_open:.3f} s")
     return 0
