@@ -54,9 +54,8 @@ class Bulk(Protocol):
         ...
 
     def commit(self) -> tuple[int, int, int]:
-        """Fold what `take` read last, once every record before it is folded, perhaps only its
-        first records: (how many it folded, where the last ends, the line of the next's
-        `[[event]]`), or (0, -1, -1)."""
+        """Fold what `take` read last once all before it is, perhaps only its first records: (how
+        many it folded, where the last ends, the line of the next's `[[event]]`), or (0, -1, -1)."""
         ...
 
 
@@ -210,23 +209,19 @@ def _scan(data: bytes, base: int, base_line: int, label: str, with_header: bool,
 
 
 def _split_file(fd: int, size: int) -> Iterator[tuple[bytes, bool]]:
-    """The file's first `size` bytes, `BLOCK` at a time, cut at separators: (records, final) where
-    `records` is whole records joined by SEP (the first holds the header) and is followed by a
-    SEP, but for the final one: the file's last piece."""
+    """The file's first `size` bytes, `BLOCK` at a time, cut at separators: (whole records joined by
+    SEP and followed by one, the first with the header, False), then (the file's last piece, True)."""
     carry, offset = b"", 0
     while offset < size:
         block = _pread(fd, min(BLOCK, size - offset), offset)
         if not block:
             break
         offset += len(block)
-        data = carry + block
-        del block
+        data, block = carry + block, b""
         cut = data.rfind(SEP)
-        if cut < 0:
-            carry = data
-            continue
-        carry = data[cut + len(SEP) :]
-        yield data[:cut], False
+        if cut >= 0:
+            yield data[:cut], False
+        carry = data[cut + len(SEP) :] if cut >= 0 else data
     yield carry, True
 
 
@@ -250,9 +245,8 @@ def _stream_events(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     texts = RecipeTexts()
     bulk = scan.bulk
-    count = header.count(b"\n")
-    head = 1 + count + 1  # the line of the next record's `[[event]]`
-    offset, lines = len(header) + len(SEP), count + 2  # bytes and newlines read as whole records
+    offset, lines = len(header) + len(SEP), header.count(b"\n") + 2  # bytes and newlines read as whole records
+    head = lines  # the line of the next record's `[[event]]`
     for data, final in chain([] if rest is None else [(rest, False)], batches):
         if final:
             cut = _complete_length(data, False, True)
@@ -281,16 +275,14 @@ def _stream_events(
 def _records_of(data: bytes, head: int) -> list[tuple[int, bytes]]:
     """Whole records joined by SEP, the first's `[[event]]` on line `head`: (line of `[[event]]`, bytes after it)."""
     pieces = data.split(SEP)
-    counts = map(bytes.count, pieces, repeat(b"\n"))
-    return list(zip(accumulate(map((2).__add__, counts), initial=head), pieces))
+    return list(zip(accumulate(map((2).__add__, map(bytes.count, pieces, repeat(b"\n"))), initial=head), pieces))
 
 
 def _read_in_bulk(
     data: bytes, head: int, bulk: Bulk, label: str, check: Check, scan: Scan, texts: RecipeTexts
 ) -> Generator[tuple[int, dict[str, Any]], None, int]:
-    """`_parse_lazily` of `_records_of(data, head)`, but the records `bulk` takes it takes, in their
-    place in the file's order (each run of the others is read, and folded by the caller, before
-    `bulk` folds what follows it)."""
+    """`_parse_lazily` of `_records_of(data, head)`, but what `bulk` takes it takes, in its place in the
+    file (each run of the others read, and folded by the caller, before `bulk` folds what follows)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
