@@ -76,7 +76,7 @@ async def test_the_window_paints_and_takes_work_while_a_big_session_loads(tmp_pa
         await pilot.press("alt+5", "f")  # star the newest entry
         await pilot.pause()
         assert app.prompt_pane.prompt.endswith("a fox")
-        assert app.engine.submitted == []  # held until the session is read
+        assert app.engine is None  # started once the session is read (its import of torch would slow the read)
         assert app.loading
 
         gate.set()

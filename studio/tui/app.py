@@ -151,11 +151,11 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
         from studio.tui.widgets.footer import StudioFooter  # its module and Textual's Footer: after the frame
 
         self.screen_stack[0].mount(StudioFooter())  # the main window's, even if a dialog is up by now
-        self.start_engine()  # builds the service (self.studio) first
         if not self.loading:
+            self.start_engine()  # builds the service (self.studio) first
             self.show_session_warnings()
         self._load_graphics()
-        self.read_after_first_paint()
+        self.read_after_first_paint()  # ... and once read, starts the engine (session_loading.py)
         self.offer_resume()
 
     # -- the core, built after the first frame --------------------------------

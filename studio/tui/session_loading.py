@@ -8,10 +8,13 @@ event loop with `SessionLoaded`. Until then nothing on the event loop touches
 the session (its lock is held by the read): the history shows the preview,
 generate keeps what it is asked for and queues it once the session is read,
 marks and deletes wait in `SessionWrites`' worker, and the resume offer for a
-crashed run's jobs comes after loading. A session that cannot be read closes
-the window with its one line, as it did when it was read before the first paint
-(one opened from the browser goes back to the session it left: session_switch.py).
-The same read serves a session switched to in place.
+crashed run's jobs comes after loading. The engine, too, starts once the
+session is read: its worker's import of torch shares the interpreter, and in
+the read's time would have made every entry reachable some 1.5 s later (100,000
+entries). A session that cannot be read closes the window with its one line, as
+it did when it was read before the first paint (one opened from the browser
+goes back to the session it left: session_switch.py). The same read serves a
+session switched to in place.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from studio.tui.messages import SessionLoaded, SessionPreview
 
 
 class SessionLoading:
-    # Set by StudioApp: studio, session, history, thumbs, refresh_history, notify, submit.
+    # Set by StudioApp: studio, session, history, thumbs, refresh_history, start_engine, notify, submit.
     studio: Any
     session: Any
     history: Any
@@ -85,6 +88,7 @@ class SessionLoading:
         self._after_loading()
         self.show_session_warnings()
         self.switch_read()  # type: ignore[attr-defined]  (session_switch.py: opened from the browser)
+        self.start_engine()  # type: ignore[attr-defined]  (once read: see the module's docstring)
         held, self._held = self._held, []
         if held:
             self.submit(held)  # type: ignore[attr-defined]
