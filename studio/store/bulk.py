@@ -119,7 +119,7 @@ class BulkFold:
         self._shape: _Shape | None = None  # the last triple's, for `_run`
         self._ids: list[int] = []  # what `take` read last, for `commit`: the entries' ids,
         self._batch: list[State] = []  # their states,
-        self._ends: list[tuple[int, int]] = []  # and where each one's done record ends, the next's line
+        self._ends: list[tuple[Any, ...]] = []  # and for each, a tuple that ends with where its done record ends and the next's line
         self._prompt = self._negative = ("\0", "\0")  # the last prompt read, and the memo's copy of it
         self._durations: dict[str, float | int] = {}  # a duration line's text -> its value
 
@@ -153,7 +153,7 @@ class BulkFold:
                 states[entry_id] = state
                 count += 1
         self.folded += count
-        end, line = self._ends[count - 1] if count else (-1, -1)
+        end, line = self._ends[count - 1][-2:] if count else (-1, -1)
         self._ids, self._batch, self._ends = [], [], []
         return 3 * count, end, line
 
@@ -340,9 +340,9 @@ class BulkFold:
         found: list[tuple[Any, ...]] = []
         wholes: list[str] = []
         add, keep = found.append, wholes.append
-        width, match, step = -1, None, -1
-        opening = closing = ""  # the images line around the id, for this width
+        width, match, step, sep = -1, None, -1, len(SEP)
         timed, timed_end = ("duration = ", "\n") if shape.duration else ("", "")
+        opening, closing, tail = "", "", timed_end + g11  # the text around the images line's id, for this width
         while pos < size:
             m = match(text, pos) if match is not None else None
             if m is None:  # perhaps the ids have grown a digit
@@ -351,13 +351,14 @@ class BulkFold:
                     break
                 width, match = a, shape.pattern(a).match
                 opening, closing = shape.images_line_of(a)
+                opening, closing = g10 + opening, closing + timed
                 m = match(text, pos)
                 if m is None:
                     break
             ident, queued, prompt, negative, seed, started, done, number = m.groups()
             whole = (
                 f"id = {ident}{g0}{queued}{g1}{prompt}{g2}{negative}{g3}{seed}{g4}{ident}{g5}{ident}{g6}{started}{g7}"
-                f"{ident}{g8}{ident}{g9}{done}{g10}{opening}{ident if image else ''}{closing}{timed}{number}{timed_end}{g11}{ident}\n"
+                f"{ident}{g8}{ident}{g9}{done}{opening}{ident if image else ''}{closing}{number}{tail}{ident}\n"
             )
             if step < 0:
                 step = whole.count("\n") + 2  # the same for every triple of the run (none of its values holds one)
@@ -365,7 +366,7 @@ class BulkFold:
             add((ident, seed, queued, started, done, prompt, negative, number, line, end, line + step))
             keep(whole)
             line += step
-            pos = end + len(SEP)
+            pos = end + sep
         if not found:
             return -1
         end = found[-1][9]
@@ -404,8 +405,8 @@ class BulkFold:
         template, proto = shape.values, shape.values_of
         last_prompt, prompt_kept = self._prompt
         last_negative, negative_kept = self._negative
-        new = _new_state
-        for ident, seed, queued, _, done, prompt, negative, number, line, end, after in found:
+        new, image = _new_state, shape.image
+        for ident, seed, queued, _, done, prompt, negative, number, line, _, _ in found:
             if prompt != last_prompt:
                 last_prompt, prompt_kept = prompt, text_of(prompt)
             if negative != last_negative:
@@ -420,12 +421,12 @@ class BulkFold:
                 duration = durations[number] = float(number) if "." in number else int(number)
             entry_id = int(ident)
             values["id"], values["time"], values["finished"], values["duration"] = entry_id, queued, done, duration
-            if shape.image:
+            if image:
                 values["images"] = (ident.zfill(4) + ".png",)
             state.kept = (template, prompt_kept, negative_kept, int(seed))
             ids.append(entry_id)
             batch.append(state)
-            ends.append((end, after))
+        ends += found  # (each ends with where the triple ends and the next record's line)
         self._prompt, self._negative = (last_prompt, prompt_kept), (last_negative, negative_kept)
 
     def _tail(self, tail: str) -> tuple[str, str | None, dict[str, Any]] | None:
