@@ -27,7 +27,7 @@ from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
 from studio.store.bulk import BulkFold
 from studio.store.collector import held_off, keep
-from studio.store.entries import OWNER as _OWNER, Entry, EntryList, RecipeMemo, State, fold, left_behind, newest_of, own, settled
+from studio.store.entries import FINAL, OWNER as _OWNER, Entry, EntryList, RecipeMemo, State, fold, left_behind, newest_of, own, settled
 from studio.store.entries import owner_alive as _owner_alive  # noqa: F401  (studio.review.sessions)
 from studio.store.journal import SCHEMA, Journal, Scan, record_bytes  # noqa: F401  (tests: sessions from raw records)
 from studio.store.records import check_event, check_record
@@ -270,7 +270,7 @@ class Session:
     def unfinished(self) -> list[Entry]:
         """Queued or running entries left behind by a process that is gone (for resume)."""
         with self._mutex:
-            return [s.snapshot() for s in self._by_id() if left_behind(s)]
+            return [s.snapshot() for s in self._by_id() if s.values["status"] not in FINAL and left_behind(s)]
 
     def recover(self) -> list[str]:
         """Tidy what a killed writer left in the folder; a one-line note of each thing done.
