@@ -553,12 +553,19 @@ async def test_step_previews_show_while_the_job_runs(studio):
         await started(pilot)
         await wait_until(pilot, lambda: app.image_class is not None)
         fill_form(app, steps=40, seed=1)
-        await pilot.press("ctrl+g")
         live = app.preview.query_one(LivePreview)
-        await wait_until(pilot, lambda: live.display and live._image is not None)
-        assert "live preview" in str(app.query_one("#caption").render())
+        shown, show_live = [], app.preview.show_live
+
+        def recorded(image):  # what each step preview put on screen (a loaded machine may run the job
+            show_live(image)  # past any one moment a test polls at)
+            shown.append((live.display, live._image is image, str(app.query_one("#caption").render())))
+
+        app.preview.show_live = recorded
+        await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: final_entries(app))
         await pilot.pause()
+        assert shown and all(displayed and drawn for displayed, drawn, _ in shown), shown
+        assert all("live preview" in caption for _, _, caption in shown)
         assert not live.display and app.preview.path.name == "0001.png"
 
 
