@@ -94,6 +94,19 @@ def _skip(count: int) -> str:
     return f".{{{count}}}" if count else ""
 
 
+def _time_line(text: str, pos: int, end: int, opening: str, closing: str) -> tuple[str, int] | None:
+    """A started or done record's time: the record from `text[pos]` to `end` begins with `opening`
+    and ends with `closing`, and the line `opening` begins holds a quoted value; (the value, where
+    its line ends), else None."""
+    if not text.startswith(opening, pos) or not text.startswith(closing, end - len(closing)):
+        return None
+    b = pos + len(opening)
+    a = text.find("\n", b, end)
+    if a <= b or text[a - 1] != '"':
+        return None
+    return text[b : a - 1], a
+
+
 def _plain(text: str) -> bool:
     """Whether `text`, between the quotes of a basic string, reads as itself (no escapes, nothing
     TOML refuses), so that the string's value is `text`."""
@@ -227,14 +240,10 @@ class BulkFold:
         # --- started: its time, perhaps an owner
         pos = end + len(SEP)
         end = text.find(SEP, pos)
-        opening = f'id = {ident}\nkind = "started"\ntime = "'
-        if end < 0 or not text.startswith(opening, pos) or not text.startswith(closing, end - len(closing)):
+        timed = _time_line(text, pos, end, f'id = {ident}\nkind = "started"\ntime = "', closing) if end >= 0 else None
+        if timed is None:
             return -1
-        b = pos + len(opening)
-        a = text.find("\n", b, end)
-        if a <= b or text[a - 1] != '"':
-            return -1
-        started = text[b : a - 1]
+        started, a = timed
         owner = None
         b, last = a + 1, end - len(closing) - 1  # the owner line's newline, if it has one
         if b != last + 1:
@@ -248,14 +257,10 @@ class BulkFold:
         end = text.find(SEP, pos)
         if end < 0:
             end = len(text)
-        opening = f'id = {ident}\nkind = "done"\ntime = "'
-        if not text.startswith(opening, pos) or not text.startswith(closing, end - len(closing)):
+        timed = _time_line(text, pos, end, f'id = {ident}\nkind = "done"\ntime = "', closing)
+        if timed is None:
             return -1
-        b = pos + len(opening)
-        a = text.find("\n", b, end)
-        if a <= b or text[a - 1] != '"':
-            return -1
-        done = text[b : a - 1]
+        done, a = timed
         b = a + 1
         images: tuple[str, ...] = ()
         has_images = text.startswith("images = [", b)
