@@ -119,8 +119,8 @@ async def test_generate_puts_the_image_in_history_and_records_it(studio):
         history = app.query_one("#history-list", OptionList)
         await wait_until(pilot, lambda: history.option_count == 1)
         assert history.get_option_at_index(0).id == "1"
-        caption = str(app.query_one("#caption").render())
-        assert "0001.png" in caption
+        # the preview takes the finished image from a later message than the one that records it
+        await wait_until(pilot, lambda: "0001.png" in str(app.query_one("#caption").render()))
     record = tomllib.loads((app.session.path / FILE_NAME).read_text())
     kinds = [event["kind"] for event in record["event"]]
     assert kinds == ["queued", "started", "done"]
