@@ -7,6 +7,10 @@ _PLAIN = (LookupError, OSError, RuntimeError, ValueError)
 _QUOTES = ("'", '"')
 
 
+class RecipeError(ValueError):
+    """A recipe value that cannot be made; the message is one line for the user (studio.recipe)."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first non-empty line of `exc`'s message; `Type: message` for other types; else the type name."""
     message = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")

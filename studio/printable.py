@@ -10,16 +10,21 @@ command. Every face (CLI lines, TUI labels) passes file text through it.
 
 from __future__ import annotations
 
+import functools
 import re
 
 # C0 controls and DEL, C1 controls, and the bidirectional overrides and isolates
 # that reorder what the eye sees (Trojan Source), plus the line and paragraph
 # separators some terminals treat as newlines, and lone surrogates (bytes that
 # were not UTF-8), which cannot be written to a terminal at all.
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
-)
-_UNSAFE_ONE_LINE = re.compile(_UNSAFE.pattern[:-1] + "\t\n]")
+_UNSAFE_CHARS = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff"
+
+
+@functools.cache
+def _unsafe(one_line: bool) -> re.Pattern[str]:
+    """Compiled on first use: the two classes cost some 10 M instructions, which the TUI's
+    first frame (which imports this module, but shows no file text) need not pay."""
+    return re.compile(f"[{_UNSAFE_CHARS}\t\n]" if one_line else f"[{_UNSAFE_CHARS}]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -30,9 +35,7 @@ def _escape(match: re.Match[str]) -> str:
 def printable(text: object, *, one_line: bool = True) -> str:
     """`text` with every control, C1 and bidi character shown as an escape; newlines and
     tabs too when `one_line` (the default), else kept."""
-    text = str(text)
-    pattern = _UNSAFE_ONE_LINE if one_line else _UNSAFE
-    return pattern.sub(_escape, text)
+    return _unsafe(one_line).sub(_escape, str(text))
 
 
 
@@ -48,4 +51,4 @@ def printable_toml(text: str) -> str:
     overrides as they are; those can only sit inside its quoted strings, where
     a `\\uXXXX` escape means the same character, so the TOML reads back the same.
     """
-    return _UNSAFE.sub(_toml_escape, text)
+    return _unsafe(False).sub(_toml_escape, text)

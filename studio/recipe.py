@@ -14,6 +14,7 @@ from typing import Any
 
 from studio import __version__
 from studio.builtin import DEFAULT_MODEL
+from studio.errors import RecipeError  # noqa: F401  (defined there, so a face can catch it without this module)
 from studio.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 MAX_SEED = 2**63 - 1  # TOML integers are signed 64-bit
@@ -29,9 +30,6 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 RESIZE_MODES = ("crop", "resize", "pad")  # an init image of another size: crop and resize, stretch, or pad
 INPAINT_AREAS = ("whole", "masked")  # repaint at the whole picture's scale, or only the masked region, enlarged
 
-
-class RecipeError(ValueError):
-    """A recipe value that cannot be made; the message is one line for the user."""
 
 
 @dataclass(frozen=True)

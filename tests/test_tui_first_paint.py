@@ -186,13 +186,15 @@ from pathlib import Path
 from studio.config import Config
 from studio.tui.app import make_app
 
-app = make_app(Path(sys.argv[1]), graphics="none", config=Config())
+app = make_app(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None, graphics="none", config=Config())
 display = app._display
 
 def first_frame(screen, update):
     display(screen, update)
     deferred = sorted(m for m in sys.modules if m in ("json", "studio.store.snapshot", "studio.tui.widgets.footer",
-                      "textual.widgets._progress_bar") or m.startswith("rich._unicode_data.unicode"))
+                      "textual.widgets._progress_bar", "studio.recipe", "studio.store.session", "studio.store.journal",
+                      "tomllib") or m.startswith("rich._unicode_data.unicode"))
+    deferred += ["the session opened"] if app._session is not None else []
     import json
 
     panes = {w.id: (w.region.width, w.region.height) for w in screen.query("PromptPane, ParamsPane, PreviewPane,"
@@ -209,14 +211,22 @@ app.run(headless=True, size=(120, 36))
 """
 
 
-def test_the_first_frame_is_the_window_before_the_service_is_built(tmp_path):
+@pytest.mark.parametrize("reopened", [False, True], ids=["new-session", "reopened"])
+def test_the_first_frame_is_the_window_before_the_service_is_built(tmp_path, reopened):
     """The first frame is the real window (every pane laid out, the prompt focused), drawn before
-    the service, the engine's events and the model library are imported or built."""
+    the service, the engine's events and the model library are imported or built, and before
+    the session is opened: its folder is named (or made) first, the recipe and the reader after."""
     import json
     import os
 
     env = dict(os.environ, STUDIO_CONFIG=str(tmp_path / "config.toml"), STUDIO_CACHE_DIR=str(tmp_path / "cache"))
-    out = subprocess.run([sys.executable, "-c", _FIRST_FRAME, str(tmp_path / "sessions")], capture_output=True,
+    name = []
+    if reopened:
+        from studio.store.folders import SessionFolders
+
+        SessionFolders(tmp_path / "sessions").create_folder("earlier")
+        name = ["earl"]  # a prefix, found before the frame
+    out = subprocess.run([sys.executable, "-c", _FIRST_FRAME, str(tmp_path / "sessions"), *name], capture_output=True,
                          text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
     assert out.stdout.strip(), out.stderr[-2000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])

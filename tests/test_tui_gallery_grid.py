@@ -38,9 +38,9 @@ def text(grid: GalleryGrid) -> list[str]:
 
 
 def halfcells():
-    from studio.tui.graphics import image_widget_class, prepare
+    from studio.tui.graphics import image_widget_class, load
 
-    prepare("halfcell")
+    load("halfcell")
     return image_widget_class("halfcell")
 
 

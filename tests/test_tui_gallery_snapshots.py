@@ -12,6 +12,7 @@ import itertools
 import pytest
 from textual.widgets import Input, TextArea
 
+import studio.store.folders as folders_module
 import studio.store.session as store_module
 from studio.tui.app import make_app
 from studio.tui.widgets.gallery import GalleryScreen
@@ -31,7 +32,9 @@ def _no_cursor_blink(monkeypatch):
 def app(tmp_path, monkeypatch):
     ticks = itertools.count()
     with monkeypatch.context() as clock:
-        clock.setattr(store_module, "now_iso", lambda: f"2026-11-0{1 + next(ticks) // 20}T10:{next(ticks) % 60:02d}:00.000Z")
+        fixed = lambda: f"2026-11-0{1 + next(ticks) // 20}T10:{next(ticks) % 60:02d}:00.000Z"  # noqa: E731
+        clock.setattr(store_module, "now_iso", fixed)  # the records' times
+        clock.setattr(folders_module, "now_iso", fixed)  # the header's
         root = tmp_path / "sessions"
         seeded_session(root, "autumn", count=3)
         seeded_session(root, "winter", count=3)

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"studio: {exc}", file=sys.stderr)
         return 2
     if graphics.needs_early_import(mode):
-        mode = graphics.prepare(mode)  # asks the terminal, which only works before Textual starts
+        mode = graphics.probe(mode)  # asks the terminal, which only works before Textual starts
 
     if args.preview is not None:
         from studio.engine.preview_choice import parse_preview

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterable, Iterator, Protocol
 
+from studio.store.folders import SCHEMA
 from studio.store.recipe_text import RecipeTexts
 from studio.store.tomlio import dump_table, fast_parse, fast_parse_records
 
@@ -31,7 +32,6 @@ try:
 except ImportError:  # Windows: fall back to a lock file beside the journal
     fcntl = None  # type: ignore[assignment]
 
-SCHEMA = 1
 SEP = b"\n[[event]]\n"
 _END_LINE = re.compile(rb"^# end (?:\d+|header)[ \t\r]*$", re.MULTILINE)
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")

@@ -15,53 +15,19 @@ collide. `Session.recover` tidies what a killed writer left in the folder.
 from __future__ import annotations
 
 import os
-import re
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from studio import __version__
-from studio.atomic import write_text_atomically
 from studio.recipe import Recipe, RecipeError
 from studio.store.bulk import BulkFold
 from studio.store.collector import held_off, keep
 from studio.store.entries import FINAL, OWNER as _OWNER, Entry, EntryList, RecipeMemo, State, fold, left_behind, newest_of, own, settled
 from studio.store.entries import owner_alive as _owner_alive  # noqa: F401  (studio.review.sessions)
+from studio.store.folders import FILE_NAME, SessionError, SessionFolders, SessionSummary, now_iso  # noqa: F401  (re-exported)
+from studio.store.folders import _NAME  # noqa: F401  (studio.review.sessions)
 from studio.store.journal import SCHEMA, Journal, Scan, record_bytes  # noqa: F401  (tests: sessions from raw records)
 from studio.store.records import check_event, check_record
-
-FILE_NAME = "session.toml"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,99}\Z")
-
-_HEADER = """\
-# studio session: plain TOML, append-only. Each [[event]] adds to or changes the
-# entry with its id (later values win); "# end" lines close each record.
-schema = {schema}
-created = "{created}"
-studio_version = "{version}"
-# end header
-"""
-
-
-class SessionError(Exception):
-    """A session that cannot be read or written; the message is one line."""
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class SessionSummary:
-    name: str
-    path: Path
-    entries: int
-    first: str  # ISO time of the first entry, "" when empty
-    last: str
-    warning: str = ""
-
 
 # --- the session ------------------------------------------------------------
 
@@ -87,6 +53,14 @@ class Session:
         self._journal = Journal(self.file, check_record)
         if load:
             self._first_read()
+
+    @classmethod
+    def created(cls, folder: Path, header: str) -> Session:
+        """The session `SessionStore.create_folder` just made, whose file holds only `header`:
+        read as written, with nothing to fold and no snapshot to look for."""
+        session = cls(folder, load=False)
+        session._journal.offset, session._journal.lines, session.loaded = len(header.encode()), header.count("\n"), True
+        return session
 
     def __repr__(self) -> str:
         return f"Session({str(self.path)!r}, read_only={self.read_only})"
@@ -422,48 +396,11 @@ class Session:
 # --- the store --------------------------------------------------------------
 
 
-class SessionStore:
-    """The sessions folder: one sub-folder per session."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+class SessionStore(SessionFolders):
+    """The sessions folder: one sub-folder per session (naming, finding, creating: folders.py)."""
 
     def create(self, name: str | None = None) -> Session:
-        if name is None:
-            stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
-            name = f"{stamp}-{os.urandom(2).hex()}"
-        if not _NAME.match(name):
-            raise SessionError(f"bad session name {name!r}: use letters, digits, spaces, '.', '_', '+' or '-'")
-        folder = self.root / name
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            folder.mkdir()
-        except FileExistsError:
-            raise SessionError(f"session {name!r} already exists in {self.root}") from None
-        except OSError as exc:
-            raise SessionError(f"cannot create session in {self.root}: {exc.strerror}") from None
-        header = _HEADER.format(schema=SCHEMA, created=now_iso(), version=__version__)
-        write_text_atomically(folder / FILE_NAME, header)
-        session = Session(folder, load=False)  # read as written: nothing to fold, no snapshot to look for
-        session._journal.offset, session._journal.lines, session.loaded = len(header.encode()), header.count("\n"), True
-        return session
-
-    def find(self, name: str) -> Path:
-        """The folder for `name`: a session name, a unique prefix of one, or a path."""
-        direct = Path(name).expanduser()
-        if (direct / FILE_NAME).is_file() and (os.sep in name or name.startswith(".")):
-            return direct
-        if (self.root / name / FILE_NAME).is_file():
-            return self.root / name
-        matches = [p for p in self._folders() if p.name.startswith(name)]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            names = ", ".join(p.name for p in matches[:5])
-            raise SessionError(f"{name!r} matches several sessions: {names}")
-        if (direct / FILE_NAME).is_file():
-            return direct
-        raise SessionError(f"no session {name!r} in {self.root}")
+        return Session.created(*self.create_folder(name))
 
     def open(self, name: str, read_only: bool = False, load: bool = True) -> Session:
         return Session(self.find(name), read_only=read_only, load=load)
@@ -471,13 +408,6 @@ class SessionStore:
     def latest(self) -> Session | None:
         folders = self._folders()
         return Session(folders[-1]) if folders else None
-
-    def _folders(self) -> list[Path]:
-        try:
-            children = sorted(self.root.iterdir(), key=lambda p: p.name)
-        except OSError:
-            return []
-        return [p for p in children if (p / FILE_NAME).is_file()]
 
     def list(self) -> list[SessionSummary]:
         """Every session, oldest name first; unreadable ones carry a warning."""

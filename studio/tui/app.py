@@ -1,9 +1,12 @@
 """StudioApp: the panes and the keys, a face on the headless `Studio` service.
 
 Import cost matters here: the window must paint before torch loads, so this
-module imports Textual and studio's plain-Python core only. The engine starts
-after the first paint and imports torch on its own thread; textual-image loads
-then too, unless the CLI already loaded it to ask the terminal what it can do.
+module imports Textual and the little of studio the first frame shows (the
+config, the panes); the session, the recipe and the store's reader are
+imported just after that frame (StudioApp.session), the service then too. The
+engine starts after the first paint and imports torch on its own thread;
+textual-image's renderers load on another (graphics.py: a real terminal was
+asked what it shows before the app started).
 
 The service records every job and event in the session; the app hears each
 event through a message and only draws it. Only start_engine, stop_engine,
@@ -32,9 +35,8 @@ from textual.screen import Screen
 
 from studio.builtin import DEFAULT_MODEL
 from studio.config import Config
+from studio.errors import RecipeError
 from studio.printable import printable
-from studio.recipe import Recipe, RecipeError, random_seed
-from studio.store.session import Entry, Session
 from studio.tui import actions, graphics
 from studio.tui.history_actions import HistoryActions
 from studio.tui.session_loading import SessionLoading
@@ -43,17 +45,20 @@ from studio.tui.theme_setup import ThemeSetup
 from studio.tui.iterate_actions import IterateActions
 from studio.tui.model_actions import ModelActions
 from studio.tui.sweep_actions import SweepActions
+from studio.tui.view_actions import ViewActions
 from studio.tui.messages import EngineEvent, GraphicsReady
 from studio.tui.widgets.history import HistoryPane
 from studio.tui.widgets.params import ParamsPane
-from studio.tui.widgets.preview import PreviewPane, file_link
+from studio.tui.widgets.preview import PreviewPane
 from studio.tui.widgets.prompt import PromptPane
 from studio.tui.widgets.queue import QueuePane
 from studio.tui.widgets.status_bar import StatusBar
 from studio.tui.writes import SessionWrites
 
-if TYPE_CHECKING:  # built after the first frame: see StudioApp.studio
+if TYPE_CHECKING:  # imported after the first frame: see StudioApp.session and StudioApp.studio
     from studio.engine.protocol import Engine, EngineFactory
+    from studio.recipe import Recipe
+    from studio.store.session import Entry, Session
     from studio.models.library import ModelLibrary
     from studio.service import Studio
     from studio.sweeps.wildcards import Wildcards
@@ -62,7 +67,8 @@ if TYPE_CHECKING:  # built after the first frame: see StudioApp.studio
 startup.resume()
 
 
-class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, IterateActions, SweepActions, ModelActions, App):
+class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, IterateActions, SweepActions, ModelActions,
+                ViewActions, App):
     CSS_PATH = "studio.tcss"
     TITLE = "studio"
 
@@ -70,23 +76,29 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
 
     def __init__(
         self,
-        session: Session,
+        open_session: Callable[[], Session],
         build_studio: Callable[[Session], Studio],
         config: Config,
         *,
+        session_name: str,
+        fresh: bool,
         graphics_mode: str = "auto",
         model: str = DEFAULT_MODEL,
         device: str = "auto",
         dtype: str = "auto",
     ) -> None:
         super().__init__()
-        self.session = session
+        self._open_session = open_session
+        self._session: Session | None = None
+        self._session_name = session_name
+        self._fresh = fresh  # a session just created: nothing to read
         self._build_studio = build_studio
         self._studio: Studio | None = None
         self._engine_view: EngineView | None = None
         self.config = config
         self.graphics_mode = graphics.normalise(graphics_mode)
-        self.base = Recipe(prompt="", model=model, device=device, dtype=dtype, safety_checker=config.safety_checker)
+        self._base: Recipe | None = None
+        self._base_values = {"model": model, "device": device, "dtype": dtype, "safety_checker": config.safety_checker}
         self.writes = SessionWrites(self)
         self.last_recipe: Recipe | None = None
         self.undo_stack: list[int] = []
@@ -128,17 +140,17 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
             self.notify(warning, severity="warning")
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self._theme_ready = True
-        self.sub_title = f"session {self.session.name}"
+        self.sub_title = f"session {self.session_name}"
         self.prompt_pane.focus_prompt()
         self.start_loading()  # a session opened unread is read on a worker (session_loading.py)
-        if not self.loading:
-            self.refresh_history()
         if self.config.warning:
             self.notify(printable(self.config.warning), severity="warning", timeout=8, markup=False)
         self.call_after_refresh(self._after_first_paint)
 
     @on(ParamsPane.Ready)
     def _fill_form(self) -> None:
+        from studio.recipe import random_seed
+
         self.params.set_model(self.base.model)
         self.params.apply_defaults(self.library.defaults(self.base.model))
         self.prompt_pane.set_tokenizer(self.library.tokenizer_folder(self.base.model))
@@ -152,6 +164,7 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
 
         self.screen_stack[0].mount(StudioFooter())  # the main window's, even if a dialog is up by now
         if not self.loading:
+            self.refresh_history()  # opens the session (StudioApp.session)
             self.start_engine()  # builds the service (self.studio) first
             self.show_session_warnings()
         self._load_graphics()
@@ -159,6 +172,36 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
         self.offer_resume()
 
     # -- the core, built after the first frame --------------------------------
+
+    @property
+    def session(self) -> Session:
+        """The window's session, opened (not read: session_loading.py) on first use.
+
+        `make_app` names, finds or creates its folder before the first frame;
+        the `Session` itself, with the recipe and the store's reader, is some
+        20 ms of imports the first frame does not need, so the app opens it
+        just after that frame (`_after_first_paint`), or when asked earlier.
+        """
+        if self._session is None:
+            self._session = self._open_session()
+        return self._session
+
+    @session.setter
+    def session(self, session: Session) -> None:
+        self._session = session
+
+    @property
+    def session_name(self) -> str:
+        return self._session.name if self._session is not None else self._session_name
+
+    @property
+    def base(self) -> Recipe:
+        """The recipe the form starts from: the model, device and dtype asked for (made on first use)."""
+        if self._base is None:
+            from studio.recipe import Recipe
+
+            self._base = Recipe(prompt="", **self._base_values)
+        return self._base
 
     @property
     def studio(self) -> Studio:
@@ -220,8 +263,8 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
 
     @work(thread=True, group="graphics")
     def _import_graphics(self) -> None:
-        # Only reached without a terminal (tests, benches): the import asks nothing.
-        self.graphics_mode = graphics.prepare(self.graphics_mode)
+        # The renderers' import (numpy, PIL), after the first frame; a real terminal was asked before it.
+        self.graphics_mode = graphics.load(self.graphics_mode)
         self.post_message(GraphicsReady())
 
     def on_graphics_ready(self, _: GraphicsReady) -> None:
@@ -309,11 +352,15 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
         self.submit(recipe.series(self._count()))
 
     def action_queue_more(self) -> None:
+        from studio.recipe import random_seed
+
         base = self.last_recipe or self.read_form()
         if base is not None:
             self.submit(base.replace(seed=random_seed()) for _ in range(self._count()))
 
     def action_reroll(self) -> None:
+        from studio.recipe import random_seed
+
         if not self.params.ready:
             return
         self.params.set_seed(random_seed(), lock=True)
@@ -345,70 +392,9 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
     def action_cancel_all(self) -> None:
         self.studio.cancel_all()
 
-    # -- actions: views ---------------------------------------------------------
-
-    def action_fullscreen(self) -> None:
-        from studio.tui.widgets.fullscreen import FullscreenPreview, fullscreen_caption
-
-        if isinstance(self.screen, FullscreenPreview):
-            self.pop_screen()
-            return
-        preview = self.preview
-        if preview.current is None:
-            self.notify("no image to show")
-            return
-        caption = file_link(preview.path) if preview.path else "live preview"
-        entry = self._entry(self.history.highlighted_id)
-        if preview.path and entry is not None and entry.images and self.session.image_path(entry.images[0]) == preview.path:
-            caption = fullscreen_caption(caption, entry.recipe.prompt)
-        self.push_screen(FullscreenPreview(preview.current, self.image_class, caption))
-
-    def action_gallery(self) -> None:
-        from studio.tui.widgets.gallery import GalleryScreen
-
-        if isinstance(self.screen, GalleryScreen):
-            self.screen.action_focus_query()
-        else:
-            self.push_screen(GalleryScreen(self.studio.index, self.image_class))
-
-    def action_sessions(self) -> None:
-        from studio.tui.widgets.sessions_browser import SessionsScreen
-
-        if not isinstance(self.screen, SessionsScreen):
-            self.push_screen(SessionsScreen(self.studio.index, self.session.name))
-
-    def action_focus_pane(self, number: int) -> None:
-        if number == 4:
-            self.action_pick_model()
-            return
-        target = {
-            1: "#prompt",
-            2: "#model",
-            3: "#preview",
-            5: "#history-list",
-            6: "#queue-list",
-        }[number]
-        self.screen_stack[0].query_one(target).focus()
-
-    def action_pick_model(self) -> None:
-        from studio.tui.widgets.model_picker import ModelPicker
-
-        if isinstance(self.screen, ModelPicker):
-            return
-        self.push_screen(ModelPicker(self.base.model, self.library), self._model_chosen)
-
-    def _model_chosen(self, model: str | None) -> None:
-        if not model:
-            return
-        params = self.params
-        params.set_model(model)
-        params.apply_defaults(self.library.defaults(model))
-        self.prompt_pane.set_tokenizer(self.library.tokenizer_folder(model))
-        self.preload()
-
     @on(ParamsPane.PickModel)
     def _pick_model_clicked(self) -> None:
-        self.action_pick_model()
+        self.action_pick_model()  # model_actions.py
 
     # -- resume after a crash -------------------------------------------------
 
@@ -452,12 +438,22 @@ def make_app(
     graphics mode defaults to the config's (then "auto").
     """
     from studio.config import load_config
-    from studio.store.session import SessionStore
+    from studio.store.folders import SessionFolders
 
     if config is None:
         config = load_config()
-    store = SessionStore(Path(sessions_dir))
-    session = store.open(session_name, load=False) if session_name else store.create()
+    store = SessionFolders(Path(sessions_dir))
+    # The folder is found or made now (a bad name is one line before the window opens);
+    # the Session is opened just after the first frame (StudioApp.session).
+    if session_name:
+        folder, header = store.find(session_name), None
+    else:
+        folder, header = store.create_folder()
+
+    def open_session() -> Session:
+        from studio.store.session import Session
+
+        return Session(folder, load=False) if header is None else Session.created(folder, header)
 
     def build_studio(session: Session) -> Studio:
         # After the first frame (StudioApp.studio): the window paints without these imports.
@@ -471,9 +467,11 @@ def make_app(
                       previews=preview or config.preview)
 
     return StudioApp(
-        session,
+        open_session,
         build_studio,
         config,
+        session_name=folder.name,
+        fresh=header is not None,
         graphics_mode=graphics or config.graphics or "auto",
         model=model or DEFAULT_MODEL,
         device=device,

@@ -10,10 +10,13 @@ img2img or inpaint jobs, new seeds and all, until f12 clears them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from studio.errors import RecipeError
 from studio.printable import printable
-from studio.recipe import Recipe, RecipeError, random_seed
+
+if TYPE_CHECKING:
+    from studio.recipe import Recipe
 
 
 class IterateActions:
@@ -79,6 +82,8 @@ class IterateActions:
         self.notify("init image and mask cleared: text-to-image" if had else "no init image to clear")
 
     def action_variation(self) -> None:
+        from studio.recipe import random_seed
+
         entry = self.highlighted_entry()
         if entry is None or not self.params.ready:
             return

@@ -2,7 +2,7 @@
 
 A mixin of StudioApp. `make_app` opens the session with `load=False`; after
 mounting, one thread worker reads the file's last stretch (the newest entries,
-shown at once with "loading ~N entries…"), then the whole file (both
+shown at once with "loading ~N entries..."), then the whole file (both
 after the first frame, which the reader's share of the interpreter would slow), then tells the
 event loop with `SessionLoaded`. Until then nothing on the event loop touches
 the session (its lock is held by the read): the history shows the preview,
@@ -19,19 +19,23 @@ session switched to in place.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 
 from studio.printable import printable
-from studio.recipe import Recipe
 from studio.tui.messages import SessionLoaded, SessionPreview
+
+if TYPE_CHECKING:
+    from studio.recipe import Recipe
 
 
 class SessionLoading:
     # Set by StudioApp: studio, session, history, thumbs, refresh_history, start_engine, notify, submit.
     studio: Any
     session: Any
+    _session: Any  # None until opened (StudioApp.session)
+    _fresh: bool
     history: Any
     loading: bool = False
     _preview: dict[int, Any]
@@ -41,7 +45,8 @@ class SessionLoading:
     def start_loading(self) -> None:
         """Call on mount: whether the session is still to be read (`loading`)."""
         self._preview, self._held = {}, []
-        self.loading = not self.session.loaded
+        opened = self._session  # not opened yet at the first mount: a session just made has nothing to read
+        self.loading = not (opened.loaded if opened is not None else self._fresh)
         if self.loading:
             self.history.show_loading(0)
 

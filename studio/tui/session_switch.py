@@ -17,12 +17,15 @@ which moves the folder under the session's lock and keeps writing there.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.screen import Screen
 
 from studio.printable import printable
-from studio.store.session import Session, SessionError, SessionStore
+from studio.store.folders import SessionError
+
+if TYPE_CHECKING:
+    from studio.store.session import Session
 
 
 class SessionSwitch:
@@ -49,6 +52,8 @@ class SessionSwitch:
         if self.loading:
             self.notify("the session is still loading; open another once it has", severity="warning")  # type: ignore[attr-defined]
             return False
+        from studio.store.session import SessionStore
+
         try:
             session = SessionStore(self.session.path.parent).open(name, load=False)
             self.studio.switch_session(session)

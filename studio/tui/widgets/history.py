@@ -136,7 +136,9 @@ class HistoryPane(Vertical):
     def _subtitle(self, shown: int, more: bool) -> None:
         if self._loading is not None:
             about = f"~{self._loading:,} " if self._loading else ""
-            self.border_subtitle = f"{shown} newest · loading {about}entries…"
+            # "...", not "…": a character outside rich's one-cell ranges loads its width tables
+            # (12-20 ms), and a reopened session's first frame shows this line.
+            self.border_subtitle = f"{shown} newest · loading {about}entries..."
             return
         count = f"{shown}{'+' if more else ''}/{len(self._entries)}"
         self.border_subtitle = count + (" ★" if self.favourites_only else "")

@@ -3,14 +3,19 @@ the refiner and Stable Cascade's prior (widgets/stage_fields.py)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
-from studio.recipe import Recipe, RecipeError, parse_size, random_seed
+from studio.errors import RecipeError
 from studio.samplers import SAMPLERS
 from studio.tui.widgets.stage_fields import StageFields
+
+if TYPE_CHECKING:
+    from studio.recipe import Recipe
 
 
 class ParamsPane(Vertical):
@@ -109,6 +114,8 @@ class ParamsPane(Vertical):
         With `reroll`, an unlocked seed is replaced by a new random one, shown in the form;
         with `init`, the recipe is over the form's init image and mask, if it holds one.
         """
+        from studio.recipe import parse_size, random_seed  # after the first frame (app.py's docstring)
+
         numbers: dict[str, object] = {}
         for field, name, kind in (("steps", "steps", int), ("cfg", "cfg_scale", float), ("seed", "seed", int)):
             text = self._value(field)

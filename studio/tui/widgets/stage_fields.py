@@ -9,11 +9,16 @@ RecipeError for what is not a number), `load` fills them from one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label
 
-from studio.recipe import Recipe, RecipeError
+from studio.errors import RecipeError
+
+if TYPE_CHECKING:
+    from studio.recipe import Recipe
 
 
 class StageFields(Vertical):
