@@ -77,10 +77,12 @@ async def test_the_window_paints_and_takes_work_while_a_big_session_loads(tmp_pa
         await pilot.pause()
         assert app.prompt_pane.prompt.endswith("a fox")
         assert app.engine is None  # started once the session is read (its import of torch would slow the read)
+        assert app.image_class is None and not app._graphics_asked  # the renderers' import waits likewise
         assert app.loading
 
         gate.set()
         await wait_until(pilot, lambda: not app.loading)
+        await wait_until(pilot, lambda: app.image_class is not None)
         await wait_until(pilot, lambda: app.engine.submitted)
         await app.workers.wait_for_complete([w for w in app.workers if w.group == "session-writes"])
         await wait_until(pilot, lambda: len(history._entries) == ENTRIES + 1)

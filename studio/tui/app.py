@@ -106,6 +106,7 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
         self._writes_queued: dict[int, int] = {}
         self.thumbs: dict[str, Any] = {}
         self.image_class: Any = None
+        self._graphics_asked = False
         self.first_paint_at: float | None = None
         self.torch_at_first_paint: bool | None = None
         self._theme_ready = False
@@ -167,7 +168,8 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
             self.refresh_history()  # opens the session (StudioApp.session)
             self.start_engine()  # builds the service (self.studio) first
             self.show_session_warnings()
-        self._load_graphics()
+        if not self.loading:
+            self.load_graphics()  # else once the session is read, as the engine (session_loading.py)
         self.read_after_first_paint()  # ... and once read, starts the engine (session_loading.py)
         self.offer_resume()
 
@@ -255,7 +257,12 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
         if recipe is not None:
             self.studio.preload(recipe)
 
-    def _load_graphics(self) -> None:
+    def load_graphics(self) -> None:
+        """Import the image renderers, once: on a thread, which a read of the session would share the
+        interpreter with (some 0.2 s more before every entry of 100,000 is there), so after it."""
+        if self._graphics_asked:
+            return
+        self._graphics_asked = True
         if self.graphics_mode == "none" or "textual_image.widget" in sys.modules:
             self.post_message(GraphicsReady())
         else:

@@ -1,7 +1,7 @@
 """Opening the session behind the window: the first paint never waits for a long file.
 
-A mixin of StudioApp. `make_app` opens the session with `load=False`; after
-mounting, one thread worker reads the file's last stretch (the newest entries,
+A mixin of StudioApp. `make_app` finds or makes the session's folder; the app
+opens it unread after the first frame, and one thread worker reads the file's last stretch (the newest entries,
 shown at once with "loading ~N entries..."), then the whole file (both
 after the first frame, which the reader's share of the interpreter would slow), then tells the
 event loop with `SessionLoaded`. Until then nothing on the event loop touches
@@ -11,7 +11,8 @@ marks and deletes wait in `SessionWrites`' worker, and the resume offer for a
 crashed run's jobs comes after loading. The engine, too, starts once the
 session is read: its worker's import of torch shares the interpreter, and in
 the read's time would have made every entry reachable some 1.5 s later (100,000
-entries). A session that cannot be read closes the window with its one line, as
+entries); the image renderers' import (numpy, PIL) waits for the read likewise.
+A session that cannot be read closes the window with its one line, as
 it did when it was read before the first paint (one opened from the browser
 goes back to the session it left: session_switch.py). The same read serves a
 session switched to in place.
@@ -54,11 +55,11 @@ class SessionLoading:
         """Start reading: after the first frame, since the reader shares the interpreter
         with the event loop and would slow that frame down."""
         if self.loading:
-            self._read_session()
+            self._read_session(self.session)  # opened here, on the event loop (StudioApp.session)
 
     @work(thread=True, group="session-load", exit_on_error=False)
-    def _read_session(self) -> None:
-        entries, estimate = self.session.newest()
+    def _read_session(self, session: Any) -> None:
+        entries, estimate = session.newest()
         self.post_message(SessionPreview(entries, estimate))  # type: ignore[attr-defined]
         try:
             self.studio.load_session()
@@ -94,6 +95,7 @@ class SessionLoading:
         self.show_session_warnings()
         self.switch_read()  # type: ignore[attr-defined]  (session_switch.py: opened from the browser)
         self.start_engine()  # type: ignore[attr-defined]  (once read: see the module's docstring)
+        self.load_graphics()  # type: ignore[attr-defined]  (the renderers' import, once read: app.py)
         held, self._held = self._held, []
         if held:
             self.submit(held)  # type: ignore[attr-defined]

@@ -67,7 +67,8 @@ class StatusBar(Horizontal):
     def _refresh_memory(self) -> None:
         memory = gpu_memory(self.device)
         parts = (self.device, memory, self.renderer)
-        self.query_one("#device", Static).update(" · ".join(p for p in parts if p))
+        for shown in self.query("#device").results(Static):  # none while the window closes (a late renderer)
+            shown.update(" · ".join(p for p in parts if p))
 
     def progress(self, step: int, total: int, its: float, eta: float, stage: str = "") -> None:
         self._bar.update(total=max(total, 1), progress=step)
