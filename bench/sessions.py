@@ -241,8 +241,11 @@ def main() -> int:
         small_open, _ = time_open(store, "small", 5)
         print(f"open 100 entries: {small_open:.3f} s")
         large_open, count = time_open(store, "large", args.open_repeats)
-        verdict = "ok" if large_open <= 1 else "OVER GOAL"
-        print(f"(goal ≤ 1 s: {verdict}; {count} entries read)")
+        if args.entries <= 10_000:
+            verdict = "ok" if large_open <= 1 else "OVER GOAL"
+            print(f"(goal ≤ 1 s: {verdict}; {count} entries read)")
+        else:  # the goal is for 10,000 entries; the fresh-process figures below are the ones for this size
+            print(f"({count} entries read in this process; the ≤ 1 s goal is for 10,000 entries)")
         cache = Path(tmp) / "open-cache"
         for label, keep, goal in (("first open (no snapshot)", True, 4.0), ("reopen from the snapshot", False, 0.5)):
             opened = open_in_child(Path(tmp) / "large", cache, keep, 1 if keep else args.open_repeats)
