@@ -68,6 +68,7 @@ async def test_the_window_paints_and_takes_work_while_a_big_session_loads(tmp_pa
         await wait_until(pilot, lambda: app.first_paint_at and app.params.ready and history._shown)
         assert app.loading and not app.session.loaded
         assert "loading ~" in history.border_subtitle
+        assert app.status_bar.state == "reading session..."
         shown = [int(row_id) for row_id, _ in history._shown]
         assert shown[0] == ENTRIES and 10 < len(shown) < ENTRIES  # the newest first, from the tail
         assert app.history.highlighted_id == ENTRIES
@@ -82,6 +83,7 @@ async def test_the_window_paints_and_takes_work_while_a_big_session_loads(tmp_pa
 
         gate.set()
         await wait_until(pilot, lambda: not app.loading)
+        assert app.status_bar.state != "reading session..."
         await wait_until(pilot, lambda: app.image_class is not None)
         await wait_until(pilot, lambda: app.engine.submitted)
         await app.workers.wait_for_complete([w for w in app.workers if w.group == "session-writes"])

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from studio.recipe import Recipe
 
 
+READING = "reading session..."
+
+
 class SessionLoading:
     # Set by StudioApp: studio, session, history, thumbs, refresh_history, start_engine, notify, submit.
     studio: Any
@@ -38,7 +41,9 @@ class SessionLoading:
     _session: Any  # None until opened (StudioApp.session)
     _fresh: bool
     history: Any
+    status_bar: Any
     loading: bool = False
+    _state_before_read = ""
     _preview: dict[int, Any]
     _held: list[Recipe]
     _first_painted: bool = False
@@ -50,6 +55,8 @@ class SessionLoading:
         self.loading = not (opened.loaded if opened is not None else self._fresh)
         if self.loading:
             self.history.show_loading(0)
+            self._state_before_read = self.status_bar.state
+            self.status_bar.state = READING  # (ASCII: it is in the first frame; see HistoryPane._subtitle)
 
     def read_after_first_paint(self) -> None:
         """Start reading: after the first frame, since the reader shares the interpreter
@@ -82,6 +89,8 @@ class SessionLoading:
             self.history.show_loading(message.estimate)
 
     def on_session_loaded(self, message: SessionLoaded) -> None:
+        if self.status_bar.state == READING:
+            self.status_bar.state = self._state_before_read  # the engine's (start_engine says when it starts)
         if message.error:
             held, self._held = self._held, []
             if not self.switch_unreadable(message.error, len(held)):  # type: ignore[attr-defined]
