@@ -256,3 +256,29 @@ async def test_the_service_is_built_once_after_the_first_frame(tmp_path, tiny_mo
         studio = app.studio
         assert studio is app.studio and app.library is studio.library and studio.session is app.session
         assert app.engine is not None
+
+
+_CLI_TO_RUN = r"""
+import os, sys
+import studio.tui.app as app_module
+
+def run(self, *args, **kwargs):  # the window would start here: what the CLI imported by then
+    heavy = ("studio.store.session", "studio.recipe", "tomllib", "numpy", "PIL", "textual_image.widget", "torch")
+    print(sorted(m for m in heavy if m in sys.modules), flush=True)
+    os._exit(0)
+
+app_module.StudioApp.run = run
+from studio.cli import main
+main(["--sessions-dir", sys.argv[1], "--graphics", "halfcell"])
+"""
+
+
+def test_the_cli_starts_the_window_before_the_session_reader_and_the_renderers(tmp_path):
+    """`studio` (the TUI) reaches the window's start without the session's reader, the recipe, tomllib
+    (no config file), the image renderers or torch: each would be paid before the first frame."""
+    import os
+
+    env = dict(os.environ, STUDIO_CONFIG=str(tmp_path / "config.toml"), STUDIO_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-c", _CLI_TO_RUN, str(tmp_path / "sessions")], capture_output=True,
+                         text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from studio.config import load_config, sessions_dir_from
-    from studio.store.session import SessionError
+    from studio.store.folders import SessionError  # not the session's reader: it is imported after the first frame
     from studio.tui import graphics
 
     config = load_config()
