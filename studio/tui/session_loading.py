@@ -62,14 +62,16 @@ class SessionLoading:
         """Start reading: after the first frame, since the reader shares the interpreter
         with the event loop and would slow that frame down."""
         if self.loading:
-            self._read_session(self.session)  # opened here, on the event loop (StudioApp.session)
+            # Opened and built here, on the event loop: `session` and `studio` are made on first use,
+            # and the worker making them while a key made them too would make two.
+            self._read_session(self.session, self.studio)
 
     @work(thread=True, group="session-load", exit_on_error=False)
-    def _read_session(self, session: Any) -> None:
+    def _read_session(self, session: Any, studio: Any) -> None:
         entries, estimate = session.newest()
         self.post_message(SessionPreview(entries, estimate))  # type: ignore[attr-defined]
         try:
-            self.studio.load_session()
+            studio.load_session()
             error = ""
         except Exception as exc:  # SessionError: a bad record in a writable session, an unreadable file
             error = str(exc) or type(exc).__name__
