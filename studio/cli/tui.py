@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return 2
-    if graphics.needs_early_import(mode):
+    if graphics.needs_probe(mode):
         mode = graphics.probe(mode)  # asks the terminal, which only works before Textual starts
 
     if args.preview is not None:

@@ -168,9 +168,8 @@ class StudioApp(ThemeSetup, SessionSwitch, SessionLoading, HistoryActions, Itera
             self.refresh_history()  # opens the session (StudioApp.session)
             self.start_engine()  # builds the service (self.studio) first
             self.show_session_warnings()
-        if not self.loading:
-            self.load_graphics()  # else once the session is read, as the engine (session_loading.py)
-        self.read_after_first_paint()  # ... and once read, starts the engine (session_loading.py)
+            self.load_graphics()
+        self.read_after_first_paint()  # ... and once read, starts the engine and loads the renderers (session_loading.py)
         self.offer_resume()
 
     # -- the core, built after the first frame --------------------------------

@@ -34,7 +34,7 @@ def normalise(mode: str | None) -> str:
     return mode
 
 
-def needs_early_import(mode: str) -> bool:
+def needs_probe(mode: str) -> bool:
     """True when the terminal must be asked (`probe`) before the app owns it."""
     stdout = sys.__stdout__
     return mode != "none" and bool(stdout and stdout.isatty())
