@@ -31,7 +31,6 @@ RESIZE_MODES = ("crop", "resize", "pad")  # an init image of another size: crop 
 INPAINT_AREAS = ("whole", "masked")  # repaint at the whole picture's scale, or only the masked region, enlarged
 
 
-
 @dataclass(frozen=True)
 class LoraRef:
     """A LoRA applied at `weight`, as in A1111's `<lora:name:weight>`."""

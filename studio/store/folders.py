@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
 from studio import __version__
 from studio.atomic import write_text_atomically
 

@@ -60,8 +60,7 @@ def probe(mode: str) -> str:
     try:
         _terminal.get_cell_size()  # asks once and keeps the answer, for every later image
     except Exception:
-        _terminal.get_cell_size._result = _terminal.CellSize(10, 20)  # type: ignore[attr-defined]
-        return mode if mode in ("halfcell", "unicode") else "halfcell"
+        return _assume_vt340_cells(_terminal, mode)
     if mode == "auto":
         _probed = "sixel" if _shows_sixel(_terminal) else "kitty" if _shows_kitty(_terminal) else "halfcell"
     return mode
@@ -109,10 +108,17 @@ def load(mode: str) -> str:
     try:
         from textual_image import _terminal
 
-        _terminal.get_cell_size._result = _terminal.CellSize(10, 20)  # type: ignore[attr-defined]
+        mode = _assume_vt340_cells(_terminal, mode)
         import textual_image.widget  # noqa: F401,F811
     except Exception:
         return "none"
+    return mode
+
+
+def _assume_vt340_cells(terminal: Any, mode: str) -> str:
+    """The terminal gave no cell size: assume VT340's (as textual-image does when a terminal will
+    not say) and draw half-cells, or Unicode when asked; the mode to use."""
+    terminal.get_cell_size._result = terminal.CellSize(10, 20)
     return mode if mode in ("halfcell", "unicode") else "halfcell"
 
 

@@ -1,10 +1,10 @@
 """Opening the session behind the window: the first paint never waits for a long file.
 
 A mixin of StudioApp. `make_app` finds or makes the session's folder; the app
-opens it unread after the first frame, and one thread worker reads the file's last stretch (the newest entries,
-shown at once with "loading ~N entries..."), then the whole file (both
-after the first frame, which the reader's share of the interpreter would slow), then tells the
-event loop with `SessionLoaded`. Until then nothing on the event loop touches
+opens it unread after the first frame (which the reader's share of the
+interpreter would slow), and one thread worker reads the file's last stretch
+(the newest entries, shown at once with "loading ~N entries..."), then the
+whole file, then tells the event loop with `SessionLoaded`. Until then nothing on the event loop touches
 the session (its lock is held by the read): the history shows the preview,
 generate keeps what it is asked for and queues it once the session is read,
 marks and deletes wait in `SessionWrites`' worker, and the resume offer for a
@@ -62,13 +62,13 @@ class SessionLoading:
         """Start reading: after the first frame, since the reader shares the interpreter
         with the event loop and would slow that frame down."""
         if self.loading:
-            # Opened and built here, on the event loop: `session` and `studio` are made on first use,
-            # and the worker making them while a key made them too would make two.
-            self._read_session(self.session, self.studio)
+            # The service (and the session it opens) built here, on the event loop: each is made on
+            # first use, and the worker making them while a key made them too would make two.
+            self._read_session(self.studio)
 
     @work(thread=True, group="session-load", exit_on_error=False)
-    def _read_session(self, session: Any, studio: Any) -> None:
-        entries, estimate = session.newest()
+    def _read_session(self, studio: Any) -> None:
+        entries, estimate = studio.session.newest()
         self.post_message(SessionPreview(entries, estimate))  # type: ignore[attr-defined]
         try:
             studio.load_session()
